@@ -1,0 +1,39 @@
+"""rpc_parallel: typed Python functions in worker processes, over gRPC."""
+
+from ._errors import (
+    AuthenticationError as AuthenticationError,
+    ConnectionClosedError as ConnectionClosedError,
+    DeclarationError as DeclarationError,
+    MessageTooLargeError as MessageTooLargeError,
+    ProtocolError as ProtocolError,
+    RemoteError as RemoteError,
+    RpcParallelError as RpcParallelError,
+    SettingsError as SettingsError,
+    SpawnError as SpawnError,
+    SpawnTimeoutError as SpawnTimeoutError,
+    UnsupportedTypeError as UnsupportedTypeError,
+    WorkerConnectionError as WorkerConnectionError,
+    WorkerCrashedError as WorkerCrashedError,
+    WorkerFailedError as WorkerFailedError,
+)
+from ._function import (
+    DirectPipeFunction as DirectPipeFunction,
+    Function as Function,
+    Kind as Kind,
+    OneWayFunction as OneWayFunction,
+    Pickled as Pickled,
+    PipeFunction as PipeFunction,
+    ReversePipeFunction as ReversePipeFunction,
+    RpcFunction as RpcFunction,
+    StateFunction as StateFunction,
+    direct_pipe as direct_pipe,
+    one_way as one_way,
+    pipe as pipe,
+    reverse_pipe as reverse_pipe,
+    rpc as rpc,
+    state as state,
+)
+from ._handle import WorkerHandle as WorkerHandle
+from ._pipes import Closed as Closed, DirectPipeId as DirectPipeId, DirectWriter as DirectWriter, Update as Update
+from ._settings import Heartbeat as Heartbeat, RpcSettings as RpcSettings
+from ._worker import Worker as Worker

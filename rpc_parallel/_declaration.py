@@ -1,0 +1,126 @@
+"""Worker declarations: the ``Worker`` metaclass checks a class body and records its functions.
+
+Structural rules (reserved names, duplicates, parameter shapes of the init functions) are checked
+when the class is created. Type hints are resolved later, by ``codegen.schema_of``, because they
+may name classes defined further down the module.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from ._errors import DeclarationError
+from ._function import Function
+
+__all__ = ("RESERVED", "WorkerMeta", "declared_functions", "location", "workers_in_module")
+
+RESERVED = frozenset({
+    "spawn", "serve", "connect", "spawn_in_foreground", "init_worker_state",
+    "init_connection_state", "connection_state",
+})
+
+# module name -> worker classes in definition order (a .proto file holds all of a module's workers)
+_BY_MODULE: dict[str, list[type]] = {}
+
+
+def location(obj: Any) -> str:
+    """``file:line`` of a function or class, for error messages."""
+    target = inspect.unwrap(obj) if callable(obj) else obj
+    try:
+        file = inspect.getsourcefile(target) or "<unknown>"
+    except TypeError:
+        file = "<unknown>"
+    code = getattr(target, "__code__", None)
+    if code is not None:
+        return f"{file}:{code.co_firstlineno}"
+    try:
+        return f"{file}:{inspect.getsourcelines(target)[1]}"
+    except (OSError, TypeError):
+        return file
+
+
+class _Namespace(dict[str, Any]):
+    """A class-body namespace that refuses a second function with the same name."""
+
+    def __init__(self, class_name: str) -> None:
+        super().__init__()
+        self._class_name = class_name
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if isinstance(value, Function) and key in self and isinstance(self[key], Function):
+            raise DeclarationError(
+                f"{location(value.impl)}: in class {self._class_name}, function {key}: declared twice "
+                f"(first at {location(self[key].impl)}); worker functions need distinct names")
+        super().__setitem__(key, value)
+
+
+class WorkerMeta(type):
+    """Metaclass of ``rp.Worker``: validates the declaration and numbers its functions 1..n."""
+
+    _rp_functions: tuple[Function[Any], ...]
+    _rp_proto_package: str | None
+
+    @classmethod
+    def __prepare__(mcs, name: str, bases: tuple[type, ...], **kwargs: Any) -> dict[str, Any]:
+        return _Namespace(name)
+
+    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any],
+                proto_package: str | None = None, **kwargs: Any) -> WorkerMeta:
+        cls = super().__new__(mcs, name, bases, dict(namespace), **kwargs)
+        inherited = [f for b in bases for f in getattr(b, "_rp_functions", ())]
+        own = [v for v in namespace.values() if isinstance(v, Function)]
+        functions: dict[str, Function[Any]] = {f.name: f for f in inherited}
+        for f in own:
+            _check_function(name, f)
+            functions[f.name] = f  # an override keeps the inherited position
+        for i, f in enumerate(functions.values(), start=1):
+            if f in own:
+                f.id = i
+        cls._rp_functions = tuple(functions.values())
+        cls._rp_proto_package = proto_package or next(
+            (getattr(b, "_rp_proto_package", None) for b in bases if getattr(b, "_rp_proto_package", None)), None)
+        for init in ("init_worker_state", "init_connection_state"):
+            if init in namespace:
+                _check_init(name, init, namespace[init])
+        if any(isinstance(b, WorkerMeta) for b in bases):
+            _BY_MODULE.setdefault(cls.__module__, []).append(cls)
+        return cls
+
+
+def _check_function(class_name: str, f: Function[Any]) -> None:
+    where = f"{location(f.impl)}: in class {class_name}, function {f.name}"
+    if f.name in RESERVED:
+        raise DeclarationError(f"{where}: '{f.name}' is a reserved name; reserved: {', '.join(sorted(RESERVED))}")
+    if f.name.startswith("_"):
+        raise DeclarationError(f"{where}: worker function names must not start with an underscore")
+    params = list(inspect.signature(f.impl).parameters.values())
+    if not params or params[0].kind not in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
+        raise DeclarationError(f"{where}: a worker function must be a method taking self first")
+    for p in params[1:]:
+        if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            raise DeclarationError(f"{where}, parameter {p.name}: *args and **kwargs cannot be sent; "
+                                   "declare each parameter")
+
+
+def _check_init(class_name: str, name: str, impl: Callable[..., Any]) -> None:
+    where = f"{location(impl)}: in class {class_name}, function {name}"
+    if isinstance(impl, Function) or not callable(impl):
+        raise DeclarationError(f"{where}: must be a plain method, not a worker function")
+    params = list(inspect.signature(impl).parameters.values())[1:]
+    if len(params) != 1 or params[0].kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD,
+                                              inspect.Parameter.KEYWORD_ONLY):
+        got = ", ".join(p.name for p in params) or "none"
+        raise DeclarationError(f"{where}: takes exactly one argument besides self (got: {got}); "
+                               "group several values in a dataclass")
+
+
+def declared_functions(cls: type) -> tuple[Function[Any], ...]:
+    """The worker functions of ``cls`` in id order."""
+    return getattr(cls, "_rp_functions", ())
+
+
+def workers_in_module(module: str) -> list[type]:
+    """Worker classes declared in ``module``, in definition order."""
+    return list(_BY_MODULE.get(module, ()))

@@ -1,0 +1,56 @@
+"""``WorkerHandle``: the serializable identity of a running worker server."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._errors import RpcParallelError
+from ._settings import RpcSettings, merge
+
+__all__ = ("WorkerHandle",)
+
+
+@dataclass(frozen=True)
+class WorkerHandle:
+    """Identifies one running worker server: its id, address, name, settings and credentials.
+
+    A handle is a supported argument type: pass it to another worker, which can then connect to
+    this one directly. ``token`` is the credential of the master that started the worker; it is
+    left out of ``repr``.
+    """
+
+    worker_id: str
+    address: str
+    name: str | None = None
+    settings: RpcSettings = field(default_factory=RpcSettings)
+    token: str = field(default="", repr=False)
+    fingerprint: str = ""
+    pid: int = 0
+
+    def shutdown(self) -> None:
+        """Connect to the worker and ask it to exit 0 (it may already have exited)."""
+        from ._client import shutdown_worker
+
+        shutdown_worker(self)
+
+    def to_json(self) -> str:
+        """The JSON form printed by ``rpcpar spawn`` and read by ``rpcpar call``."""
+        return json.dumps({
+            "worker_id": self.worker_id, "address": self.address, "name": self.name,
+            "settings": json.loads(self.settings.to_json()), "token": self.token,
+            "fingerprint": self.fingerprint, "pid": self.pid,
+        })
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkerHandle:
+        """Parse the form written by ``to_json``."""
+        try:
+            data: dict[str, Any] = json.loads(text)
+            return cls(worker_id=str(data["worker_id"]), address=str(data["address"]),
+                       name=data.get("name"), settings=merge(RpcSettings(), data.get("settings", {})),
+                       token=str(data.get("token", "")), fingerprint=str(data.get("fingerprint", "")),
+                       pid=int(data.get("pid", 0)))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise RpcParallelError(f"not a worker handle: {exc}: {text[:200]!r}") from None

@@ -1,0 +1,55 @@
+"""Values of the streaming kinds: ``DirectWriter``, ``Update``/``Closed`` and ``DirectPipeId``."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+__all__ = ("Closed", "DirectPipeId", "DirectWriter", "Update")
+
+T = TypeVar("T")
+
+
+class DirectWriter(abc.ABC, Generic[T]):
+    """What a ``direct_pipe`` function writes its items to.
+
+    Items written before the function returns are queued and sent once it has returned (the OCaml
+    rule); after that, ``write`` sends at once. ``close()`` ends the stream; ``closed`` turns true
+    when it ended on either side (``conn.abort`` on the caller's side).
+    """
+
+    @abc.abstractmethod
+    def write(self, item: T) -> None:
+        """Send one item; raises ``ConnectionClosedError`` once the stream is closed."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """End the stream (the caller's ``on_update`` then gets ``Closed("by_remote_side")``)."""
+
+    @property
+    @abc.abstractmethod
+    def closed(self) -> bool:
+        """Whether the stream has ended."""
+
+
+@dataclass(frozen=True)
+class Update(Generic[T]):
+    """One item of a direct pipe, passed to ``on_update``."""
+
+    value: T
+
+
+@dataclass(frozen=True)
+class Closed:
+    """The last call of ``on_update``: ``reason`` is ``"by_remote_side"``, ``"aborted"`` or an error text."""
+
+    reason: str
+    error: BaseException | None = None
+
+
+@dataclass(frozen=True)
+class DirectPipeId:
+    """Identifies a running direct pipe on its connection; pass it to ``conn.abort``."""
+
+    value: int

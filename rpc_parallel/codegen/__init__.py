@@ -1,0 +1,1 @@
+"""rpcpar codegen: worker declarations -> schema model -> descriptors -> ``.proto`` and stubs."""
