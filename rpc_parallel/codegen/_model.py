@@ -312,8 +312,7 @@ class MethodSpec:
         """A stable text of this method's id, name, kind and message schemas (for fingerprints)."""
         seen: set[str] = set()
         parts = [f"method {self.id} {self.name} {self.rpc_name} {self.kind.value}"]
-        for p in self.params:
-            parts.append(f"param {p.name}: {describe(p.type)}")
+        parts += [f"param {p.name}: {describe(p.type)}" for p in self.params]
         parts.append(f"result {describe(self.result)}")
         if self.update is not None:
             parts.append(f"update {describe(self.update)}")
@@ -328,8 +327,7 @@ def _canonical_message(msg: MessageSpec, messages: dict[str, MessageSpec], enums
         return
     seen.add(msg.name)
     out.append(f"message {msg.name}")
-    for f in msg.fields:
-        out.append(f"  {f.number} {f.name}: {describe(f.type)}")
+    out += [f"  {f.number} {f.name}: {describe(f.type)}" for f in msg.fields]
     for f in msg.fields:
         for name in _names_in(f.type):
             if name in enums and name not in seen:
