@@ -37,3 +37,13 @@ from ._handle import WorkerHandle as WorkerHandle
 from ._pipes import Closed as Closed, DirectPipeId as DirectPipeId, DirectWriter as DirectWriter, Update as Update
 from ._settings import Heartbeat as Heartbeat, RpcSettings as RpcSettings
 from ._worker import Worker as Worker
+from . import aio as aio, expert as expert
+from ._app import start_app as start_app
+from ._client import Connection as Connection, Pipe as Pipe, connect as connect
+from ._options import (
+    DEV_NULL as DEV_NULL,
+    FileAppend as FileAppend,
+    FileTruncate as FileTruncate,
+    Local as Local,
+    ShutdownOn as ShutdownOn,
+)

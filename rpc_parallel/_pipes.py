@@ -20,8 +20,8 @@ class DirectWriter(abc.ABC, Generic[T]):
     """
 
     @abc.abstractmethod
-    def write(self, item: T) -> None:
-        """Send one item; raises ``ConnectionClosedError`` once the stream is closed."""
+    def write(self, item: T) -> bool:
+        """Send one item; False (and nothing sent) once the stream is closed."""
 
     @abc.abstractmethod
     def close(self) -> None:

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import contextvars
-from typing import Any
+import subprocess
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from ._declaration import WorkerMeta
+from ._options import DEV_NULL, Local, Redirect, ShutdownOn
+
+if TYPE_CHECKING:
+    from ._client import Connection
+    from ._handle import WorkerHandle
+    from ._settings import RpcSettings
+
+WorkerT = TypeVar("WorkerT", bound="Worker")
 
 __all__ = ("Worker",)
 
@@ -36,3 +46,80 @@ class Worker(metaclass=WorkerMeta):
             return _CONNECTION_STATE.get()
         except LookupError:
             raise RuntimeError("connection_state is only available during a call on a connection") from None
+
+    # -- master-side API -----------------------------------------------------------------------
+
+    @overload
+    @classmethod
+    def spawn(cls, arg: Any = None, *, on_failure: Callable[[BaseException], None] | None = None,
+              shutdown_on: Literal[ShutdownOn.HEARTBEATER_TIMEOUT, ShutdownOn.CALLED_SHUTDOWN_FUNCTION]
+              = ShutdownOn.HEARTBEATER_TIMEOUT, name: str | None = None, how: Local = Local(),
+              redirect_stdout: Redirect = DEV_NULL, redirect_stderr: Redirect = DEV_NULL, cd: str = "/",
+              env: Mapping[str, str] | None = None, umask: int | None = None, connection_timeout: float = 10.0,
+              spawn_timeout: float | None = None, settings: RpcSettings | None = None) -> WorkerHandle: ...
+    @overload
+    @classmethod
+    def spawn(cls, arg: Any = None, *, on_failure: Callable[[BaseException], None] | None = None,
+              shutdown_on: Literal[ShutdownOn.CONNECTION_CLOSED], connection_arg: Any = None,
+              name: str | None = None, how: Local = Local(), redirect_stdout: Redirect = DEV_NULL,
+              redirect_stderr: Redirect = DEV_NULL, cd: str = "/", env: Mapping[str, str] | None = None,
+              umask: int | None = None, connection_timeout: float = 10.0, spawn_timeout: float | None = None,
+              settings: RpcSettings | None = None) -> Connection: ...
+    @classmethod
+    def spawn(cls, arg: Any = None, *, on_failure: Callable[[BaseException], None] | None = None,
+              shutdown_on: ShutdownOn = ShutdownOn.HEARTBEATER_TIMEOUT, connection_arg: Any = None,
+              name: str | None = None, how: Local = Local(), redirect_stdout: Redirect = DEV_NULL,
+              redirect_stderr: Redirect = DEV_NULL, cd: str = "/", env: Mapping[str, str] | None = None,
+              umask: int | None = None, connection_timeout: float = 10.0, spawn_timeout: float | None = None,
+              settings: RpcSettings | None = None) -> WorkerHandle | Connection:
+        """Start a worker of this type in a new process and run ``init_worker_state(arg)`` there.
+
+        Returns its handle, or with ``shutdown_on=CONNECTION_CLOSED`` a connection opened with
+        ``connection_arg``. ``on_failure(exc)`` gets, once, a ``WorkerFailedError`` (an exception
+        after a function returned) or a ``WorkerCrashedError`` (the process died). The worker's
+        stdout/stderr go to ``redirect_stdout``/``redirect_stderr`` once it registered (until then
+        its stderr is relayed to ours, prefixed ``[WORKER <name> STDERR]``); it runs in ``cd``
+        with ``env`` added to our environment. ``spawn_timeout`` (default 2 x
+        ``connection_timeout``) bounds the whole start; past it the process is killed and
+        ``SpawnTimeoutError`` raised. ``settings`` apply to this worker's server (see RpcSettings).
+        """
+        from ._client import connect
+        from ._spawn import spawn_worker
+
+        handle, _ = spawn_worker(cls, arg, on_failure=on_failure, shutdown_on=shutdown_on, name=name, how=how,
+                                 redirect_stdout=redirect_stdout, redirect_stderr=redirect_stderr, cd=cd, env=env,
+                                 umask=umask, connection_timeout=connection_timeout, spawn_timeout=spawn_timeout,
+                                 settings=settings, foreground=False)
+        if shutdown_on is ShutdownOn.CONNECTION_CLOSED:
+            return connect(cls, handle, connection_arg)
+        return handle
+
+    @classmethod
+    def spawn_in_foreground(cls, arg: Any = None, *, on_failure: Callable[[BaseException], None] | None = None,
+                            shutdown_on: ShutdownOn = ShutdownOn.HEARTBEATER_TIMEOUT, name: str | None = None,
+                            how: Local = Local(), cd: str = "/", env: Mapping[str, str] | None = None,
+                            umask: int | None = None, connection_timeout: float = 10.0,
+                            spawn_timeout: float | None = None, settings: RpcSettings | None = None
+                            ) -> tuple[WorkerHandle, subprocess.Popen[bytes]]:
+        """Like ``spawn`` but without daemonizing: the worker's stdout and stderr are the returned
+        process's pipes, and the caller must read them and reap the process (``wait()``)."""
+        from ._spawn import spawn_worker
+
+        return spawn_worker(cls, arg, on_failure=on_failure, shutdown_on=shutdown_on, name=name, how=how,
+                            redirect_stdout=DEV_NULL, redirect_stderr=DEV_NULL, cd=cd, env=env, umask=umask,
+                            connection_timeout=connection_timeout, spawn_timeout=spawn_timeout, settings=settings,
+                            foreground=True)
+
+    @classmethod
+    def serve(cls, arg: Any = None, *, settings: RpcSettings | None = None, name: str | None = None) -> WorkerHandle:
+        """Start a worker server of this type inside this process; ``handle.shutdown()`` stops it."""
+        from ._served import serve
+
+        return serve(cls, arg, settings=settings, name=name)
+
+    @classmethod
+    def connect(cls, handle: WorkerHandle, connection_arg: Any = None) -> Connection:
+        """Open a connection to the worker server ``handle``; runs ``init_connection_state``."""
+        from ._client import connect
+
+        return connect(cls, handle, connection_arg)

@@ -1,0 +1,49 @@
+"""``start_app``: the OCaml entry point. The master runs ``main()``; the same program, re-executed
+as a worker (``RPC_PARALLEL_WORKER`` set, then cleared), serves instead."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from ._master import set_app_settings
+from ._settings import RpcSettings
+from ._spawn import WORKER_ENV, set_worker_argv
+
+__all__ = ("program_argv", "start_app", "start_master_server")
+
+
+def program_argv() -> list[str]:
+    """The interpreter and program part of this process's command line (no user arguments)."""
+    user_args = len(sys.argv) - 1
+    program = sys.orig_argv[1:len(sys.orig_argv) - user_args] if user_args else sys.orig_argv[1:]
+    return [sys.executable, *program]
+
+
+def start_app(main: Callable[[], object], *, settings: RpcSettings | None = None) -> None:
+    """Run ``main()`` as the master, or serve as a worker when this program was started as one.
+
+    Call it at the top level of your program (``if __name__ == "__main__": rp.start_app(main)``):
+    spawned workers re-execute this program, and never return from here.
+    """
+    if os.environ.get(WORKER_ENV):
+        from ._worker_main import main as worker_main
+
+        worker_main()
+    start_master_server(worker_command_args=None, settings=settings)
+    main()
+
+
+def start_master_server(*, worker_command_args: Sequence[str] | None = (), settings: RpcSettings | None = None
+                        ) -> None:
+    """Initialise the master: app-wide ``settings``, and how workers start.
+
+    With ``worker_command_args`` (a sequence), workers re-execute this program with those arguments,
+    which must reach ``rp.expert.worker_command()``; with None, they re-execute it as ``start_app`` does.
+    """
+    set_app_settings(settings)
+    if worker_command_args is None:
+        set_worker_argv(program_argv())
+    else:
+        set_worker_argv([*program_argv(), *worker_command_args])

@@ -1,0 +1,419 @@
+"""The caller's side: ``connect``, ``Connection`` (run/submit for every kind) and ``Pipe``.
+
+One ``Connection`` owns one gRPC channel (one TCP connection) to one worker server, and one open
+``Control/OpenConnection`` stream whose lifetime is the connection's.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import itertools
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+import grpc
+
+from ._codec import MethodCodec, ServiceCodec, codec_for
+from ._errors import ConnectionClosedError, MessageTooLargeError, WorkerConnectionError
+from ._function import (
+    DirectPipeFunction,
+    Function,
+    Kind,
+    OneWayFunction,
+    PipeFunction,
+    ReversePipeFunction,
+    RpcFunction,
+    StateFunction,
+)
+from ._grpc_errors import map_rpc_error
+from ._handle import WorkerHandle
+from ._pipes import Closed, DirectPipeId, Update
+from ._proto import control_pb2, control_pb2_grpc
+from ._server import CONN_KEY, TOKEN_KEY
+from ._settings import RpcSettings, grpc_options
+from .codegen._model import ServiceSpec
+from .codegen._schema import service_spec
+
+__all__ = ("Connection", "Pipe", "connect", "shutdown_worker")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+S = TypeVar("S")
+U = TypeVar("U")
+_BATCH = 4096
+
+
+def _open_channel(handle: WorkerHandle) -> grpc.Channel:
+    channel = grpc.insecure_channel(handle.address, options=grpc_options(handle.settings, server=False))
+    try:
+        grpc.channel_ready_future(channel).result(timeout=handle.settings.handshake_timeout)
+    except grpc.FutureTimeoutError:
+        channel.close()
+        raise WorkerConnectionError(
+            f"could not reach worker {handle.name or handle.worker_id} at {handle.address} "
+            f"within handshake_timeout {handle.settings.handshake_timeout}s") from None
+    return channel
+
+
+def _label(handle: WorkerHandle) -> str:
+    return f"worker {handle.name or handle.worker_id}"
+
+
+class Pipe(Generic[T]):
+    """The items of a ``pipe`` (or a ``state``'s updates), in order. Iterate it; ``close()``
+    aborts the stream (the worker's generator then sees ``GeneratorExit``); a context manager."""
+
+    def __init__(self, call: Any, decode: Callable[[bytes], list[T]], label: str) -> None:
+        self._call = call
+        self._decode = decode
+        self._label = label
+        self._batch: Iterator[T] = iter(())
+        self._closed = False
+
+    def __iter__(self) -> Iterator[T]:
+        return self
+
+    def __next__(self) -> T:
+        while True:
+            for item in self._batch:
+                return item
+            batch = self.next_batch()
+            if batch is None:
+                raise StopIteration
+            self._batch = iter(batch)
+
+    def next_batch(self) -> list[T] | None:
+        """The next message's items, not yet returned by iteration; None at the end."""
+        rest = list(self._batch)
+        if rest:
+            self._batch = iter(())
+            return rest
+        if self._closed:
+            return None
+        try:
+            data = next(self._call)
+        except StopIteration:
+            self._closed = True
+            return None
+        except grpc.RpcError as exc:
+            self._closed = True
+            if exc.code() == grpc.StatusCode.CANCELLED and self._call.cancelled():  # type: ignore[attr-defined]
+                return None
+            raise map_rpc_error(exc, worker=self._label) from None
+        return self._decode(data)
+
+    def close(self) -> None:
+        """Abort the stream (idempotent)."""
+        if not self._closed:
+            self._closed = True
+            self._call.cancel()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> Pipe[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Method:
+    """A method's multicallable and codec on one connection (built on first use)."""
+
+    __slots__ = ("call", "codec", "kind", "name", "updates_index")
+
+    def __init__(self, channel: grpc.Channel, spec: ServiceSpec, codec: ServiceCodec, f: Function[Any]) -> None:
+        m = spec.method(f.name)
+        path = spec.method_path(m)
+        self.codec: MethodCodec = codec.method(f.name)
+        self.kind = m.kind
+        self.name = f.qualname
+        self.updates_index = [p.name for p in m.params].index(m.updates_param) if m.updates_param else -1
+        if m.kind in (Kind.RPC, Kind.ONE_WAY):
+            self.call: Any = channel.unary_unary(path, _registered_method=True)
+        elif m.kind is Kind.REVERSE_PIPE:
+            self.call = channel.stream_unary(path, _registered_method=True)
+        else:
+            self.call = channel.unary_stream(path, _registered_method=True)
+
+
+class Connection:
+    """A connection to a worker server; run its worker type's functions with ``run``/``submit``.
+
+    Worker state is shared by every connection; ``init_connection_state`` ran for this one. Close it
+    with ``close()`` or a ``with`` block.
+    """
+
+    def __init__(self, cls: type, handle: WorkerHandle, connection_arg: Any = None) -> None:
+        self.worker_type = cls
+        self.handle = handle
+        self._spec = service_spec(cls)
+        self._codec = codec_for(cls)
+        self._label = _label(handle)
+        encoded_arg = self._codec.encode_connection_init(connection_arg)
+        self._channel = _open_channel(handle)
+        self._methods: dict[Function[Any], _Method] = {}
+        self._pending: set[Any] = set()
+        self._pending_lock = threading.Lock()
+        self._direct: dict[int, Any] = {}
+        self._direct_ids = itertools.count(1)
+        self._closed_event = threading.Event()
+        self._closing = False
+        control = control_pb2_grpc.ControlStub(self._channel)
+        self._control = control
+        self._token_md: tuple[tuple[str, str], ...] = ((TOKEN_KEY, handle.token),)
+        request = control_pb2.OpenConnectionRequest(
+            worker_id=handle.worker_id, fingerprint=self._spec.fingerprint, arg=encoded_arg,
+            functions=[control_pb2.FunctionFingerprint(name=n, fingerprint=f)
+                       for n, f in self._spec.function_fingerprints])
+        self._session = control.OpenConnection(request, metadata=self._token_md)
+        try:
+            event = next(self._session)
+        except grpc.RpcError as exc:
+            self._channel.close()
+            raise map_rpc_error(exc, worker=self._label) from None
+        except StopIteration:
+            self._channel.close()
+            raise WorkerConnectionError(f"{self._label} closed the connection while opening it") from None
+        self.connection_id: str = event.connection_id
+        self._md = ((TOKEN_KEY, handle.token), (CONN_KEY, self.connection_id))
+        self._session.add_done_callback(lambda _: self._closed_event.set())
+
+    # -- properties ----------------------------------------------------------------------------
+
+    @property
+    def worker_id(self) -> str:
+        return self.handle.worker_id
+
+    @property
+    def closed(self) -> bool:
+        """True once closed by ``close()`` or by the worker side going away."""
+        return self._closing or self._closed_event.is_set()
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        """Wait until the connection is closed; False on timeout."""
+        return self._closed_event.wait(timeout)
+
+    # -- running -------------------------------------------------------------------------------
+
+    def _method(self, f: Function[Any]) -> _Method:
+        m = self._methods.get(f)
+        if m is None:
+            if not isinstance(f, Function) or f.owner is None or not issubclass(self.worker_type, f.owner):
+                raise TypeError(f"{f!r} is not a function of worker type {self.worker_type.__name__}")
+            m = self._methods[f] = _Method(self._channel, self._spec, self._codec, f)
+        return m
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ConnectionClosedError(f"the connection to {self._label} is closed")
+
+    def _request(self, m: _Method, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bytes, list[Any]]:
+        values = m.codec.bind(args, kwargs)
+        data = m.codec.encode_request(values)
+        limit = self.handle.settings.max_message_size
+        if len(data) > limit:
+            raise MessageTooLargeError(
+                f"the arguments of {m.name} encode to {len(data)} bytes, over max_message_size {limit}",
+                size=len(data), limit=limit)
+        return data, values
+
+    @overload
+    def run(self, f: RpcFunction[P, R], *args: P.args, **kwargs: P.kwargs) -> R: ...
+    @overload
+    def run(self, f: OneWayFunction[P], *args: P.args, **kwargs: P.kwargs) -> None: ...
+    @overload
+    def run(self, f: PipeFunction[P, T], *args: P.args, **kwargs: P.kwargs) -> Pipe[T]: ...
+    @overload
+    def run(self, f: StateFunction[P, S, U], *args: P.args, **kwargs: P.kwargs) -> tuple[S, Pipe[U]]: ...
+    @overload
+    def run(self, f: ReversePipeFunction[P, R], *args: P.args, **kwargs: P.kwargs) -> R: ...
+    @overload
+    def run(self, f: DirectPipeFunction[P, T], /, *args: Any,
+            on_update: Callable[[Update[T] | Closed], object], **kwargs: Any) -> DirectPipeId: ...
+    def run(self, f: Function[Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Run ``f`` on this connection; what it returns depends on ``f``'s kind (DESIGN.md section 2)."""
+        self._check_open()
+        m = self._method(f)
+        kind = m.kind
+        if kind is Kind.RPC:
+            data, _ = self._request(m, args, kwargs)
+            try:
+                return m.codec.decode_result(m.call(data, metadata=self._md))
+            except grpc.RpcError as exc:
+                raise map_rpc_error(exc, worker=self._label) from None
+        if kind is Kind.ONE_WAY:
+            data, _ = self._request(m, args, kwargs)
+            fut = m.call.future(data, metadata=self._md)
+            with self._pending_lock:
+                self._pending.add(fut)
+            fut.add_done_callback(self._one_way_done)
+            return None
+        if kind is Kind.PIPE:
+            data, _ = self._request(m, args, kwargs)
+            return Pipe(m.call(data, metadata=self._md), m.codec.decode_items, self._label)
+        if kind is Kind.STATE:
+            data, _ = self._request(m, args, kwargs)
+            call = m.call(data, metadata=self._md)
+            try:
+                first = next(call)
+            except grpc.RpcError as exc:
+                raise map_rpc_error(exc, worker=self._label) from None
+            has_state, state, _ = m.codec.decode_state_message(first)
+            return state, Pipe(call, lambda d: m.codec.decode_state_message(d)[2], self._label)
+        if kind is Kind.DIRECT_PIPE:
+            on_update = kwargs.pop("on_update", None)
+            if on_update is None:
+                raise TypeError(f"{m.name}() is a direct_pipe: pass on_update=callback")
+            data, _ = self._request(m, args, kwargs)
+            return self._direct_pipe(m, data, on_update)
+        return self._reverse_pipe(m, args, kwargs)
+
+    def _one_way_done(self, fut: Any) -> None:
+        with self._pending_lock:
+            self._pending.discard(fut)
+
+    def _direct_pipe(self, m: _Method, data: bytes, on_update: Callable[[Any], object]) -> DirectPipeId:
+        call = m.call(data, metadata=self._md)
+        pipe_id = DirectPipeId(next(self._direct_ids))
+        self._direct[pipe_id.value] = call
+        label = self._label
+
+        def deliver() -> None:
+            reason, error = "by_remote_side", None
+            try:
+                for message in call:
+                    for item in m.codec.decode_items(message):
+                        on_update(Update(item))
+            except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.CANCELLED and call.cancelled():  # type: ignore[attr-defined]
+                    reason = "aborted"
+                else:
+                    error = map_rpc_error(exc, worker=label)
+                    reason = str(error)
+            finally:
+                self._direct.pop(pipe_id.value, None)
+            on_update(Closed(reason, error))
+
+        threading.Thread(target=deliver, name=f"rpc_parallel-direct-{pipe_id.value}", daemon=True).start()
+        return pipe_id
+
+    def _reverse_pipe(self, m: _Method, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        values = m.codec.bind(args, kwargs)
+        index = m.updates_index
+        updates: Iterable[Any] = values[index]
+        data = m.codec.encode_request(values)
+
+        def requests() -> Iterator[bytes]:
+            yield data
+            batch: list[Any] = []
+            for item in updates:
+                batch.append(item)
+                if len(batch) >= _BATCH:
+                    yield m.codec.encode_updates(batch)
+                    batch = []
+            if batch:
+                yield m.codec.encode_updates(batch)
+
+        try:
+            return m.codec.decode_result(m.call(requests(), metadata=self._md))
+        except grpc.RpcError as exc:
+            raise map_rpc_error(exc, worker=self._label) from None
+
+    def submit(self, f: RpcFunction[P, R], *args: P.args, **kwargs: P.kwargs) -> concurrent.futures.Future[R]:
+        """Start an ``rpc`` call and return a future of its result (pipelines calls without threads)."""
+        self._check_open()
+        m = self._method(f)
+        if m.kind is not Kind.RPC:
+            raise TypeError(f"submit takes an rpc function; {m.name} is a {m.kind.value}")
+        data, _ = self._request(m, args, kwargs)
+        result: concurrent.futures.Future[R] = concurrent.futures.Future()
+        call = m.call.future(data, metadata=self._md)
+        decode = m.codec.decode_result
+        label = self._label
+
+        def done(c: Any) -> None:
+            try:
+                result.set_result(decode(c.result()))
+            except grpc.RpcError as exc:
+                result.set_exception(map_rpc_error(exc, worker=label))
+            except BaseException as exc:
+                result.set_exception(exc)
+
+        call.add_done_callback(done)
+        return result
+
+    def abort(self, pipe_id: DirectPipeId) -> None:
+        """Cancel a running direct pipe; its ``on_update`` then gets ``Closed("aborted")``."""
+        call = self._direct.get(pipe_id.value)
+        if call is not None:
+            call.cancel()
+
+    # -- built-ins -----------------------------------------------------------------------------
+
+    def close_server(self) -> None:
+        """Make the worker server refuse new connections; existing ones go on."""
+        self._check_open()
+        try:
+            self._control.CloseServer(control_pb2.CloseServerRequest(), metadata=self._md)
+        except grpc.RpcError as exc:
+            raise map_rpc_error(exc, worker=self._label) from None
+
+    def worker_settings(self) -> RpcSettings:
+        """The settings the worker's server really uses."""
+        self._check_open()
+        try:
+            reply = self._control.Settings(control_pb2.SettingsRequest(), metadata=self._md)
+        except grpc.RpcError as exc:
+            raise map_rpc_error(exc, worker=self._label) from None
+        return RpcSettings.from_json(reply.settings_json)
+
+    # -- closing -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection (idempotent): pending one-way calls are flushed, streams cancelled."""
+        if self._closing:
+            return
+        self._closing = True
+        with self._pending_lock:
+            pending = list(self._pending)
+        if pending:
+            concurrent.futures.wait(pending, timeout=self.handle.settings.handshake_timeout)
+        for call in list(self._direct.values()):
+            call.cancel()
+        self._session.cancel()
+        self._channel.close()
+        self._closed_event.set()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<rpc_parallel.Connection to {self._label} at {self.handle.address} ({state})>"
+
+
+def connect(cls: type, handle: WorkerHandle, connection_arg: Any = None) -> Connection:
+    """Open a connection to the worker server ``handle`` (of worker type ``cls``)."""
+    return Connection(cls, handle, connection_arg)
+
+
+def shutdown_worker(handle: WorkerHandle) -> None:
+    """Ask the worker process behind ``handle`` to exit 0."""
+    channel = _open_channel(handle)
+    try:
+        control_pb2_grpc.ControlStub(channel).Shutdown(
+            control_pb2.ShutdownRequest(), metadata=((TOKEN_KEY, handle.token),),
+            timeout=handle.settings.handshake_timeout)
+    except grpc.RpcError as exc:
+        raise map_rpc_error(exc, worker=_label(handle)) from None
+    finally:
+        channel.close()
+

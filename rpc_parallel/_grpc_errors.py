@@ -1,0 +1,111 @@
+"""The one place where gRPC errors become rpc_parallel errors, and where worker-side failures
+become gRPC status plus an ``rpcpar-error-bin`` trailer (``rpc_parallel.v1.ErrorInfo``)."""
+
+from __future__ import annotations
+
+import re
+import traceback
+from typing import Any, NoReturn
+
+import grpc
+
+from ._errors import (
+    AuthenticationError,
+    ConnectionClosedError,
+    MessageTooLargeError,
+    ProtocolError,
+    RemoteError,
+    RpcParallelError,
+    WorkerConnectionError,
+)
+from ._proto import errors_pb2
+
+__all__ = ("ERROR_KEY", "abort", "error_info", "map_rpc_error", "truncate_middle")
+
+ERROR_KEY = "rpcpar-error-bin"
+Kind = errors_pb2.ErrorInfo.Kind
+# gRPC caps metadata near 8 KiB (soft) / 16 KiB (hard): keep the whole trailer well under that.
+_MAX_TEXT = 3000
+_TOO_LARGE = re.compile(r"larger than max \((\d+) vs\. (\d+)\)")
+
+
+def truncate_middle(text: str, limit: int = _MAX_TEXT) -> str:
+    """``text`` shortened to about ``limit`` characters by cutting its middle, never its ends."""
+    if len(text) <= limit:
+        return text
+    keep = (limit - 40) // 2
+    return f"{text[:keep]}\n... [{len(text) - 2 * keep} characters truncated] ...\n{text[-keep:]}"
+
+
+def error_info(exc: BaseException, *, kind: int = Kind.REMOTE, worker_id: str = "",
+               worker_name: str | None = None, size: int = 0, limit: int = 0) -> errors_pb2.ErrorInfo:
+    """Describe ``exc`` (its type, message and traceback) for the caller."""
+    tb = "".join(traceback.format_exception(exc))
+    return errors_pb2.ErrorInfo(
+        kind=kind, type=_type_name(exc), message=truncate_middle(str(exc)), traceback=truncate_middle(tb),  # type: ignore[arg-type]
+        worker_id=worker_id, worker_name=worker_name or "", size=size, limit=limit)
+
+
+def _type_name(exc: BaseException) -> str:
+    cls = type(exc)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+_STATUS = {
+    Kind.REMOTE: grpc.StatusCode.UNKNOWN,
+    Kind.PROTOCOL: grpc.StatusCode.FAILED_PRECONDITION,
+    Kind.TOO_LARGE: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Kind.CONNECTION_CLOSED: grpc.StatusCode.FAILED_PRECONDITION,
+    Kind.BAD_REQUEST: grpc.StatusCode.INVALID_ARGUMENT,
+}
+
+
+def abort(context: grpc.ServicerContext, info: errors_pb2.ErrorInfo) -> NoReturn:
+    """End the current call with ``info`` as status and trailer."""
+    context.set_trailing_metadata(((ERROR_KEY, info.SerializeToString()),))
+    context.abort(_STATUS[info.kind], truncate_middle(f"{info.type}: {info.message}", 1000))
+    raise AssertionError("unreachable")  # context.abort raises
+
+
+def map_rpc_error(exc: grpc.RpcError, *, worker: str = "worker") -> RpcParallelError:
+    """The rpc_parallel error for a failed gRPC call (chain it with ``raise ... from exc``)."""
+    code: grpc.StatusCode | None = exc.code() if hasattr(exc, "code") else None  # type: ignore[attr-defined]
+    details: str = (exc.details() if hasattr(exc, "details") else "") or ""  # type: ignore[attr-defined]
+    info = _trailer(exc)
+    if info is not None:
+        where = dict(worker_id=info.worker_id, worker_name=info.worker_name or None)
+        if info.kind == Kind.REMOTE:
+            return RemoteError(info.type, info.message, info.traceback, **where)
+        if info.kind == Kind.TOO_LARGE:
+            return MessageTooLargeError(f"{info.message} (at {worker})", size=info.size, limit=info.limit)
+        if info.kind == Kind.PROTOCOL:
+            return ProtocolError(info.message)
+        if info.kind == Kind.CONNECTION_CLOSED:
+            return ConnectionClosedError(info.message)
+        if info.kind == Kind.BAD_REQUEST:
+            return RemoteError(info.type, info.message, info.traceback, **where)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        m = _TOO_LARGE.search(details)
+        size, limit = (int(m.group(1)), int(m.group(2))) if m else (None, None)
+        side = "sending" if "Sent" in details else "receiving"
+        return MessageTooLargeError(f"message of {size} bytes exceeds max_message_size {limit} ({side}; {details})",
+                                    size=size, limit=limit)
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return AuthenticationError(f"{worker} rejected our credentials: {details}")
+    if code == grpc.StatusCode.UNIMPLEMENTED:
+        return ProtocolError(f"{worker} does not implement this function ({details}); "
+                             "is it running the same worker type?")
+    return WorkerConnectionError(f"lost the connection to {worker}: {code.name if code else 'error'}: {details}")
+
+
+def _trailer(exc: grpc.RpcError) -> errors_pb2.ErrorInfo | None:
+    trailing: Any = exc.trailing_metadata() if hasattr(exc, "trailing_metadata") else None  # type: ignore[attr-defined]
+    for key, value in trailing or ():
+        if key == ERROR_KEY:
+            info = errors_pb2.ErrorInfo()
+            try:
+                info.ParseFromString(value)
+            except Exception:
+                return None
+            return info
+    return None

@@ -1,0 +1,46 @@
+"""The worker's event loop: one lazily started thread where ``async def`` functions run."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+__all__ = ("on_loop_exception", "run_coroutine", "worker_loop")
+
+T = TypeVar("T")
+_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+_exception_hook: Callable[[BaseException], None] | None = None
+
+
+def on_loop_exception(hook: Callable[[BaseException], None]) -> None:
+    """Report exceptions nobody awaited (background tasks) to ``hook``."""
+    global _exception_hook
+    _exception_hook = hook
+
+
+def _handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    exc = context.get("exception")
+    if exc is not None and _exception_hook is not None:
+        _exception_hook(exc)
+    else:
+        loop.default_exception_handler(context)
+
+
+def worker_loop() -> asyncio.AbstractEventLoop:
+    """The process's worker event loop, started on first use in a daemon thread."""
+    global _loop
+    with _lock:
+        if _loop is None:
+            loop = asyncio.new_event_loop()
+            loop.set_exception_handler(_handle)
+            threading.Thread(target=loop.run_forever, name="rpc_parallel-loop", daemon=True).start()
+            _loop = loop
+        return _loop
+
+
+def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on the worker loop and wait for its result from this (non-loop) thread."""
+    return asyncio.run_coroutine_threadsafe(coro, worker_loop()).result()

@@ -1,0 +1,165 @@
+"""Master state: the process-wide token, app settings, the lazily started master server
+(registration, failure reports, heartbeats) and the records of the workers this process spawned.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import secrets
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from ._errors import WorkerFailedError
+from ._proto import master_pb2, master_pb2_grpc
+from ._server import token_interceptor
+from ._settings import RpcSettings, grpc_options, resolve
+
+__all__ = ("Master", "WorkerRecord", "master")
+
+TOKEN_ENV = "RPC_PARALLEL_TOKEN"
+
+
+@dataclass
+class WorkerRecord:
+    """What the master knows of one spawned worker."""
+
+    worker_id: str
+    name: str | None
+    expected_fingerprint: str
+    expected_functions: dict[str, str]
+    on_failure: Callable[[BaseException], None] | None
+    registered: threading.Event = field(default_factory=threading.Event)
+    address: str = ""
+    pid: int = 0
+    rejected: str = ""
+    gave_up: bool = False
+    failed: bool = False  # on_failure was called
+    expected_exit: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.name or self.worker_id
+
+
+class Master:
+    """Process-global master state; ``master()`` returns the one instance."""
+
+    def __init__(self) -> None:
+        self.token = os.environ.get(TOKEN_ENV) or secrets.token_hex(16)
+        os.environ.pop(TOKEN_ENV, None)
+        self.app_settings: RpcSettings | None = None
+        self.workers: dict[str, WorkerRecord] = {}
+        self._server: grpc.Server | None = None
+        self.address = ""
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._failures: queue.SimpleQueue[tuple[Callable[[BaseException], None], BaseException]] = queue.SimpleQueue()
+        self._failure_thread: threading.Thread | None = None
+
+    @property
+    def settings(self) -> RpcSettings:
+        """The app settings with the env override applied."""
+        return resolve(None, self.app_settings)
+
+    def ensure_server(self) -> str:
+        """Start the master server on first use; return its address."""
+        with self._lock:
+            if self._server is None:
+                server = grpc.server(ThreadPoolExecutor(max_workers=256, thread_name_prefix="rpc_parallel-master"),
+                                     options=grpc_options(self.settings, server=True),
+                                     interceptors=[token_interceptor(self.token)])
+                master_pb2_grpc.add_MasterServicer_to_server(_MasterServicer(self), server)
+                port = server.add_insecure_port("127.0.0.1:0")
+                server.start()
+                self._server = server
+                self.address = f"127.0.0.1:{port}"
+            return self.address
+
+    def report_failure(self, record: WorkerRecord, exc: BaseException) -> None:
+        """Call ``record.on_failure(exc)`` once per worker, on the master's failure thread."""
+        with self._lock:
+            if record.failed or record.on_failure is None:
+                return
+            record.failed = True
+            if self._failure_thread is None:
+                self._failure_thread = threading.Thread(target=self._run_failures, name="rpc_parallel-on_failure",
+                                                        daemon=True)
+                self._failure_thread.start()
+        self._failures.put((record.on_failure, exc))
+
+    def _run_failures(self) -> None:
+        while True:
+            callback, exc = self._failures.get()
+            try:
+                callback(exc)
+            except Exception:
+                import traceback
+
+                traceback.print_exc()
+
+
+class _MasterServicer(master_pb2_grpc.MasterServicer):
+    def __init__(self, m: Master) -> None:
+        self._m = m
+
+    def Register(self, request: master_pb2.RegisterRequest, context: grpc.ServicerContext) -> master_pb2.RegisterReply:
+        record = self._m.workers.get(request.worker_id)
+        if record is None or record.gave_up:
+            return master_pb2.RegisterReply(proceed=False, reason="the master gave up on this worker")
+        if request.fingerprint != record.expected_fingerprint:
+            theirs = {f.name: f.fingerprint for f in request.functions}
+            ours = record.expected_functions
+            differ = sorted({n for n in ours if theirs.get(n) != ours[n]} | {n for n in theirs if n not in ours})
+            record.rejected = (
+                f"worker {record.label} runs a different version of its worker type "
+                f"(fingerprint {request.fingerprint}, master expects {record.expected_fingerprint}); "
+                f"functions that differ: {', '.join(differ) or 'init arguments'}")
+            record.registered.set()
+            return master_pb2.RegisterReply(proceed=False, reason=record.rejected)
+        record.address = request.address
+        record.pid = request.pid
+        record.registered.set()
+        return master_pb2.RegisterReply(proceed=True)
+
+    def ReportFailure(self, request: master_pb2.FailureReport, context: grpc.ServicerContext) -> master_pb2.FailureAck:
+        record = self._m.workers.get(request.worker_id)
+        if record is not None:
+            text = f"worker {record.label} failed after a function returned: {request.type}: {request.message}"
+            self._m.report_failure(record, WorkerFailedError(
+                text, worker_id=record.worker_id, worker_name=record.name, remote_traceback=request.traceback))
+        return master_pb2.FailureAck()
+
+    def Heartbeat(self, request: master_pb2.HeartbeatRequest, context: grpc.ServicerContext
+                  ) -> Iterator[master_pb2.HeartbeatReply]:
+        done = threading.Event()
+        context.add_callback(done.set)
+        yield master_pb2.HeartbeatReply()
+        while not done.wait(3600):
+            pass
+
+
+_MASTER: Master | None = None
+_MASTER_LOCK = threading.Lock()
+
+
+def master() -> Master:
+    """The process's master state (created on first use)."""
+    global _MASTER
+    with _MASTER_LOCK:
+        if _MASTER is None:
+            _MASTER = Master()
+        return _MASTER
+
+
+def set_app_settings(settings: RpcSettings | None) -> None:
+    master().app_settings = settings
+
+
+def any_master() -> Any:
+    return _MASTER

@@ -1,0 +1,63 @@
+"""Spawn-time choices: ``ShutdownOn``, output redirection and how to run a worker."""
+
+from __future__ import annotations
+
+import enum
+import os
+from dataclasses import dataclass
+from typing import TypeAlias
+
+__all__ = ("DEV_NULL", "DevNull", "FileAppend", "FileTruncate", "Local", "Redirect", "ShutdownOn")
+
+
+class ShutdownOn(enum.Enum):
+    """When a spawned worker exits.
+
+    ``HEARTBEATER_TIMEOUT`` (default): when its heartbeat connection to the master drops (master
+    exit or death, network loss, no pong within the heartbeat timeout); exit code 254.
+    ``CONNECTION_CLOSED``: ``spawn`` returns a connection; the worker exits 0 when it closes, 254
+    if nobody connects within ``connection_timeout``. ``CALLED_SHUTDOWN_FUNCTION``: only on
+    ``handle.shutdown()``; the worker outlives its master (use sparingly).
+    """
+
+    HEARTBEATER_TIMEOUT = 0
+    CONNECTION_CLOSED = 1
+    CALLED_SHUTDOWN_FUNCTION = 2
+
+
+@dataclass(frozen=True)
+class DevNull:
+    """Discard the output."""
+
+
+@dataclass(frozen=True)
+class FileAppend:
+    """Append the output to ``path`` (created if missing; relative to the worker's ``cd``)."""
+
+    path: str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class FileTruncate:
+    """Write the output to ``path``, truncated first (relative to the worker's ``cd``)."""
+
+    path: str | os.PathLike[str]
+
+
+DEV_NULL = DevNull()
+Redirect: TypeAlias = DevNull | FileAppend | FileTruncate
+
+
+def redirect_to_json(r: Redirect) -> dict[str, str]:
+    if isinstance(r, DevNull):
+        return {"mode": "dev_null"}
+    if isinstance(r, FileAppend):
+        return {"mode": "append", "path": os.fspath(r.path)}
+    if isinstance(r, FileTruncate):
+        return {"mode": "truncate", "path": os.fspath(r.path)}
+    raise TypeError(f"redirect must be rp.DEV_NULL, rp.FileAppend(path) or rp.FileTruncate(path), not {r!r}")
+
+
+@dataclass(frozen=True)
+class Local:
+    """Run the worker as a local subprocess of this interpreter (the default)."""

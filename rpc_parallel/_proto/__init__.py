@@ -1,0 +1,1 @@
+"""Generated modules of the framework protos in proto/ (run `make proto`)."""

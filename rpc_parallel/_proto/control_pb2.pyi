@@ -1,0 +1,109 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ShutdownOn(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SHUTDOWN_ON_HEARTBEATER_TIMEOUT: _ClassVar[ShutdownOn]
+    SHUTDOWN_ON_CONNECTION_CLOSED: _ClassVar[ShutdownOn]
+    SHUTDOWN_ON_CALLED_SHUTDOWN_FUNCTION: _ClassVar[ShutdownOn]
+SHUTDOWN_ON_HEARTBEATER_TIMEOUT: ShutdownOn
+SHUTDOWN_ON_CONNECTION_CLOSED: ShutdownOn
+SHUTDOWN_ON_CALLED_SHUTDOWN_FUNCTION: ShutdownOn
+
+class InitWorkerRequest(_message.Message):
+    __slots__ = ("worker_id", "arg", "shutdown_on", "connection_timeout")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    ARG_FIELD_NUMBER: _ClassVar[int]
+    SHUTDOWN_ON_FIELD_NUMBER: _ClassVar[int]
+    CONNECTION_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    arg: bytes
+    shutdown_on: ShutdownOn
+    connection_timeout: float
+    def __init__(self, worker_id: _Optional[str] = ..., arg: _Optional[bytes] = ..., shutdown_on: _Optional[_Union[ShutdownOn, str]] = ..., connection_timeout: _Optional[float] = ...) -> None: ...
+
+class InitWorkerReply(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class OpenConnectionRequest(_message.Message):
+    __slots__ = ("worker_id", "fingerprint", "functions", "arg")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    FUNCTIONS_FIELD_NUMBER: _ClassVar[int]
+    ARG_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    fingerprint: str
+    functions: _containers.RepeatedCompositeFieldContainer[FunctionFingerprint]
+    arg: bytes
+    def __init__(self, worker_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., functions: _Optional[_Iterable[_Union[FunctionFingerprint, _Mapping]]] = ..., arg: _Optional[bytes] = ...) -> None: ...
+
+class FunctionFingerprint(_message.Message):
+    __slots__ = ("name", "fingerprint")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    fingerprint: str
+    def __init__(self, name: _Optional[str] = ..., fingerprint: _Optional[str] = ...) -> None: ...
+
+class ConnectionEvent(_message.Message):
+    __slots__ = ("connection_id",)
+    CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    connection_id: str
+    def __init__(self, connection_id: _Optional[str] = ...) -> None: ...
+
+class ShutdownRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ShutdownReply(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CloseServerRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CloseServerReply(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SettingsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SettingsReply(_message.Message):
+    __slots__ = ("settings_json",)
+    SETTINGS_JSON_FIELD_NUMBER: _ClassVar[int]
+    settings_json: str
+    def __init__(self, settings_json: _Optional[str] = ...) -> None: ...
+
+class DescribeRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class DescribeReply(_message.Message):
+    __slots__ = ("file_descriptor", "service", "functions")
+    FILE_DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    FUNCTIONS_FIELD_NUMBER: _ClassVar[int]
+    file_descriptor: bytes
+    service: str
+    functions: _containers.RepeatedCompositeFieldContainer[FunctionKind]
+    def __init__(self, file_descriptor: _Optional[bytes] = ..., service: _Optional[str] = ..., functions: _Optional[_Iterable[_Union[FunctionKind, _Mapping]]] = ...) -> None: ...
+
+class FunctionKind(_message.Message):
+    __slots__ = ("name", "method", "kind")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    method: str
+    kind: str
+    def __init__(self, name: _Optional[str] = ..., method: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...

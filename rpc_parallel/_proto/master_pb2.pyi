@@ -1,0 +1,58 @@
+from rpc_parallel._proto import control_pb2 as _control_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class RegisterRequest(_message.Message):
+    __slots__ = ("worker_id", "address", "pid", "fingerprint", "functions")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    FUNCTIONS_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    address: str
+    pid: int
+    fingerprint: str
+    functions: _containers.RepeatedCompositeFieldContainer[_control_pb2.FunctionFingerprint]
+    def __init__(self, worker_id: _Optional[str] = ..., address: _Optional[str] = ..., pid: _Optional[int] = ..., fingerprint: _Optional[str] = ..., functions: _Optional[_Iterable[_Union[_control_pb2.FunctionFingerprint, _Mapping]]] = ...) -> None: ...
+
+class RegisterReply(_message.Message):
+    __slots__ = ("proceed", "reason")
+    PROCEED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    proceed: bool
+    reason: str
+    def __init__(self, proceed: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class FailureReport(_message.Message):
+    __slots__ = ("worker_id", "worker_name", "type", "message", "traceback")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKER_NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    TRACEBACK_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    worker_name: str
+    type: str
+    message: str
+    traceback: str
+    def __init__(self, worker_id: _Optional[str] = ..., worker_name: _Optional[str] = ..., type: _Optional[str] = ..., message: _Optional[str] = ..., traceback: _Optional[str] = ...) -> None: ...
+
+class FailureAck(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class HeartbeatRequest(_message.Message):
+    __slots__ = ("worker_id",)
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    def __init__(self, worker_id: _Optional[str] = ...) -> None: ...
+
+class HeartbeatReply(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

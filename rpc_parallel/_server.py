@@ -1,0 +1,500 @@
+"""``WorkerServer``: one worker instance behind one gRPC server (the OCaml "worker server").
+
+It serves the worker type's own service through a generic handler (raw bytes, decoded by the
+codec) and the built-in ``rpc_parallel.v1.Control`` service. Both a spawned worker process
+(``_worker_main``) and ``Worker.serve`` host their worker through this class.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import grpc
+
+from ._codec import MethodCodec, codec_for
+from ._errors import ProtocolError
+from ._function import Kind
+from ._grpc_errors import Kind as ErrKind
+from ._grpc_errors import abort, error_info
+from ._handle import WorkerHandle
+from ._loop import run_coroutine, worker_loop
+from ._pipes import DirectWriter
+from ._proto import control_pb2, control_pb2_grpc
+from ._pump import Pump
+from ._settings import RpcSettings, grpc_options
+from ._worker import _CONNECTION_STATE
+from .codegen._descriptor import file_descriptor
+from .codegen._model import MethodSpec
+from .codegen._schema import file_spec, service_spec
+
+__all__ = ("CONN_KEY", "TOKEN_KEY", "WorkerServer", "token_interceptor")
+
+TOKEN_KEY = "rpcpar-token"
+CONN_KEY = "rpcpar-conn"
+_MAX_THREADS = 512  # every open stream (connection, pipe) holds a thread of a sync gRPC server
+
+
+class _Reject(grpc.RpcMethodHandler):  # type: ignore[misc]
+    """The handler for calls without the right token: rejected before any decoding."""
+
+    def __init__(self) -> None:
+        self.request_streaming = False
+        self.response_streaming = False
+        self.request_deserializer = None
+        self.response_serializer = None
+        self.unary_unary = self._reject
+        self.unary_stream = None
+        self.stream_unary = None
+        self.stream_stream = None
+
+    @staticmethod
+    def _reject(request: Any, context: grpc.ServicerContext) -> None:
+        context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong rpcpar-token")
+
+
+class _TokenCheck(grpc.ServerInterceptor):  # type: ignore[misc]
+    def __init__(self, token: str) -> None:
+        self._token = token
+        self._reject = _Reject()
+
+    def intercept_service(self, continuation: Callable[[Any], Any], details: grpc.HandlerCallDetails) -> Any:
+        for key, value in details.invocation_metadata or ():
+            if key == TOKEN_KEY:
+                if value == self._token:
+                    return continuation(details)
+                break
+        return self._reject
+
+
+def token_interceptor(token: str) -> grpc.ServerInterceptor:
+    """The interceptor that rejects (``UNAUTHENTICATED``) calls without ``token``."""
+    return _TokenCheck(token)
+
+
+def _conn_id(context: grpc.ServicerContext) -> str:
+    for key, value in context.invocation_metadata():
+        if key == CONN_KEY:
+            return str(value)
+    return ""
+
+
+class _Writer(DirectWriter[Any]):
+    def __init__(self, pump: Pump) -> None:
+        self._pump = pump
+
+    def write(self, item: Any) -> bool:
+        return self._pump.put(item)
+
+    def close(self) -> None:
+        self._pump.finish()
+
+    @property
+    def closed(self) -> bool:
+        return self._pump.stopped or self._pump._finished
+
+
+class WorkerServer:
+    """Hosts one worker instance of ``cls`` on a gRPC server listening on loopback.
+
+    ``on_background_failure`` gets exceptions raised after a function returned (one_way bodies);
+    ``on_shutdown`` is called when a client asks for shutdown; ``on_connection_closed(first)``
+    after each connection closes (``first``: it was the first connection of this server).
+    """
+
+    def __init__(self, cls: type, *, worker_id: str, name: str | None, settings: RpcSettings, token: str,
+                 host: str = "127.0.0.1",
+                 on_background_failure: Callable[[BaseException], None] | None = None,
+                 on_shutdown: Callable[[], None] | None = None) -> None:
+        self.cls = cls
+        self.spec = service_spec(cls)
+        self.codec = codec_for(cls)
+        self.worker_id = worker_id
+        self.name = name
+        self.settings = settings
+        self.token = token
+        self.instance: Any = cls.__new__(cls)
+        self.initialized = threading.Event()
+        self.connections: dict[str, Any] = {}
+        self.connection_count = 0
+        self.on_connection_closed: Callable[[bool], None] | None = None
+        self.on_connection_opened: Callable[[], None] | None = None
+        self._on_failure = on_background_failure
+        self._on_shutdown = on_shutdown
+        self._closed_server = False
+        self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=_MAX_THREADS, thread_name_prefix="rpc_parallel-worker")
+        self._one_way_executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="rpc_parallel-one_way")
+        self.server = grpc.server(self._executor, options=grpc_options(settings, server=True),
+                                  interceptors=[_TokenCheck(token)])
+        handlers = {self.spec.method_path(m): self._handler(m) for m in self.spec.methods}
+        service = grpc.method_handlers_generic_handler(self.spec.full_name, {
+            m.rpc_name: handlers[self.spec.method_path(m)] for m in self.spec.methods})
+        self.server.add_generic_rpc_handlers((service,))
+        control_pb2_grpc.add_ControlServicer_to_server(_Control(self), self.server)
+        port = self.server.add_insecure_port(f"{host}:0")
+        if port == 0:
+            raise OSError(f"could not bind a port on {host}")
+        self.address = f"{host}:{port}"
+
+    def start(self) -> None:
+        self.server.start()
+
+    def stop(self, grace: float | None = 0.5) -> None:
+        """Stop serving (existing calls get ``grace`` seconds) and release the threads."""
+        self.server.stop(grace).wait()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._one_way_executor.shutdown(wait=False, cancel_futures=True)
+
+    def handle(self) -> WorkerHandle:
+        import os
+
+        return WorkerHandle(worker_id=self.worker_id, address=self.address, name=self.name, settings=self.settings,
+                            token=self.token, fingerprint=self.spec.fingerprint, pid=os.getpid())
+
+    def init_worker_state(self, arg: Any) -> None:
+        """Run ``init_worker_state(arg)`` (in-process; exceptions propagate)."""
+        result = self.instance.init_worker_state(arg)
+        if inspect.isawaitable(result):
+            run_coroutine(_await(result))
+        self.initialized.set()
+
+    # -- failures ------------------------------------------------------------------------------
+
+    def _info(self, exc: BaseException, kind: int = ErrKind.REMOTE) -> Any:
+        return error_info(exc, kind=kind, worker_id=self.worker_id, worker_name=self.name)
+
+    def background_failure(self, exc: BaseException) -> None:
+        if self._on_failure is not None:
+            self._on_failure(exc)
+        else:
+            import sys
+            import traceback
+
+            print(f"rpc_parallel: worker {self.name or self.worker_id} background failure:", file=sys.stderr)
+            traceback.print_exception(exc, file=sys.stderr)
+
+    def _state_for(self, context: grpc.ServicerContext) -> Any:
+        conn = _conn_id(context)
+        try:
+            return self.connections[conn]
+        except KeyError:
+            msg = "this connection is closed" if conn else "no rpcpar-conn metadata: open a connection first " \
+                  "(rpc_parallel.v1.Control/OpenConnection)"
+            if not conn and not self._needs_connection:
+                return None
+            abort(context, self._info(ConnectionError(msg), ErrKind.CONNECTION_CLOSED))
+
+    @property
+    def _needs_connection(self) -> bool:
+        from ._worker import Worker
+
+        return type(self.instance).init_connection_state is not Worker.init_connection_state
+
+    # -- handlers ------------------------------------------------------------------------------
+
+    def _handler(self, m: MethodSpec) -> grpc.RpcMethodHandler:
+        codec = self.codec.method(m.name)
+        impl = getattr(self.cls, m.name).impl
+        if m.kind in (Kind.RPC, Kind.ONE_WAY):
+            fn = self._unary(m, codec, impl)
+            return grpc.unary_unary_rpc_method_handler(fn)
+        if m.kind is Kind.REVERSE_PIPE:
+            return grpc.stream_unary_rpc_method_handler(self._reverse(m, codec, impl))
+        return grpc.unary_stream_rpc_method_handler(self._stream(m, codec, impl))
+
+    def _decode(self, codec: MethodCodec, data: bytes, context: grpc.ServicerContext) -> list[Any]:
+        try:
+            return codec.decode_request(data)
+        except Exception as exc:
+            abort(context, self._info(exc, ErrKind.BAD_REQUEST))
+
+    def _call(self, impl: Callable[..., Any], state: Any, args: list[Any]) -> Any:
+        """Run ``impl`` with the connection state set; ``async def`` ones on the worker loop."""
+        _CONNECTION_STATE.set(state)
+        result = impl(self.instance, *args)
+        if inspect.isawaitable(result):
+            return run_coroutine(_with_state(result, state))
+        return result
+
+    def _encode_result(self, codec: MethodCodec, value: Any, context: grpc.ServicerContext) -> bytes:
+        try:
+            data = codec.encode_result(value)
+        except Exception as exc:
+            abort(context, self._info(exc))
+        if len(data) > self.settings.max_message_size:
+            abort(context, error_info(
+                ValueError(f"result of {len(data)} bytes exceeds max_message_size {self.settings.max_message_size}"),
+                kind=ErrKind.TOO_LARGE, worker_id=self.worker_id, worker_name=self.name,
+                size=len(data), limit=self.settings.max_message_size))
+        return data
+
+    def _unary(self, m: MethodSpec, codec: MethodCodec, impl: Callable[..., Any]) -> Callable[..., bytes]:
+        one_way = m.kind is Kind.ONE_WAY
+        empty = b""
+
+        def behavior(request: bytes, context: grpc.ServicerContext) -> bytes:
+            state = self._state_for(context)
+            args = self._decode(codec, request, context)
+            if one_way:
+                self._one_way_executor.submit(self._run_one_way, impl, state, args)
+                return empty
+            try:
+                value = self._call(impl, state, args)
+            except Exception as exc:
+                abort(context, self._info(exc))
+            return self._encode_result(codec, value, context)
+
+        return behavior
+
+    def _run_one_way(self, impl: Callable[..., Any], state: Any, args: list[Any]) -> None:
+        try:
+            self._call(impl, state, args)
+        except Exception as exc:
+            self.background_failure(exc)
+
+    def _stream(self, m: MethodSpec, codec: MethodCodec, impl: Callable[..., Any]) -> Callable[..., Iterator[bytes]]:
+        limit = self.settings.max_message_size
+        kind = m.kind
+
+        def behavior(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
+            state = self._state_for(context)
+            args = self._decode(codec, request, context)
+            pump = Pump()
+            context.add_callback(pump.stop)
+            encode = codec.encode_updates_batch if kind is Kind.STATE else codec.encode_items
+            if kind is Kind.DIRECT_PIPE:
+                writer = _Writer(pump)
+                try:
+                    self._call(impl, state, [writer, *args])
+                except Exception as exc:
+                    abort(context, self._info(exc))
+            else:
+                try:
+                    produced = self._call(impl, state, args)
+                    if kind is Kind.STATE:
+                        initial, produced = produced
+                        first = codec.encode_state(initial)
+                except Exception as exc:
+                    abort(context, self._info(exc))
+                if kind is Kind.STATE:
+                    yield first
+                self._start_producer(produced, pump, state)
+            try:
+                for batch in pump.batches():
+                    yield from _split(encode, batch, limit)
+            except Exception as exc:
+                abort(context, self._info(exc))
+
+        return behavior
+
+    def _start_producer(self, produced: Any, pump: Pump, state: Any) -> None:
+        if hasattr(produced, "__aiter__"):
+            worker_loop().call_soon_threadsafe(_start_async_producer, produced, pump, state)
+        else:
+            self._executor.submit(_produce, iter(produced), pump)
+
+    def _reverse(self, m: MethodSpec, codec: MethodCodec, impl: Callable[..., Any]) -> Callable[..., bytes]:
+        index = [p.name for p in m.params].index(m.updates_param or "")
+        is_async = m.is_async
+
+        def behavior(requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
+            state = self._state_for(context)
+            try:
+                first = next(requests)
+            except StopIteration:
+                abort(context, self._info(ValueError("empty request stream"), ErrKind.BAD_REQUEST))
+            args = self._decode(codec, first, context)
+            updates: Iterator[Any] = _updates(args[index], requests, codec)
+            args[index] = _async_updates(updates) if is_async else updates
+            try:
+                value = self._call(impl, state, args)
+            except Exception as exc:
+                abort(context, self._info(exc))
+            return self._encode_result(codec, value, context)
+
+        return behavior
+
+    # -- control -------------------------------------------------------------------------------
+
+    def open_connection(self, request: control_pb2.OpenConnectionRequest, context: grpc.ServicerContext
+                        ) -> Iterator[control_pb2.ConnectionEvent]:
+        if self._closed_server:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the worker server is closed (close_server)")
+        if request.worker_id != self.worker_id:
+            abort(context, self._info(ProtocolError(
+                f"this server hosts worker {self.worker_id}, not {request.worker_id}: the handle is stale "
+                "(its port was reused)"), ErrKind.PROTOCOL))
+        if request.fingerprint != self.spec.fingerprint:
+            abort(context, self._info(ProtocolError(self.mismatch(request.fingerprint, request.functions)),
+                                      ErrKind.PROTOCOL))
+        if not self.initialized.wait(self.settings.handshake_timeout):
+            abort(context, self._info(RuntimeError("the worker is not initialized")))
+        try:
+            state = self._call(self.instance.init_connection_state.__func__, None,
+                               [self.codec.decode_connection_init(request.arg)])
+        except Exception as exc:
+            abort(context, self._info(exc))
+        conn = uuid.uuid4().hex
+        done = threading.Event()
+        with self._lock:
+            self.connections[conn] = state
+            self.connection_count += 1
+            first = self.connection_count == 1
+        if self.on_connection_opened is not None:
+            self.on_connection_opened()
+        context.add_callback(done.set)
+        try:
+            yield control_pb2.ConnectionEvent(connection_id=conn)
+            done.wait()
+        finally:
+            with self._lock:
+                self.connections.pop(conn, None)
+            if self.on_connection_closed is not None:
+                self.on_connection_closed(first)
+
+    def mismatch(self, fingerprint: str, functions: Any) -> str:
+        theirs = {f.name: f.fingerprint for f in functions}
+        ours = dict(self.spec.function_fingerprints)
+        differ = [n for n in ours if theirs.get(n) != ours[n]] + [n for n in theirs if n not in ours]
+        which = ", ".join(sorted(set(differ))) or "init_worker_state/init_connection_state arguments"
+        return (f"worker type {self.spec.name} differs between this worker and its caller "
+                f"(fingerprint {self.spec.fingerprint} here, {fingerprint} there); functions that differ: {which}")
+
+    def close_server(self) -> None:
+        self._closed_server = True
+
+    def shutdown_requested(self) -> None:
+        if self._on_shutdown is not None:
+            self._on_shutdown()
+
+    def describe(self) -> control_pb2.DescribeReply:
+        fdp = file_descriptor(file_spec(self.cls.__module__))
+        return control_pb2.DescribeReply(
+            file_descriptor=fdp.SerializeToString(), service=self.spec.full_name,
+            functions=[control_pb2.FunctionKind(name=m.name, method=m.rpc_name, kind=m.kind.value)
+                       for m in self.spec.methods])
+
+
+class _Control(control_pb2_grpc.ControlServicer):
+    def __init__(self, server: WorkerServer) -> None:
+        self._s = server
+        self.init_handler: Callable[[control_pb2.InitWorkerRequest, grpc.ServicerContext], None] | None = None
+
+    def InitWorker(self, request: control_pb2.InitWorkerRequest, context: grpc.ServicerContext
+                   ) -> control_pb2.InitWorkerReply:
+        s = self._s
+        if request.worker_id != s.worker_id:
+            abort(context, s._info(ProtocolError(f"this server hosts worker {s.worker_id}"), ErrKind.PROTOCOL))
+        hook = getattr(s, "init_hook", None)
+        if hook is not None:
+            hook(request)
+        try:
+            s.init_worker_state(s.codec.decode_init(request.arg))
+        except Exception as exc:
+            failed = getattr(s, "init_failed", None)
+            if failed is not None:
+                context.add_callback(failed)
+            abort(context, s._info(exc))
+        return control_pb2.InitWorkerReply()
+
+    def OpenConnection(self, request: control_pb2.OpenConnectionRequest, context: grpc.ServicerContext
+                       ) -> Iterator[control_pb2.ConnectionEvent]:
+        return self._s.open_connection(request, context)
+
+    def Shutdown(self, request: control_pb2.ShutdownRequest, context: grpc.ServicerContext
+                 ) -> control_pb2.ShutdownReply:
+        context.add_callback(self._s.shutdown_requested)
+        return control_pb2.ShutdownReply()
+
+    def CloseServer(self, request: control_pb2.CloseServerRequest, context: grpc.ServicerContext
+                    ) -> control_pb2.CloseServerReply:
+        self._s.close_server()
+        return control_pb2.CloseServerReply()
+
+    def Settings(self, request: control_pb2.SettingsRequest, context: grpc.ServicerContext
+                 ) -> control_pb2.SettingsReply:
+        return control_pb2.SettingsReply(settings_json=self._s.settings.to_json())
+
+    def Describe(self, request: control_pb2.DescribeRequest, context: grpc.ServicerContext
+                 ) -> control_pb2.DescribeReply:
+        return self._s.describe()
+
+
+def _split(encode: Callable[[list[Any]], bytes], batch: list[Any], limit: int) -> Iterator[bytes]:
+    """Encode ``batch`` as one message, or as several if one would exceed ``limit`` bytes."""
+    data = encode(batch)
+    if len(data) <= limit or len(batch) == 1:
+        yield data  # a single oversized item fails in gRPC with RESOURCE_EXHAUSTED, naming the sizes
+        return
+    half = len(batch) // 2
+    yield from _split(encode, batch[:half], limit)
+    yield from _split(encode, batch[half:], limit)
+
+
+def _produce(items: Iterator[Any], pump: Pump) -> None:
+    """Run the user's iterator into ``pump``; close it (GeneratorExit) when the caller stops."""
+    try:
+        for item in items:
+            if not pump.put(item):
+                close = getattr(items, "close", None)
+                if close is not None:
+                    close()
+                return
+    except BaseException as exc:
+        pump.finish(exc)
+        return
+    pump.finish()
+
+
+def _start_async_producer(items: Any, pump: Pump, state: Any) -> None:
+    import asyncio
+
+    async def produce() -> None:
+        _CONNECTION_STATE.set(state)
+        try:
+            async for item in items:
+                while pump.full() and not pump.stopped:
+                    await asyncio.sleep(0.001)
+                if not pump.put(item, block=False) and pump.stopped:
+                    aclose = getattr(items, "aclose", None)
+                    if aclose is not None:
+                        await aclose()
+                    return
+        except BaseException as exc:
+            pump.finish(exc)
+            return
+        pump.finish()
+
+    asyncio.ensure_future(produce())
+
+
+def _updates(first: list[Any], requests: Iterator[bytes], codec: MethodCodec) -> Iterator[Any]:
+    yield from first
+    for data in requests:
+        yield from codec.decode_updates(data)
+
+
+async def _async_updates(updates: Iterator[Any]) -> AsyncIterator[Any]:
+    import asyncio
+
+    sentinel = object()
+    loop = asyncio.get_running_loop()
+    while True:
+        item = await loop.run_in_executor(None, next, updates, sentinel)
+        if item is sentinel:
+            return
+        yield item
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+async def _with_state(awaitable: Any, state: Any) -> Any:
+    _CONNECTION_STATE.set(state)
+    return await awaitable

@@ -1,0 +1,226 @@
+"""Starting worker processes: command line, config on stdin, stderr relay until registration,
+the registration and init handshake under ``spawn_timeout``, and the reaper that reports crashes.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import IO, Any
+
+import grpc
+
+from ._codec import codec_for
+from ._errors import ProtocolError, SpawnError, SpawnTimeoutError, WorkerCrashedError
+from ._grpc_errors import map_rpc_error
+from ._handle import WorkerHandle
+from ._master import Master, WorkerRecord, master
+from ._options import DEV_NULL, Local, Redirect, ShutdownOn, redirect_to_json
+from ._proto import control_pb2, control_pb2_grpc
+from ._server import TOKEN_KEY
+from ._settings import RpcSettings, grpc_options, resolve
+from .codegen._schema import module_name, service_spec
+
+__all__ = ("WORKER_ENV", "spawn_worker")
+
+WORKER_ENV = "RPC_PARALLEL_WORKER"
+_TERM_GRACE = 2.0
+
+# How spawned workers start: None = `python -m rpc_parallel._worker_main`; start_app and the expert
+# API set the argv that re-executes this program in worker mode instead.
+_worker_argv: list[str] | None = None
+
+
+def set_worker_argv(argv: list[str] | None) -> None:
+    global _worker_argv
+    _worker_argv = argv
+
+
+def _class_location(cls: type) -> dict[str, Any]:
+    """How the worker process finds ``cls``: a module to import, or the main script to load."""
+    if cls.__module__ in ("__main__", "__mp_main__"):
+        main = sys.modules[cls.__module__]
+        spec = getattr(main, "__spec__", None)
+        if spec is not None and spec.name and spec.name not in ("__main__", "__mp_main__"):
+            return {"module": spec.name, "main_path": None}
+        path = getattr(main, "__file__", None)
+        if path is None:
+            raise SpawnError(f"{cls.__qualname__} is defined in an interactive session; declare worker classes "
+                             "in a module or a script file")
+        return {"module": module_name(cls), "main_path": os.path.abspath(path)}
+    return {"module": cls.__module__, "main_path": None}
+
+
+def _sys_path() -> list[str]:
+    return [os.path.abspath(p) if p else os.getcwd() for p in sys.path]
+
+
+def spawn_worker(cls: type, arg: Any, *, on_failure: Callable[[BaseException], None] | None,
+                 shutdown_on: ShutdownOn, name: str | None, how: Any, redirect_stdout: Redirect,
+                 redirect_stderr: Redirect, cd: str, env: Mapping[str, str] | None, umask: int | None,
+                 connection_timeout: float, spawn_timeout: float | None, settings: RpcSettings | None,
+                 foreground: bool) -> tuple[WorkerHandle, subprocess.Popen[bytes]]:
+    """Start a worker of ``cls`` and initialise it; see ``Worker.spawn`` for the semantics."""
+    if not isinstance(how, Local):
+        raise TypeError(f"how must be rp.Local() (remote workers come later), not {how!r}")
+    if env and WORKER_ENV in env:
+        raise ValueError(f"{WORKER_ENV} is reserved for rpc_parallel and cannot be set through env")
+    spec = service_spec(cls)
+    codec = codec_for(cls)
+    init_arg = codec.encode_init(arg)  # a TypeError here, before any process starts
+    m = master()
+    m.ensure_server()
+    worker_settings = resolve(settings, m.app_settings)
+    worker_id = uuid.uuid4().hex
+    deadline = time.monotonic() + (spawn_timeout if spawn_timeout is not None else 2 * connection_timeout)
+    record = WorkerRecord(worker_id=worker_id, name=name, expected_fingerprint=spec.fingerprint,
+                          expected_functions=dict(spec.function_fingerprints), on_failure=on_failure)
+    m.workers[worker_id] = record
+    config = {
+        "worker_id": worker_id, "name": name, "class": cls.__qualname__, **_class_location(cls),
+        "sys_path": _sys_path(), "master_address": m.address, "token": m.token,
+        "settings": json.loads(worker_settings.to_json()), "master_settings": json.loads(m.settings.to_json()),
+        "redirect_stdout": redirect_to_json(redirect_stdout if not foreground else DEV_NULL),
+        "redirect_stderr": redirect_to_json(redirect_stderr if not foreground else DEV_NULL),
+        "redirect": not foreground, "cd": os.fspath(cd), "umask": umask, "connection_timeout": connection_timeout,
+        "worker_argv": _worker_argv,
+    }
+    full_env = {**os.environ, **(env or {}), WORKER_ENV: "1"}
+    argv = _worker_argv or [sys.executable, "-m", "rpc_parallel._worker_main"]
+    argv = [*argv, f"child-of-{os.getpid()}", *([name] if name else [])]
+    try:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE if foreground else subprocess.DEVNULL,
+            stderr=subprocess.PIPE, env=full_env, close_fds=True, start_new_session=not foreground)
+    except OSError as exc:
+        m.workers.pop(worker_id, None)
+        raise SpawnError(f"could not start worker {name or worker_id}: {exc}") from exc
+    assert proc.stdin is not None and proc.stderr is not None
+    tail: collections.deque[str] = collections.deque(maxlen=40)
+    label = name or worker_id
+    relay: threading.Thread | None = None
+    if not foreground:
+        relay = threading.Thread(target=_relay_stderr, args=(proc.stderr, label, tail),
+                                 name=f"rpc_parallel-stderr-{label}", daemon=True)
+        relay.start()
+    try:
+        proc.stdin.write(json.dumps(config).encode() + b"\n")
+        proc.stdin.close()
+    except OSError:
+        pass  # the worker died at once; reported below with its exit status
+    try:
+        _await_registration(proc, record, deadline, tail, relay)
+        handle = WorkerHandle(worker_id=worker_id, address=record.address, name=name, settings=worker_settings,
+                              token=m.token, fingerprint=spec.fingerprint, pid=proc.pid)
+        _init_worker(handle, init_arg, shutdown_on, connection_timeout, deadline)
+    except BaseException:
+        record.gave_up = True
+        record.expected_exit = True
+        _kill(proc)
+        if foreground and proc.stderr:
+            proc.stderr.close()
+        if foreground and proc.stdout:
+            proc.stdout.close()
+        m.workers.pop(worker_id, None)
+        raise
+    if not foreground:
+        threading.Thread(target=_reap, args=(m, record, proc, tail, relay), name=f"rpc_parallel-reaper-{label}",
+                         daemon=True).start()
+    return handle, proc
+
+
+def _relay_stderr(stream: IO[bytes], label: str, tail: collections.deque[str]) -> None:
+    """Copy the worker's stderr to ours, prefixed, until it redirects its stderr (EOF)."""
+    prefix = f"[WORKER {label} STDERR] "
+    try:
+        for raw in stream:
+            line = raw.decode(errors="replace").rstrip("\n")
+            tail.append(line)
+            print(prefix + line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+    finally:
+        stream.close()
+
+
+def _await_registration(proc: subprocess.Popen[bytes], record: WorkerRecord, deadline: float,
+                        tail: collections.deque[str], relay: threading.Thread | None) -> None:
+    while not record.registered.wait(0.02):
+        code = proc.poll()
+        if code is not None:
+            if relay is not None:
+                relay.join(1.0)
+            raise SpawnError(f"worker {record.label} exited with {_status(code)} before registering"
+                             + _tail_text(tail))
+        if time.monotonic() > deadline:
+            raise SpawnTimeoutError(f"timed out spawning worker {record.label}: it did not register in time; "
+                                    "the process was killed" + _tail_text(tail))
+    if record.rejected:
+        raise ProtocolError(record.rejected)
+
+
+def _init_worker(handle: WorkerHandle, init_arg: bytes, shutdown_on: ShutdownOn, connection_timeout: float,
+                 deadline: float) -> None:
+    channel = grpc.insecure_channel(handle.address, options=grpc_options(handle.settings, server=False))
+    try:
+        stub = control_pb2_grpc.ControlStub(channel)
+        stub.InitWorker(
+            control_pb2.InitWorkerRequest(worker_id=handle.worker_id, arg=init_arg, shutdown_on=shutdown_on.value,  # type: ignore[arg-type]
+                                          connection_timeout=connection_timeout),
+            metadata=((TOKEN_KEY, handle.token),), timeout=max(0.1, deadline - time.monotonic()), wait_for_ready=True)
+    except grpc.RpcError as exc:
+        if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:  # type: ignore[attr-defined]
+            raise SpawnTimeoutError(f"timed out initialising worker {handle.name or handle.worker_id}") from None
+        raise map_rpc_error(exc, worker=f"worker {handle.name or handle.worker_id}") from None
+    finally:
+        channel.close()
+
+
+def _reap(m: Master, record: WorkerRecord, proc: subprocess.Popen[bytes], tail: collections.deque[str],
+          relay: threading.Thread | None) -> None:
+    code = proc.wait()
+    if relay is not None:
+        relay.join(1.0)
+    m.workers.pop(record.worker_id, None)
+    if code == 0 or record.expected_exit or record.failed:
+        return
+    sig = -code if code < 0 else None
+    m.report_failure(record, WorkerCrashedError(
+        f"worker {record.label} died: {_status(code)}" + _tail_text(tail),
+        worker_id=record.worker_id, worker_name=record.name, exit_code=None if sig else code, signal=sig,
+        stderr_tail="\n".join(tail)))
+
+
+def _status(code: int) -> str:
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
+
+
+def _tail_text(tail: collections.deque[str]) -> str:
+    return ("; its stderr ended with:\n" + "\n".join(tail)) if tail else ""
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    """TERM, then KILL after a grace period; always reaps."""
+    if proc.poll() is None:
+        try:
+            proc.terminate()
+            proc.wait(_TERM_GRACE)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        except OSError:
+            pass
+    proc.wait()

@@ -1,0 +1,182 @@
+"""The asyncio API: the same operations as the blocking API, awaitable, over the same core."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterator
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from .. import _client
+from .._function import (
+    DirectPipeFunction,
+    Function,
+    Kind,
+    OneWayFunction,
+    PipeFunction,
+    ReversePipeFunction,
+    RpcFunction,
+    StateFunction,
+)
+from .._handle import WorkerHandle
+from .._pipes import Closed, DirectPipeId, Update
+from .._settings import RpcSettings
+
+__all__ = ("Connection", "Pipe", "connect", "serve", "spawn")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+S = TypeVar("S")
+U = TypeVar("U")
+_END = object()
+
+
+class Pipe(Generic[T]):
+    """The items of a pipe, for ``async for``; ``aclose()`` (or ``close()``) aborts the stream."""
+
+    def __init__(self, pipe: _client.Pipe[T]) -> None:
+        self._pipe = pipe
+        self._batch: Iterator[T] = iter(())
+
+    def __aiter__(self) -> Pipe[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        for item in self._batch:
+            return item
+        batch = await asyncio.to_thread(self._pipe.next_batch)
+        if batch is None:
+            raise StopAsyncIteration
+        self._batch = iter(batch)
+        return await self.__anext__()
+
+    def close(self) -> None:
+        self._pipe.close()
+
+    async def aclose(self) -> None:
+        self._pipe.close()
+
+    async def __aenter__(self) -> Pipe[T]:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._pipe.close()
+
+
+def _sync_iter(items: Any, loop: asyncio.AbstractEventLoop) -> Any:
+    """A blocking iterator over an async iterable (consumed from a worker thread)."""
+    if not isinstance(items, AsyncIterable):
+        return items
+
+    def gen() -> Iterator[Any]:
+        it = items.__aiter__()
+        while True:
+            try:
+                yield asyncio.run_coroutine_threadsafe(it.__anext__(), loop).result()  # type: ignore[arg-type]
+            except StopAsyncIteration:
+                return
+
+    return gen()
+
+
+class Connection:
+    """An asyncio connection to a worker server (see ``rpc_parallel.Connection``)."""
+
+    def __init__(self, conn: _client.Connection) -> None:
+        self.sync = conn
+
+    @property
+    def worker_id(self) -> str:
+        return self.sync.worker_id
+
+    @property
+    def closed(self) -> bool:
+        return self.sync.closed
+
+    @overload
+    async def run(self, f: RpcFunction[P, R], *args: P.args, **kwargs: P.kwargs) -> R: ...
+    @overload
+    async def run(self, f: OneWayFunction[P], *args: P.args, **kwargs: P.kwargs) -> None: ...
+    @overload
+    async def run(self, f: PipeFunction[P, T], *args: P.args, **kwargs: P.kwargs) -> Pipe[T]: ...
+    @overload
+    async def run(self, f: StateFunction[P, S, U], *args: P.args, **kwargs: P.kwargs) -> tuple[S, Pipe[U]]: ...
+    @overload
+    async def run(self, f: ReversePipeFunction[P, R], *args: P.args, **kwargs: P.kwargs) -> R: ...
+    @overload
+    async def run(self, f: DirectPipeFunction[P, T], /, *args: Any,
+                  on_update: Callable[[Update[T] | Closed], object], **kwargs: Any) -> DirectPipeId: ...
+    async def run(self, f: Function[Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Run ``f``; results as in the blocking API, pipes as ``rp.aio.Pipe``."""
+        kind = f.kind
+        sync: Any = self.sync
+        if kind is Kind.RPC:
+            return await asyncio.wrap_future(sync.submit(f, *args, **kwargs))
+        if kind is Kind.ONE_WAY:
+            return sync.run(f, *args, **kwargs)
+        if kind is Kind.PIPE:
+            return Pipe(sync.run(f, *args, **kwargs))
+        if kind is Kind.STATE:
+            state, pipe = await asyncio.to_thread(sync.run, f, *args, **kwargs)
+            return state, Pipe(pipe)
+        loop = asyncio.get_running_loop()
+        if kind is Kind.DIRECT_PIPE:
+            callback = kwargs.pop("on_update")
+            return sync.run(f, *args, on_update=lambda u: loop.call_soon_threadsafe(callback, u), **kwargs)
+        args = tuple(_sync_iter(a, loop) for a in args)
+        kwargs = {k: _sync_iter(v, loop) for k, v in kwargs.items()}
+        return await asyncio.to_thread(sync.run, f, *args, **kwargs)
+
+    def submit(self, f: RpcFunction[P, R], *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
+        """Start an rpc call; await the result later."""
+        return asyncio.wrap_future(self.sync.submit(f, *args, **kwargs))
+
+    def abort(self, pipe_id: DirectPipeId) -> None:
+        self.sync.abort(pipe_id)
+
+    async def close_server(self) -> None:
+        await asyncio.to_thread(self.sync.close_server)
+
+    async def worker_settings(self) -> RpcSettings:
+        return await asyncio.to_thread(self.sync.worker_settings)
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.sync.close)
+
+    async def wait_closed(self) -> None:
+        await asyncio.to_thread(self.sync.wait_closed)
+
+    async def __aenter__(self) -> Connection:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def _on_loop(callback: Callable[[BaseException], None] | None, loop: asyncio.AbstractEventLoop
+             ) -> Callable[[BaseException], None] | None:
+    if callback is None:
+        return None
+    cb = callback
+    return lambda exc: loop.call_soon_threadsafe(cb, exc)
+
+
+async def spawn(cls: Any, arg: Any = None, **kwargs: Any) -> Any:
+    """``await rp.aio.spawn(Worker, arg, ...)``: ``Worker.spawn`` with ``on_failure`` called on this
+    event loop; returns a handle, or an ``rp.aio.Connection`` with ``CONNECTION_CLOSED``."""
+    kwargs["on_failure"] = _on_loop(kwargs.get("on_failure"), asyncio.get_running_loop())
+    result = await asyncio.to_thread(cls.spawn, arg, **kwargs)
+    return Connection(result) if isinstance(result, _client.Connection) else result
+
+
+async def serve(cls: Any, arg: Any = None, **kwargs: Any) -> WorkerHandle:
+    """``Worker.serve`` without blocking the event loop."""
+    handle: WorkerHandle = await asyncio.to_thread(cls.serve, arg, **kwargs)
+    return handle
+
+
+async def connect(cls: type, handle: WorkerHandle, connection_arg: Any = None) -> Connection:
+    """Open an asyncio connection to the worker server ``handle``."""
+    return Connection(await asyncio.to_thread(_client.connect, cls, handle, connection_arg))
+
+

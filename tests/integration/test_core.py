@@ -1,0 +1,149 @@
+"""Spawn, connect and run every function kind against real worker processes."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+import rpc_parallel as rp
+from examples.counter import Counter, Point
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def counter() -> rp.WorkerHandle:
+    failures: list[BaseException] = []
+    handle = Counter.spawn(10, on_failure=failures.append, name="counter")
+    yield handle
+    handle.shutdown()
+    assert failures == []
+
+
+def test_rpc_and_shared_worker_state(counter: rp.WorkerHandle) -> None:
+    with Counter.connect(counter, "alice") as a, Counter.connect(counter, "bob") as b:
+        assert a.run(Counter.incr, 5) == 15
+        assert b.run(Counter.incr, by=1) == 16
+        assert a.run(Counter.whoami) == "alice"
+        assert b.run(Counter.whoami) == "bob"
+
+
+def test_submit_pipelines_calls(counter: rp.WorkerHandle) -> None:
+    with Counter.connect(counter, "c") as c:
+        futures = [c.submit(Counter.incr, 1) for _ in range(200)]
+        assert sorted(f.result() for f in futures) == list(range(11, 211))
+
+
+def test_one_way_returns_at_once_and_runs(counter: rp.WorkerHandle) -> None:
+    with Counter.connect(counter, "c") as c:
+        assert c.run(Counter.log, "x") is None
+        c.run(Counter.log, "y")
+    with Counter.connect(counter, "c") as c:
+        for _ in range(100):
+            if c.run(Counter.logged) == ["x", "y"]:
+                break
+        assert c.run(Counter.logged) == ["x", "y"]
+
+
+def test_pipe_full_and_closed_early(counter: rp.WorkerHandle) -> None:
+    with Counter.connect(counter, "c") as c:
+        assert list(c.run(Counter.count_to, 1_000_000)) == list(range(1, 1_000_001))
+        with c.run(Counter.count_to, 10**9) as pipe:
+            assert next(pipe) == 1
+        assert pipe.closed
+        assert c.run(Counter.incr, 0) == 10  # the worker is still serving
+
+
+def test_state_then_updates(counter: rp.WorkerHandle) -> None:
+    with Counter.connect(counter, "c") as c:
+        state, updates = c.run(Counter.watch, 3)
+        assert state == 10
+        assert list(updates) == [11, 12, 13]
+
+
+def test_direct_pipe_updates_then_closed(counter: rp.WorkerHandle) -> None:
+    got: list[object] = []
+    done = threading.Event()
+
+    def on_update(u: rp.Update[Point] | rp.Closed) -> None:
+        got.append(u)
+        if isinstance(u, rp.Closed):
+            done.set()
+
+    with Counter.connect(counter, "c") as c:
+        c.run(Counter.ticks, 3, 0.0, on_update=on_update)
+        assert done.wait(10)
+    assert got == [rp.Update(Point(0.0, 0.0)), rp.Update(Point(1.0, 1.0)), rp.Update(Point(2.0, 4.0)),
+                   rp.Closed("by_remote_side")]
+
+
+def test_direct_pipe_abort(counter: rp.WorkerHandle) -> None:
+    got: list[object] = []
+    done = threading.Event()
+
+    def on_update(u: rp.Update[Point] | rp.Closed) -> None:
+        got.append(u)
+        if isinstance(u, rp.Closed):
+            done.set()
+
+    with Counter.connect(counter, "c") as c:
+        pipe_id = c.run(Counter.ticks, 10**6, 0.01, on_update=on_update)
+        c.abort(pipe_id)
+        assert done.wait(10)
+    assert got[-1] == rp.Closed("aborted")
+
+
+def test_reverse_pipe(counter: rp.WorkerHandle) -> None:
+    with Counter.connect(counter, "c") as c:
+        assert c.run(Counter.total_of, iter(range(1001)), 2) == 2 * sum(range(1001))
+        assert c.run(Counter.total_of, [], 5) == 0
+
+
+def test_async_def_function(counter: rp.WorkerHandle) -> None:
+    with Counter.connect(counter, "c") as c:
+        assert c.run(Counter.slow_double, 21) == 42
+
+
+def test_wrong_argument_type_raises_before_sending(counter: rp.WorkerHandle) -> None:
+    with Counter.connect(counter, "c") as c:
+        with pytest.raises(TypeError, match="by"):
+            c.run(Counter.incr, "five")  # type: ignore[arg-type]
+        assert c.run(Counter.incr, 0) == 10
+
+
+def test_worker_settings_are_what_the_server_uses() -> None:
+    settings = rp.RpcSettings(max_message_size=3_000_000, heartbeat=rp.Heartbeat(timeout=8.0, send_every=2.0))
+    conn = Counter.spawn(0, shutdown_on=rp.ShutdownOn.CONNECTION_CLOSED, connection_arg="x", settings=settings)
+    with conn:
+        assert conn.worker_settings() == settings
+
+
+def test_serve_in_process() -> None:
+    handles = [Counter.serve(i) for i in range(10)]
+    try:
+        for i, h in enumerate(handles):
+            with Counter.connect(h, "x") as c:
+                assert c.run(Counter.incr, 1) == i + 1
+        with Counter.connect(handles[0], "keep") as keep:
+            keep.close_server()
+            with pytest.raises(rp.WorkerConnectionError):
+                Counter.connect(handles[0], "new")
+            assert keep.run(Counter.incr, 1) == 2
+    finally:
+        for h in handles:
+            h.shutdown()
+
+
+def test_aio_api() -> None:
+    import asyncio
+
+    async def main() -> None:
+        conn = await rp.aio.spawn(Counter, 1, shutdown_on=rp.ShutdownOn.CONNECTION_CLOSED, connection_arg="aio")
+        async with conn:
+            assert await conn.run(Counter.incr, 2) == 3
+            pipe = await conn.run(Counter.count_to, 5)
+            assert [x async for x in pipe] == [1, 2, 3, 4, 5]
+            assert await conn.run(Counter.total_of, iter([1, 2, 3]), 10) == 60
+
+    asyncio.run(main())
