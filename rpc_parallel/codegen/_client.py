@@ -195,15 +195,10 @@ class _Renderer:
 
     def _enum(self, e: EnumSpec) -> list[str]:
         self.modules.add("enum")
-        base: Any = next(b for b in _ENUM_BASES if issubclass(e.py, b))
+        base = next(b for b in _ENUM_BASES if issubclass(e.py, b))
         members = [e.py[name] for name in e.members]  # type: ignore[index]
         values = [_enum_value(m.value) for m in members]
-        try:  # auto() next to copied values may collide (an alias); then number every member
-            distinct = len(base(e.name, [(m.name, v if v is not None else enum.auto())
-                                         for m, v in zip(members, values, strict=True)])) == len(members)
-        except (TypeError, ValueError):
-            distinct = False
-        if not distinct:
+        if any(v is None for v in values):  # auto() after other values is fragile: number them all
             values = [None] * len(members)
         lines = [f"class {e.name}(enum.{base.__name__}):", f'    """Mirror of enum {_qualname(e.py)}."""', ""]
         for m, v in zip(members, values, strict=True):
@@ -256,7 +251,7 @@ class _Renderer:
                 writer = _writer_name(fn)
                 params.insert(0, f"{writer}: rp.DirectWriter[{self.annotation(m.result)}]")
             lines += ["", f"    @rp.{m.kind.value}",
-                      f"    def {m.name}({', '.join(['self', *params])}) -> {self._mirror_result(m)}:",
+                      *_wrap("    ", f"def {m.name}(", ["self", *params], f") -> {self._mirror_result(m)}:"),
                       "        raise NotImplementedError"]
         return lines
 
@@ -380,13 +375,20 @@ class _Renderer:
         else:  # DIRECT_PIPE
             result = "rp.DirectPipeId"
             args.append("on_update=on_update")
-        call = f"{'await ' if asynchronous else ''}self._conn.run({', '.join(args)})"
-        lines = [f"    {'async ' if asynchronous else ''}def {m.name}({', '.join(['self', *params])}) -> {result}:"]
+        lines = _wrap("    ", f"{'async ' if asynchronous else ''}def {m.name}(", ["self", *params], f") -> {result}:")
         doc = _doc_line(fn)
         if doc:
             lines.append(f'        """{doc}"""')
-        lines.append(f"        {'return ' if returns else ''}{call}")
+        lines += _wrap("        ", f"{'return ' if returns else ''}{'await ' if asynchronous else ''}self._conn.run(", args, ")")
         return lines
+
+
+def _wrap(indent: str, head: str, items: list[str], tail: str, width: int = 120) -> list[str]:
+    """``head item, item tail`` on one line, or one item per line when that is wider than ``width``."""
+    line = f"{indent}{head}{', '.join(items)}{tail}"
+    if len(line) <= width:
+        return [line]
+    return [f"{indent}{head}", *(f"{indent}    {item}," for item in items), f"{indent}{tail}"]
 
 
 def _default_suffix(defaults: list[str | None], kw_only: list[bool]) -> list[str | None]:

@@ -40,6 +40,7 @@ from ._model import (
     ServiceSpec,
     TypeRef,
     camel,
+    describe,
     fingerprints,
     type_label,
     wrapper_field,
@@ -93,13 +94,23 @@ _CACHE: dict[tuple[str, tuple[type, ...]], FileSpec] = {}
 
 def file_spec(module: str) -> FileSpec:
     """The schema of every worker type declared in ``module`` (by ``cls.__module__``)."""
-    classes = tuple(workers_in_module(module))
+    classes = _latest(workers_in_module(module))
     if not classes:
         raise DeclarationError(f"module {module} declares no rp.Worker subclass")
     key = (module, classes)
     if key not in _CACHE:
         _CACHE[key] = _Builder(classes).build()
     return _CACHE[key]
+
+
+def _latest(classes: list[type]) -> tuple[type, ...]:
+    """Drop classes a re-execution of their module replaced (``importlib.reload``, a re-import).
+
+    A module-level class is superseded by a later class of the same qualified name; classes
+    defined inside functions are all kept.
+    """
+    last = {c.__qualname__: i for i, c in enumerate(classes) if "<locals>" not in c.__qualname__}
+    return tuple(c for i, c in enumerate(classes) if last.get(c.__qualname__, i) == i)
 
 
 def service_spec(cls: type) -> ServiceSpec:
@@ -183,7 +194,7 @@ class _Builder:
             if params[0].name not in hints:
                 raise DeclarationError(f"{where.at('parameter ' + params[0].name)}: missing type annotation")
             arg = self._convert(hints[params[0].name], where.at("parameter " + params[0].name), allow_none=True)
-        self._claim(message, ("init", cls, init), f"the {init} message of {cls.__name__}")
+        self._claim(message, ("init", cls, init), f"the {init} message of class {cls.__name__} ({location(cls)})")
         return MessageSpec(message, self._fields([("arg", arg)]), "request")
 
     def _method(self, cls: type, f: Function[Any]) -> MethodSpec:
@@ -368,7 +379,7 @@ class _Builder:
     def _add_wrappers(self, t: TypeRef) -> None:
         for w in wrappers_for(t):
             name = type_label(w)
-            self._claim(name, ("wrapper", w), f"the generated wrapper message for {w}")
+            self._claim(name, ("wrapper", w), f"the generated wrapper message for {describe(w)}")
             if name not in self.shared:
                 self.shared[name] = MessageSpec(name, (wrapper_field(w),), "wrapper", wraps=w)
 
