@@ -381,8 +381,12 @@ class Connection:
         self._closing = True
         with self._pending_lock:
             pending = list(self._pending)
-        if pending:
-            concurrent.futures.wait(pending, timeout=self.handle.settings.handshake_timeout)
+        deadline = self.handle.settings.handshake_timeout
+        for fut in pending:  # grpc futures are not concurrent.futures ones: wait one by one
+            try:
+                fut.result(timeout=deadline)
+            except Exception:
+                pass
         for call in list(self._direct.values()):
             call.cancel()
         self._session.cancel()
