@@ -8,8 +8,8 @@ import threading
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import rpc_parallel as rp  # noqa: E402
-from examples.counter import Counter  # noqa: E402
+import rpc_parallel as rp
+from examples.counter import Counter, Point
 
 
 def main() -> None:
@@ -30,7 +30,7 @@ def main() -> None:
         done = threading.Event()
         got: list[object] = []
 
-        def on_update(u: rp.Update[object] | rp.Closed) -> None:
+        def on_update(u: rp.Update[Point] | rp.Closed) -> None:
             got.append(u.value if isinstance(u, rp.Update) else f"closed ({u.reason})")
             if isinstance(u, rp.Closed):
                 done.set()

@@ -99,7 +99,7 @@ class Pipe(Generic[T]):
             return None
         except grpc.RpcError as exc:
             self._closed = True
-            if exc.code() == grpc.StatusCode.CANCELLED and self._call.cancelled():  # type: ignore[attr-defined]
+            if exc.code() == grpc.StatusCode.CANCELLED and self._call.cancelled():
                 return None
             raise map_rpc_error(exc, worker=self._label) from None
         return self._decode(data)
@@ -134,11 +134,11 @@ class _Method:
         self.name = f.qualname
         self.updates_index = [p.name for p in m.params].index(m.updates_param) if m.updates_param else -1
         if m.kind in (Kind.RPC, Kind.ONE_WAY):
-            self.call: Any = channel.unary_unary(path, _registered_method=True)
+            self.call: Any = channel.unary_unary(path, None, None)
         elif m.kind is Kind.REVERSE_PIPE:
-            self.call = channel.stream_unary(path, _registered_method=True)
+            self.call = channel.stream_unary(path, None, None)
         else:
-            self.call = channel.unary_stream(path, _registered_method=True)
+            self.call = channel.unary_stream(path, None, None)
 
 
 class Connection:
@@ -223,15 +223,15 @@ class Connection:
         return data, values
 
     @overload
-    def run(self, f: RpcFunction[P, R], *args: P.args, **kwargs: P.kwargs) -> R: ...
+    def run(self, f: RpcFunction[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
     @overload
-    def run(self, f: OneWayFunction[P], *args: P.args, **kwargs: P.kwargs) -> None: ...
+    def run(self, f: OneWayFunction[P], /, *args: P.args, **kwargs: P.kwargs) -> None: ...
     @overload
-    def run(self, f: PipeFunction[P, T], *args: P.args, **kwargs: P.kwargs) -> Pipe[T]: ...
+    def run(self, f: PipeFunction[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Pipe[T]: ...
     @overload
-    def run(self, f: StateFunction[P, S, U], *args: P.args, **kwargs: P.kwargs) -> tuple[S, Pipe[U]]: ...
+    def run(self, f: StateFunction[P, S, U], /, *args: P.args, **kwargs: P.kwargs) -> tuple[S, Pipe[U]]: ...
     @overload
-    def run(self, f: ReversePipeFunction[P, R], *args: P.args, **kwargs: P.kwargs) -> R: ...
+    def run(self, f: ReversePipeFunction[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
     @overload
     def run(self, f: DirectPipeFunction[P, T], /, *args: Any,
             on_update: Callable[[Update[T] | Closed], object], **kwargs: Any) -> DirectPipeId: ...
@@ -290,7 +290,7 @@ class Connection:
                     for item in m.codec.decode_items(message):
                         on_update(Update(item))
             except grpc.RpcError as exc:
-                if exc.code() == grpc.StatusCode.CANCELLED and call.cancelled():  # type: ignore[attr-defined]
+                if exc.code() == grpc.StatusCode.CANCELLED and call.cancelled():
                     reason = "aborted"
                 else:
                     error = map_rpc_error(exc, worker=label)

@@ -18,6 +18,7 @@ import dataclasses
 import enum
 import importlib
 import inspect
+import operator
 import pickle
 import threading
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
@@ -350,7 +351,8 @@ class _Compiler:
 
     def _repeated(self, name: str, t: ListT) -> tuple[Setter, Getter]:
         elem = t.elem
-        seq: Callable[[Iterable[Any]], Any] = tuple if t.as_tuple else list
+        collect: Callable[[Iterable[Any]], Any] = tuple if t.as_tuple else list
+        seq: Callable[[list[Any]], Any] = tuple if t.as_tuple else _identity  # of a fresh list
         if isinstance(elem, Scalar | EnumRef | PickledT):
             enc, dec = self.basic(elem)
             if enc is None:
@@ -361,7 +363,7 @@ class _Compiler:
                     getattr(m, name).extend([enc(x) for x in v])
             if dec is None:
                 def get(m: Message) -> Any:
-                    return seq(getattr(m, name))
+                    return collect(getattr(m, name))
             else:
                 def get(m: Message) -> Any:
                     return seq([dec(x) for x in getattr(m, name)])
@@ -430,31 +432,56 @@ class _Compiler:
     def _compile_dataclass(self, struct: _Struct, spec: MessageSpec) -> None:
         py = spec.py
         assert py is not None and dataclasses.is_dataclass(py), spec
+        compiled = {f.name: self.field(f) for f in spec.fields}
+        names = tuple(compiled)
+        # plain scalars go straight between the attribute and the field (no closure call)
+        direct = tuple(f.name for f in spec.fields if _is_direct(f.type))
+        puts = tuple((name, put) for name, (put, _) in compiled.items() if name not in direct)
+        getters = tuple(get for _, get in compiled.values())
+        positional = tuple(f.name for f in dataclasses.fields(py) if f.init and not f.kw_only)
         init = {f.name for f in dataclasses.fields(py) if f.init}
-        compiled = [(f.name, *self.field(f)) for f in spec.fields]
-        puts = tuple((name, put) for name, put, _ in compiled)
-        gets = tuple((name, get) for name, _, get in compiled if name in init)
-        late = tuple((name, get) for name, _, get in compiled if name not in init)
         checks = tuple((f.name, c) for f in spec.fields if (c := self.check(f.type)) is not _check_nothing)
         qualname = py.__qualname__
         type_name = py.__name__
 
         def fill(m: Message, v: Any) -> None:
+            for name in direct:
+                setattr(m, name, getattr(v, name))
             for name, put in puts:
                 put(m, getattr(v, name))
 
-        def read(m: Message) -> Any:
-            kwargs = {name: get(m) for name, get in gets}
-            try:
-                obj = py(**kwargs)
-                for name, get in late:  # fields outside __init__ (init=False)
-                    object.__setattr__(obj, name, get(m))
-            except ProtocolError:
-                raise
-            except Exception as exc:
-                raise ProtocolError(f"cannot build a {qualname} from the received message: "
-                                    f"{type(exc).__name__}: {exc}") from exc
-            return obj
+        def failed(exc: Exception) -> ProtocolError:  # e.g. a __post_init__ refusing what a peer sent
+            return ProtocolError(f"cannot build a {qualname} from the received message: {type(exc).__name__}: {exc}")
+
+        read: Getter
+        if names == positional and len(direct) == len(names) > 1:
+            every = operator.attrgetter(*names)  # one C call reads every field
+
+            def read(m: Message) -> Any:
+                try:
+                    return py(*every(m))
+                except Exception as exc:
+                    raise failed(exc) from exc
+        elif names == positional:
+            def read(m: Message) -> Any:
+                values = [get(m) for get in getters]
+                try:
+                    return py(*values)
+                except Exception as exc:
+                    raise failed(exc) from exc
+        else:  # keyword-only fields, or fields outside __init__ (set after it)
+            by_name = tuple((name, get) for name, (_, get) in compiled.items())
+
+            def read(m: Message) -> Any:
+                values = {name: get(m) for name, get in by_name}
+                try:
+                    obj = py(**{name: v for name, v in values.items() if name in init})
+                    for name, v in values.items():
+                        if name not in init:
+                            object.__setattr__(obj, name, v)
+                except Exception as exc:
+                    raise failed(exc) from exc
+                return obj
 
         def check(v: Any) -> None:
             if not isinstance(v, py):
@@ -557,6 +584,11 @@ class _Compiler:
                 raise
 
         return check
+
+
+def _is_direct(t: TypeRef) -> bool:
+    """A plain scalar field that holds the Python value as is."""
+    return isinstance(t, Scalar) and t.proto != "bytes"
 
 
 def _identity(v: Any) -> Any:

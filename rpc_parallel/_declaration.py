@@ -63,7 +63,7 @@ class WorkerMeta(type):
     _rp_proto_package: str | None
 
     @classmethod
-    def __prepare__(mcs, name: str, bases: tuple[type, ...], **kwargs: Any) -> dict[str, Any]:
+    def __prepare__(mcs, name: str, bases: tuple[type, ...], /, **kwargs: Any) -> dict[str, Any]:
         return _Namespace(name)
 
     def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any],

@@ -69,11 +69,11 @@ def abort(context: grpc.ServicerContext, info: errors_pb2.ErrorInfo) -> NoReturn
 
 def map_rpc_error(exc: grpc.RpcError, *, worker: str = "worker") -> RpcParallelError:
     """The rpc_parallel error for a failed gRPC call (chain it with ``raise ... from exc``)."""
-    code: grpc.StatusCode | None = exc.code() if hasattr(exc, "code") else None  # type: ignore[attr-defined]
-    details: str = (exc.details() if hasattr(exc, "details") else "") or ""  # type: ignore[attr-defined]
+    code: grpc.StatusCode | None = exc.code() if hasattr(exc, "code") else None
+    details: str = (exc.details() if hasattr(exc, "details") else "") or ""
     info = _trailer(exc)
     if info is not None:
-        where = dict(worker_id=info.worker_id, worker_name=info.worker_name or None)
+        where: dict[str, Any] = {"worker_id": info.worker_id, "worker_name": info.worker_name or None}
         if info.kind == Kind.REMOTE:
             return RemoteError(info.type, info.message, info.traceback, **where)
         if info.kind == Kind.TOO_LARGE:
@@ -99,7 +99,7 @@ def map_rpc_error(exc: grpc.RpcError, *, worker: str = "worker") -> RpcParallelE
 
 
 def _trailer(exc: grpc.RpcError) -> errors_pb2.ErrorInfo | None:
-    trailing: Any = exc.trailing_metadata() if hasattr(exc, "trailing_metadata") else None  # type: ignore[attr-defined]
+    trailing: Any = exc.trailing_metadata() if hasattr(exc, "trailing_metadata") else None
     for key, value in trailing or ():
         if key == ERROR_KEY:
             info = errors_pb2.ErrorInfo()

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from typing import TypeAlias
 
-__all__ = ("DEV_NULL", "DevNull", "FileAppend", "FileTruncate", "Local", "Redirect", "ShutdownOn")
+__all__ = ("DEV_NULL", "LOCAL", "DevNull", "FileAppend", "FileTruncate", "Local", "Redirect", "ShutdownOn")
 
 
 class ShutdownOn(enum.Enum):
@@ -61,3 +61,6 @@ def redirect_to_json(r: Redirect) -> dict[str, str]:
 @dataclass(frozen=True)
 class Local:
     """Run the worker as a local subprocess of this interpreter (the default)."""
+
+
+LOCAL = Local()

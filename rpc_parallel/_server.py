@@ -12,7 +12,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -36,10 +36,16 @@ __all__ = ("CONN_KEY", "TOKEN_KEY", "WorkerServer", "token_interceptor")
 
 TOKEN_KEY = "rpcpar-token"
 CONN_KEY = "rpcpar-conn"
-_MAX_THREADS = 512  # every open stream (connection, pipe) holds a thread of a sync gRPC server
+_MAX_THREADS = 512
+if TYPE_CHECKING:  # generic only in the type stubs
+    _HandlerBase = grpc.RpcMethodHandler[Any, Any]
+    _InterceptorBase = grpc.ServerInterceptor[Any, Any]
+else:
+    _HandlerBase = grpc.RpcMethodHandler
+    _InterceptorBase = grpc.ServerInterceptor  # every open stream (connection, pipe) holds a thread of a sync gRPC server
 
 
-class _Reject(grpc.RpcMethodHandler):  # type: ignore[misc]
+class _Reject(_HandlerBase):
     """The handler for calls without the right token: rejected before any decoding."""
 
     def __init__(self) -> None:
@@ -57,7 +63,7 @@ class _Reject(grpc.RpcMethodHandler):  # type: ignore[misc]
         context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong rpcpar-token")
 
 
-class _TokenCheck(grpc.ServerInterceptor):  # type: ignore[misc]
+class _TokenCheck(_InterceptorBase):
     def __init__(self, token: str) -> None:
         self._token = token
         self._reject = _Reject()
@@ -71,7 +77,7 @@ class _TokenCheck(grpc.ServerInterceptor):  # type: ignore[misc]
         return self._reject
 
 
-def token_interceptor(token: str) -> grpc.ServerInterceptor:
+def token_interceptor(token: str) -> grpc.ServerInterceptor[Any, Any]:
     """The interceptor that rejects (``UNAUTHENTICATED``) calls without ``token``."""
     return _TokenCheck(token)
 
@@ -117,7 +123,7 @@ class WorkerServer:
         self.name = name
         self.settings = settings
         self.token = token
-        self.instance: Any = cls.__new__(cls)
+        self.instance: Any = object.__new__(cls)
         self.initialized = threading.Event()
         self.connections: dict[str, Any] = {}
         self.connection_count = 0
@@ -183,10 +189,10 @@ class WorkerServer:
         try:
             return self.connections[conn]
         except KeyError:
-            msg = "this connection is closed" if conn else "no rpcpar-conn metadata: open a connection first " \
-                  "(rpc_parallel.v1.Control/OpenConnection)"
             if not conn and not self._needs_connection:
-                return None
+                return None  # a plain gRPC client: no connection state to give
+            msg = ("this connection is closed" if conn else
+                   "no rpcpar-conn metadata: open a connection first (rpc_parallel.v1.Control/OpenConnection)")
             abort(context, self._info(ConnectionError(msg), ErrKind.CONNECTION_CLOSED))
 
     @property
@@ -197,7 +203,7 @@ class WorkerServer:
 
     # -- handlers ------------------------------------------------------------------------------
 
-    def _handler(self, m: MethodSpec) -> grpc.RpcMethodHandler:
+    def _handler(self, m: MethodSpec) -> grpc.RpcMethodHandler[Any, Any]:
         codec = self.codec.method(m.name)
         impl = getattr(self.cls, m.name).impl
         if m.kind in (Kind.RPC, Kind.ONE_WAY):

@@ -177,7 +177,7 @@ def _init_worker(handle: WorkerHandle, init_arg: bytes, shutdown_on: ShutdownOn,
                                           connection_timeout=connection_timeout),
             metadata=((TOKEN_KEY, handle.token),), timeout=max(0.1, deadline - time.monotonic()), wait_for_ready=True)
     except grpc.RpcError as exc:
-        if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:  # type: ignore[attr-defined]
+        if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
             raise SpawnTimeoutError(f"timed out initialising worker {handle.name or handle.worker_id}") from None
         raise map_rpc_error(exc, worker=f"worker {handle.name or handle.worker_id}") from None
     finally:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from ._declaration import WorkerMeta
-from ._options import DEV_NULL, Local, Redirect, ShutdownOn
+from ._options import DEV_NULL, LOCAL, Local, Redirect, ShutdownOn
 
 if TYPE_CHECKING:
     from ._client import Connection
@@ -32,12 +32,15 @@ class Worker(metaclass=WorkerMeta):
     during that connection's calls.
     """
 
-    def init_worker_state(self, arg: None) -> None:
+    def init_worker_state(self, arg: Any) -> None:
         """Initialise the worker state from the ``spawn``/``serve`` argument (default: takes None)."""
 
-    def init_connection_state(self, arg: None) -> Any:
+    def init_connection_state(self, arg: Any) -> Any:
         """Return this connection's state from the ``connect`` argument (default: takes None)."""
         return None
+
+    init_worker_state._rp_default = True  # type: ignore[attr-defined]
+    init_connection_state._rp_default = True  # type: ignore[attr-defined]
 
     @property
     def connection_state(self) -> Any:
@@ -53,7 +56,7 @@ class Worker(metaclass=WorkerMeta):
     @classmethod
     def spawn(cls, arg: Any = None, *, on_failure: Callable[[BaseException], None] | None = None,
               shutdown_on: Literal[ShutdownOn.HEARTBEATER_TIMEOUT, ShutdownOn.CALLED_SHUTDOWN_FUNCTION]
-              = ShutdownOn.HEARTBEATER_TIMEOUT, name: str | None = None, how: Local = Local(),
+              = ShutdownOn.HEARTBEATER_TIMEOUT, name: str | None = None, how: Local = LOCAL,
               redirect_stdout: Redirect = DEV_NULL, redirect_stderr: Redirect = DEV_NULL, cd: str = "/",
               env: Mapping[str, str] | None = None, umask: int | None = None, connection_timeout: float = 10.0,
               spawn_timeout: float | None = None, settings: RpcSettings | None = None) -> WorkerHandle: ...
@@ -61,14 +64,14 @@ class Worker(metaclass=WorkerMeta):
     @classmethod
     def spawn(cls, arg: Any = None, *, on_failure: Callable[[BaseException], None] | None = None,
               shutdown_on: Literal[ShutdownOn.CONNECTION_CLOSED], connection_arg: Any = None,
-              name: str | None = None, how: Local = Local(), redirect_stdout: Redirect = DEV_NULL,
+              name: str | None = None, how: Local = LOCAL, redirect_stdout: Redirect = DEV_NULL,
               redirect_stderr: Redirect = DEV_NULL, cd: str = "/", env: Mapping[str, str] | None = None,
               umask: int | None = None, connection_timeout: float = 10.0, spawn_timeout: float | None = None,
               settings: RpcSettings | None = None) -> Connection: ...
     @classmethod
     def spawn(cls, arg: Any = None, *, on_failure: Callable[[BaseException], None] | None = None,
               shutdown_on: ShutdownOn = ShutdownOn.HEARTBEATER_TIMEOUT, connection_arg: Any = None,
-              name: str | None = None, how: Local = Local(), redirect_stdout: Redirect = DEV_NULL,
+              name: str | None = None, how: Local = LOCAL, redirect_stdout: Redirect = DEV_NULL,
               redirect_stderr: Redirect = DEV_NULL, cd: str = "/", env: Mapping[str, str] | None = None,
               umask: int | None = None, connection_timeout: float = 10.0, spawn_timeout: float | None = None,
               settings: RpcSettings | None = None) -> WorkerHandle | Connection:
@@ -97,7 +100,7 @@ class Worker(metaclass=WorkerMeta):
     @classmethod
     def spawn_in_foreground(cls, arg: Any = None, *, on_failure: Callable[[BaseException], None] | None = None,
                             shutdown_on: ShutdownOn = ShutdownOn.HEARTBEATER_TIMEOUT, name: str | None = None,
-                            how: Local = Local(), cd: str = "/", env: Mapping[str, str] | None = None,
+                            how: Local = LOCAL, cd: str = "/", env: Mapping[str, str] | None = None,
                             umask: int | None = None, connection_timeout: float = 10.0,
                             spawn_timeout: float | None = None, settings: RpcSettings | None = None
                             ) -> tuple[WorkerHandle, subprocess.Popen[bytes]]:

@@ -104,7 +104,7 @@ def _message(msg: MessageSpec, prefix: str, json_names: bool) -> descriptor_pb2.
 def _set_type(fd: descriptor_pb2.FieldDescriptorProto, base: Slot | Scalar | EnumRef | MessageRef | PickledT,
               prefix: str) -> None:
     if isinstance(base, Scalar):
-        fd.type = _SCALAR_TYPES[base.proto]  # type: ignore[assignment]
+        fd.type = _SCALAR_TYPES[base.proto]
     elif isinstance(base, PickledT):
         fd.type = _FD.TYPE_BYTES
     elif isinstance(base, EnumRef):

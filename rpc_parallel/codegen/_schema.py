@@ -185,7 +185,7 @@ class _Builder:
     def _init_message(self, cls: type, init: str, message: str) -> MessageSpec:
         impl = getattr(cls, init, None)
         arg: TypeRef = NoneT()
-        if impl is not None:
+        if impl is not None and not getattr(impl, "_rp_default", False):  # the base class's: takes None
             where = _Where(location(impl), f"class {cls.__name__}", init)
             hints = self._hints(impl, where)
             params = list(inspect.signature(impl).parameters.values())[1:]
