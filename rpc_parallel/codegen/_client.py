@@ -331,7 +331,7 @@ class _Renderer:
         if asynchronous:
             lines += [
                 "    async def aclose(self) -> None:",
-                "        await self._conn.close()",
+                "        await self._conn.aclose()",
                 "",
                 f"    async def __aenter__(self) -> {cls}:",
                 "        return self",

@@ -123,7 +123,7 @@ class AsyncFakeConnection(FakeConnection):
     async def run(self, f: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         return super().run(f, *args, **kwargs)
 
-    async def close(self) -> None:  # type: ignore[override]
+    async def aclose(self) -> None:
         super().close()
 
 

@@ -214,7 +214,7 @@ class KindsAsyncClient:
         return self._conn
 
     async def aclose(self) -> None:
-        await self._conn.close()
+        await self._conn.aclose()
 
     async def __aenter__(self) -> KindsAsyncClient:
         return self

@@ -102,7 +102,7 @@ class ProducerAsyncClient:
         return self._conn
 
     async def aclose(self) -> None:
-        await self._conn.close()
+        await self._conn.aclose()
 
     async def __aenter__(self) -> ProducerAsyncClient:
         return self
@@ -182,7 +182,7 @@ class ConsumerAsyncClient:
         return self._conn
 
     async def aclose(self) -> None:
-        await self._conn.close()
+        await self._conn.aclose()
 
     async def __aenter__(self) -> ConsumerAsyncClient:
         return self

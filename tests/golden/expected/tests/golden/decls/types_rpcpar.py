@@ -171,7 +171,7 @@ class ShapesAsyncClient:
         return self._conn
 
     async def aclose(self) -> None:
-        await self._conn.close()
+        await self._conn.aclose()
 
     async def __aenter__(self) -> ShapesAsyncClient:
         return self
