@@ -1,0 +1,31 @@
+"""The curated public API: ``__all__`` is a sorted tuple, complete, and every name resolves."""
+
+from __future__ import annotations
+
+import types
+
+import rpc_parallel as rp
+
+
+def test_all_is_a_sorted_complete_tuple() -> None:
+    assert isinstance(rp.__all__, tuple)
+    assert list(rp.__all__) == sorted(rp.__all__, key=lambda n: (n != "DEV_NULL", n))
+    public = {n for n in dir(rp) if not n.startswith("_")}
+    public -= {n for n in public if isinstance(getattr(rp, n), types.ModuleType) and n not in ("aio", "expert")}
+    assert public == set(rp.__all__)
+
+
+def test_design_names_exist() -> None:
+    for name in ("Worker", "rpc", "one_way", "pipe", "state", "direct_pipe", "reverse_pipe", "DirectWriter",
+                 "WorkerHandle", "Connection", "Pipe", "Update", "Closed", "ShutdownOn", "RpcSettings", "Heartbeat",
+                 "Local", "DEV_NULL", "FileAppend", "FileTruncate", "start_app", "Pickled", "RpcParallelError",
+                 "RemoteError", "WorkerFailedError", "WorkerCrashedError", "WorkerConnectionError",
+                 "SpawnTimeoutError", "MessageTooLargeError", "ProtocolError"):
+        assert hasattr(rp, name), name
+
+
+def test_errors_derive_from_the_root() -> None:
+    for name in rp.__all__:
+        obj = getattr(rp, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, rp.RpcParallelError), name
