@@ -1,0 +1,302 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Shape(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SHAPE_CIRCLE: _ClassVar[Shape]
+    SHAPE_SQUARE: _ClassVar[Shape]
+
+class Unit(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    UNIT_METRE: _ClassVar[Unit]
+    UNIT_FOOT: _ClassVar[Unit]
+SHAPE_CIRCLE: Shape
+SHAPE_SQUARE: Shape
+UNIT_METRE: Unit
+UNIT_FOOT: Unit
+
+class Corner(_message.Message):
+    __slots__ = ("x", "y")
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    x: int
+    y: int
+    def __init__(self, x: _Optional[int] = ..., y: _Optional[int] = ...) -> None: ...
+
+class Heartbeat(_message.Message):
+    __slots__ = ("timeout", "send_every")
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    SEND_EVERY_FIELD_NUMBER: _ClassVar[int]
+    timeout: float
+    send_every: float
+    def __init__(self, timeout: _Optional[float] = ..., send_every: _Optional[float] = ...) -> None: ...
+
+class RpcSettings(_message.Message):
+    __slots__ = ("max_message_size", "heartbeat", "handshake_timeout")
+    MAX_MESSAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    HANDSHAKE_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    max_message_size: int
+    heartbeat: Heartbeat
+    handshake_timeout: float
+    def __init__(self, max_message_size: _Optional[int] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., handshake_timeout: _Optional[float] = ...) -> None: ...
+
+class WorkerHandle(_message.Message):
+    __slots__ = ("worker_id", "address", "name", "settings", "token", "fingerprint", "pid")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    address: str
+    name: str
+    settings: RpcSettings
+    token: str
+    fingerprint: str
+    pid: int
+    def __init__(self, worker_id: _Optional[str] = ..., address: _Optional[str] = ..., name: _Optional[str] = ..., settings: _Optional[_Union[RpcSettings, _Mapping]] = ..., token: _Optional[str] = ..., fingerprint: _Optional[str] = ..., pid: _Optional[int] = ...) -> None: ...
+
+class IntList(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, items: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class FloatList(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, items: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class StrUnitMap(_message.Message):
+    __slots__ = ("items",)
+    class ItemsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Unit
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Unit, str]] = ...) -> None: ...
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.ScalarMap[str, Unit]
+    def __init__(self, items: _Optional[_Mapping[str, Unit]] = ...) -> None: ...
+
+class OptionalInt(_message.Message):
+    __slots__ = ("value",)
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    value: int
+    def __init__(self, value: _Optional[int] = ...) -> None: ...
+
+class Box(_message.Message):
+    __slots__ = ("shape", "corners", "meta", "grid", "lookup", "maybe_list", "list_of_maybe", "owner", "extra", "unit", "label", "scale")
+    class MetaEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: IntList
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[IntList, _Mapping]] = ...) -> None: ...
+    class LookupEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: StrUnitMap
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[_Union[StrUnitMap, _Mapping]] = ...) -> None: ...
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    CORNERS_FIELD_NUMBER: _ClassVar[int]
+    META_FIELD_NUMBER: _ClassVar[int]
+    GRID_FIELD_NUMBER: _ClassVar[int]
+    LOOKUP_FIELD_NUMBER: _ClassVar[int]
+    MAYBE_LIST_FIELD_NUMBER: _ClassVar[int]
+    LIST_OF_MAYBE_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    SCALE_FIELD_NUMBER: _ClassVar[int]
+    shape: Shape
+    corners: _containers.RepeatedCompositeFieldContainer[Corner]
+    meta: _containers.MessageMap[str, IntList]
+    grid: _containers.RepeatedCompositeFieldContainer[FloatList]
+    lookup: _containers.MessageMap[int, StrUnitMap]
+    maybe_list: IntList
+    list_of_maybe: _containers.RepeatedCompositeFieldContainer[OptionalInt]
+    owner: WorkerHandle
+    extra: bytes
+    unit: Unit
+    label: str
+    scale: float
+    def __init__(self, shape: _Optional[_Union[Shape, str]] = ..., corners: _Optional[_Iterable[_Union[Corner, _Mapping]]] = ..., meta: _Optional[_Mapping[str, IntList]] = ..., grid: _Optional[_Iterable[_Union[FloatList, _Mapping]]] = ..., lookup: _Optional[_Mapping[int, StrUnitMap]] = ..., maybe_list: _Optional[_Union[IntList, _Mapping]] = ..., list_of_maybe: _Optional[_Iterable[_Union[OptionalInt, _Mapping]]] = ..., owner: _Optional[_Union[WorkerHandle, _Mapping]] = ..., extra: _Optional[bytes] = ..., unit: _Optional[_Union[Unit, str]] = ..., label: _Optional[str] = ..., scale: _Optional[float] = ...) -> None: ...
+
+class Tree(_message.Message):
+    __slots__ = ("label", "children", "parent_label")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    CHILDREN_FIELD_NUMBER: _ClassVar[int]
+    PARENT_LABEL_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    children: _containers.RepeatedCompositeFieldContainer[Tree]
+    parent_label: str
+    def __init__(self, label: _Optional[str] = ..., children: _Optional[_Iterable[_Union[Tree, _Mapping]]] = ..., parent_label: _Optional[str] = ...) -> None: ...
+
+class IntOptionalCornerListMap(_message.Message):
+    __slots__ = ("items",)
+    class ItemsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: OptionalCornerList
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[_Union[OptionalCornerList, _Mapping]] = ...) -> None: ...
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.MessageMap[int, OptionalCornerList]
+    def __init__(self, items: _Optional[_Mapping[int, OptionalCornerList]] = ...) -> None: ...
+
+class OptionalCornerList(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[OptionalCorner]
+    def __init__(self, items: _Optional[_Iterable[_Union[OptionalCorner, _Mapping]]] = ...) -> None: ...
+
+class OptionalCorner(_message.Message):
+    __slots__ = ("value",)
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    value: Corner
+    def __init__(self, value: _Optional[_Union[Corner, _Mapping]] = ...) -> None: ...
+
+class FloatTuple(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, items: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class StrTreeMap(_message.Message):
+    __slots__ = ("items",)
+    class ItemsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Tree
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Tree, _Mapping]] = ...) -> None: ...
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.MessageMap[str, Tree]
+    def __init__(self, items: _Optional[_Mapping[str, Tree]] = ...) -> None: ...
+
+class OptionalTree(_message.Message):
+    __slots__ = ("value",)
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    value: Tree
+    def __init__(self, value: _Optional[_Union[Tree, _Mapping]] = ...) -> None: ...
+
+class StrCornerMap(_message.Message):
+    __slots__ = ("items",)
+    class ItemsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Corner
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Corner, _Mapping]] = ...) -> None: ...
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.MessageMap[str, Corner]
+    def __init__(self, items: _Optional[_Mapping[str, Corner]] = ...) -> None: ...
+
+class ShapesInit(_message.Message):
+    __slots__ = ("arg",)
+    class ArgEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Box
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Box, _Mapping]] = ...) -> None: ...
+    ARG_FIELD_NUMBER: _ClassVar[int]
+    arg: _containers.MessageMap[str, Box]
+    def __init__(self, arg: _Optional[_Mapping[str, Box]] = ...) -> None: ...
+
+class ShapesConnectionInit(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ShapesGetRequest(_message.Message):
+    __slots__ = ("name", "default")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    default: Box
+    def __init__(self, name: _Optional[str] = ..., default: _Optional[_Union[Box, _Mapping]] = ...) -> None: ...
+
+class ShapesGetResponse(_message.Message):
+    __slots__ = ("value",)
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    value: Box
+    def __init__(self, value: _Optional[_Union[Box, _Mapping]] = ...) -> None: ...
+
+class ShapesTreeRequest(_message.Message):
+    __slots__ = ("depth", "shapes")
+    DEPTH_FIELD_NUMBER: _ClassVar[int]
+    SHAPES_FIELD_NUMBER: _ClassVar[int]
+    depth: int
+    shapes: _containers.RepeatedScalarFieldContainer[Shape]
+    def __init__(self, depth: _Optional[int] = ..., shapes: _Optional[_Iterable[_Union[Shape, str]]] = ...) -> None: ...
+
+class ShapesTreeResponse(_message.Message):
+    __slots__ = ("value",)
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    value: Tree
+    def __init__(self, value: _Optional[_Union[Tree, _Mapping]] = ...) -> None: ...
+
+class ShapesNestedRequest(_message.Message):
+    __slots__ = ("m", "o")
+    class MEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: IntOptionalCornerListMap
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[IntOptionalCornerListMap, _Mapping]] = ...) -> None: ...
+    M_FIELD_NUMBER: _ClassVar[int]
+    O_FIELD_NUMBER: _ClassVar[int]
+    m: _containers.MessageMap[str, IntOptionalCornerListMap]
+    o: FloatTuple
+    def __init__(self, m: _Optional[_Mapping[str, IntOptionalCornerListMap]] = ..., o: _Optional[_Union[FloatTuple, _Mapping]] = ...) -> None: ...
+
+class ShapesNestedResponse(_message.Message):
+    __slots__ = ("value",)
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    value: _containers.RepeatedCompositeFieldContainer[StrTreeMap]
+    def __init__(self, value: _Optional[_Iterable[_Union[StrTreeMap, _Mapping]]] = ...) -> None: ...
+
+class ShapesWalkRequest(_message.Message):
+    __slots__ = ("root",)
+    ROOT_FIELD_NUMBER: _ClassVar[int]
+    root: Tree
+    def __init__(self, root: _Optional[_Union[Tree, _Mapping]] = ...) -> None: ...
+
+class ShapesWalkResponse(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[OptionalTree]
+    def __init__(self, items: _Optional[_Iterable[_Union[OptionalTree, _Mapping]]] = ...) -> None: ...
+
+class ShapesCornersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ShapesCornersResponse(_message.Message):
+    __slots__ = ("state", "updates")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    UPDATES_FIELD_NUMBER: _ClassVar[int]
+    state: _containers.RepeatedCompositeFieldContainer[Corner]
+    updates: _containers.RepeatedCompositeFieldContainer[StrCornerMap]
+    def __init__(self, state: _Optional[_Iterable[_Union[Corner, _Mapping]]] = ..., updates: _Optional[_Iterable[_Union[StrCornerMap, _Mapping]]] = ...) -> None: ...
