@@ -14,11 +14,11 @@ import dataclasses
 import enum
 import inspect
 import math
-from collections.abc import Callable
 from typing import Any
 
 import rpc_parallel
 
+from .._declaration import declared_functions, location
 from .._errors import DeclarationError
 from .._function import Function, Kind
 from .._handle import WorkerHandle
@@ -123,22 +123,22 @@ class _Renderer:
         return names
 
     def _check_names(self) -> None:
-        taken = {"annotations": "the __future__ import", "rp": f"the import of {_RP}", _AIO: f"the import of {_RP}.aio"}
-        taken |= dict.fromkeys(self.modules, "a module import")
-        taken |= dict.fromkeys(self.typing, "an import from typing or collections.abc")
-        where = {e.name: f"enum {_qualname(e.py)}" for e in self.enums}
-        where |= {m.name: f"dataclass {_qualname(m.py)}" for m in self.dataclasses}
+        names = [("annotations", "the __future__ import"), ("rp", f"the import of {_RP}"),
+                 (_AIO, f"the import of {_RP}.aio")]
+        names += [(m, "a module import") for m in self.modules]
+        names += [(n, "an import from typing or collections.abc") for n in self.typing]
+        names += [(e.name, f"enum {_qualname(e.py)}") for e in self.enums]
+        names += [(m.name, f"dataclass {_qualname(m.py)}") for m in self.dataclasses]
         for s in self.spec.services:
-            where |= {s.name: f"worker class {_qualname(s.py)}"}
-            where |= dict.fromkeys((f"FINGERPRINT_{s.name}", f"{s.name}Client", f"{s.name}AsyncClient"),
-                                   f"the generated client of {s.name}")
+            names.append((s.name, f"worker class {_qualname(s.py)}"))
+            names += [(n, f"the generated client of {s.name}")
+                      for n in (f"FINGERPRINT_{s.name}", f"{s.name}Client", f"{s.name}AsyncClient")]
         seen: dict[str, str] = {}
-        for name, what in [*taken.items(), *where.items()]:
-            if name in seen and seen[name] != what:
+        for name, what in names:
+            if name in seen:
                 raise DeclarationError(f"module {self.spec.module}: in the generated {client_module(self.spec)}, "
                                        f"the name {name} of {what} clashes with {seen[name]}; rename one of them")
             seen[name] = what
-        # the declarations may reuse a name only for the same object, which claims already ensure
         for s in self.spec.services:
             for fn in _functions(s):
                 if fn.name in (*_BLOCKING_MEMBERS, *_ASYNC_MEMBERS):
@@ -406,7 +406,7 @@ def _default_suffix(defaults: list[str | None], kw_only: list[bool]) -> list[str
 
 
 def _enum_value(value: object) -> str | None:
-    if type(value) in (bool, int, str) or (isinstance(value, float) and type(value) is float and math.isfinite(value)):
+    if type(value) in (bool, int, str) or (type(value) is float and math.isfinite(value)):
         return _repr(value)
     return None
 
@@ -414,10 +414,9 @@ def _enum_value(value: object) -> str | None:
 def _repr(value: object) -> str:
     """``repr``, with double quotes around strings that contain no quote (the project's style)."""
     text = repr(value)
-    if isinstance(value, str | bytes) and text.endswith("'") and "'" not in text[text.index("'") + 1:-1] \
-            and '"' not in text:
-        start = text.index("'")
-        return f'{text[:start]}"{text[start + 1:-1]}"'
+    if isinstance(value, str | bytes) and text.endswith("'") and '"' not in text:
+        prefix = "b" if isinstance(value, bytes) else ""
+        return f'{prefix}"{text[len(prefix) + 1:-1]}"'
     return text
 
 
@@ -439,8 +438,6 @@ def _qualname(py: object) -> str:
 
 
 def _functions(s: ServiceSpec) -> list[Function[Any]]:
-    from .._declaration import declared_functions
-
     return list(declared_functions(s.py))
 
 
@@ -452,8 +449,6 @@ def _function(s: ServiceSpec, m: MethodSpec) -> Function[Any]:
 
 
 def _where(s: ServiceSpec, fn: Function[Any]) -> str:
-    from .._declaration import location
-
     return f"{location(fn.impl)}: in class {s.name}, function {fn.name}"
 
 
@@ -466,9 +461,9 @@ def _writer_name(fn: Function[Any]) -> str:
     return params[1] if len(params) > 1 else "writer"
 
 
-def _doc_line(fn: Function[Any] | Callable[..., Any]) -> str:
+def _doc_line(fn: Function[Any]) -> str:
     """The first line of a function's docstring, when it can be copied into a docstring verbatim."""
-    doc = inspect.getdoc(getattr(fn, "impl", fn)) or ""
+    doc = inspect.getdoc(fn.impl) or ""
     line = doc.strip().splitlines()[0].strip() if doc.strip() else ""
     if '"""' in line or line.endswith('"') or "\\" in line:
         return ""

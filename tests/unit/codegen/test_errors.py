@@ -347,3 +347,18 @@ class W(rp.Worker):
     after = file_spec(second.__name__)
     assert len(after.services) == 1 and after.services[0].py is second.W
     assert after.services[0].fingerprint != before
+
+
+def test_dataclass_named_like_a_generated_client(make_module: MakeModule) -> None:
+    mod = make_module(HEADER + """
+@dataclass
+class WClient:
+    x: int
+
+
+class W(rp.Worker):
+    @rp.rpc
+    def f(self, c: WClient) -> None: ...
+""")
+    message = generate_error(mod, DeclarationError)
+    assert f"dataclass {mod.__name__}.WClient" in message and "the generated client of W" in message, message
