@@ -1,4 +1,4 @@
-# mypy: disable-error-code="empty-body, override"
+# mypy: disable-error-code="empty-body"
 """A worker type whose generated ``_pb2`` module the codec tests write and find fresh."""
 
 from __future__ import annotations

@@ -20,8 +20,7 @@ from rpc_parallel.codegen._descriptor import file_descriptor
 from rpc_parallel.codegen._proto_text import render_proto
 from rpc_parallel.codegen._schema import file_spec, service_spec
 
-from . import codec_decls as d
-from . import codec_fresh_decls, codec_stale_decls
+from . import codec_decls as d, codec_fresh_decls, codec_stale_decls
 from .codec_decls import Codec, Color, Derived, Empty, Everything, Point, Positive, Tree
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -323,6 +322,27 @@ def test_pickled_values(codec: ServiceCodec) -> None:
     assert m.decode_result(m.encode_result(value)) == value
     with pytest.raises(TypeError, match=r"^Codec.pick\(\) argument 'v' cannot be encoded: .*lambda"):
         m.encode_request(m.bind((lambda: 1,), {}))
+
+
+def test_pickled_in_containers(codec: ServiceCodec) -> None:
+    m = method(codec, "pickles")
+    args: tuple[Any, ...] = ([None, {1}, (2, "x")], {"a": None, "b": frozenset()}, None)
+    assert request_round_trip(m, *args) == list(args)
+    assert request_round_trip(m, [], {}, 0) == [[], {}, 0]
+
+
+@pytest.mark.parametrize("args", [
+    ({}, [], None),
+    ({"a": None, "b": 0, "c": -1}, [None, [], ["x", ""], None], []),
+    ({"": None}, [[]], [[], [INT64_MIN], [1, 2, 3]]),
+])
+def test_optionals_inside_containers(codec: ServiceCodec, args: tuple[Any, ...]) -> None:
+    m = method(codec, "sparse")
+    assert request_round_trip(m, *args) == list(args)
+    result = {0: [], -1: [Point(1.0, 2.0), Point(0.0, 0.0)]}
+    assert m.decode_result(m.encode_result(result)) == result
+    with pytest.raises(TypeError, match=r"deep\[1\]\[0\] must be int, got str$"):
+        m.bind(({}, [], [[1], ["x"]]), {})
 
 
 def test_worker_handle_round_trips(codec: ServiceCodec) -> None:
