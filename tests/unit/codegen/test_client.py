@@ -223,3 +223,16 @@ class W(rp.Worker):
     mod = client_of(decl.__name__)
     assert [m.name for m in mod.E] == ["A", "B", "C"]
     assert [m.value for m in mod.E] == [1, 2, 3]
+
+
+def test_paths_follow_the_proto_package_and_the_client_the_module(make_module: MakeModule) -> None:
+    from rpc_parallel.codegen import generate
+
+    decl = make_module(HEADER + """
+class W(rp.Worker, proto_package="acme.api.v1"):
+    @rp.rpc
+    def f(self) -> int: ...
+""")
+    paths = [f.path.as_posix() for f in generate(decl.__name__)]
+    assert paths == ["acme/api/v1.proto", "acme/api/v1_pb2.py", "acme/api/v1_pb2.pyi", "acme/api/v1_pb2_grpc.py",
+                     f"{decl.__name__}_rpcpar.py"]
