@@ -19,8 +19,7 @@ import grpc
 from ._codec import MethodCodec, codec_for
 from ._errors import ProtocolError
 from ._function import Kind
-from ._grpc_errors import Kind as ErrKind
-from ._grpc_errors import abort, error_info
+from ._grpc_errors import Kind as ErrKind, abort, error_info
 from ._handle import WorkerHandle
 from ._loop import run_coroutine, worker_loop
 from ._pipes import DirectWriter
