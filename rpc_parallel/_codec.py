@@ -313,11 +313,11 @@ class _Compiler:
             def put(m: Message, v: Any) -> None:
                 setattr(m, name, enc(v))
         if dec is None:
-            def get(m: Message) -> Any:
-                return getattr(m, name)
-        else:
-            def get(m: Message) -> Any:
-                return dec(getattr(m, name))
+            return put, operator.attrgetter(name)
+
+        def get(m: Message) -> Any:
+            return dec(getattr(m, name))
+
         return put, get
 
     def _optional_basic(self, name: str, t: Scalar | EnumRef | PickledT) -> tuple[Setter, Getter]:
@@ -609,10 +609,11 @@ def _instance_check(py: type, name: str) -> Check:
 class _Part:
     """One typed value of a message: its field's setter/getter, its check and how errors name it."""
 
-    __slots__ = ("check", "declared", "get", "label", "name", "put", "root")
+    __slots__ = ("check", "declared", "direct", "get", "label", "name", "put", "root")
 
     def __init__(self, compiler: _Compiler, f: FieldSpec, label: str, root: str) -> None:
         self.name = f.name
+        self.direct = _is_direct(f.type)
         self.put, self.get = compiler.field(f)
         self.check = compiler.check(f.type)
         self.label = label
@@ -620,20 +621,31 @@ class _Part:
         self.declared = spell(f.type)
 
 
-def _parse(cls: type[Message], data: bytes, what: str) -> Message:
-    try:
-        return cls.FromString(data)
-    except DecodeError as exc:
-        raise ProtocolError(f"{what}: malformed message: {exc}") from None
-    except Exception as exc:  # e.g. not bytes at all
-        raise ProtocolError(f"{what}: cannot parse message: {type(exc).__name__}: {exc}") from None
+def _decoder(cls: type[Message], read: Callable[[Message], _C], what: str) -> Callable[[bytes], _C]:
+    """``read`` applied to the parsed message; malformed or unexpected bytes: ``ProtocolError``."""
+    parse = cls.FromString
+
+    def decode(data: bytes) -> _C:
+        try:
+            return read(parse(data))
+        except DecodeError as exc:
+            raise ProtocolError(f"{what}: malformed message: {exc}") from None
+        except ProtocolError as exc:
+            raise ProtocolError(f"{what}: {exc}") from exc
+
+    return decode
 
 
-def _read(parts: Sequence[_Part], m: Message, what: str) -> list[Any]:
-    try:
-        return [p.get(m) for p in parts]
-    except ProtocolError as exc:
-        raise ProtocolError(f"{what}: {exc}") from exc
+def _reader(parts: Sequence[_Part]) -> Callable[[Message], list[Any]]:
+    """Reads every part of a message into a list, in order."""
+    getters = tuple(p.get for p in parts)
+    if len(getters) == 1:
+        (get,) = getters
+        return lambda m: [get(m)]
+    if getters and all(p.direct for p in parts):
+        every = operator.attrgetter(*(p.name for p in parts))  # one C call
+        return lambda m: list(every(m))
+    return lambda m: [get(m) for get in getters]
 
 
 def _encode_error(function: str, label: str, exc: Exception) -> TypeError:
@@ -644,7 +656,7 @@ class _Value:
     """A message carrying one typed value in one field (a result, a state, an init argument), or
     none when the type is ``None``."""
 
-    __slots__ = ("cls", "function", "label", "part", "what")
+    __slots__ = ("cls", "decode", "function", "label", "part", "what")
 
     def __init__(self, compiler: _Compiler, message: MessageSpec, field: str, function: str, label: str) -> None:
         self.cls = compiler.classes[message.name]
@@ -653,6 +665,7 @@ class _Value:
         self.what = f"{function} {message.name}"
         found = [f for f in message.fields if f.name == field]
         self.part = _Part(compiler, found[0], label, label) if found else None
+        self.decode: Callable[[bytes], Any] = _decoder(self.cls, self.part.get if self.part else _none, self.what)
 
     def encode(self, value: Any) -> bytes:
         part = self.part
@@ -671,17 +684,15 @@ class _Value:
             raise _encode_error(self.function, part.label, exc) from exc
         return m.SerializeToString()
 
-    def decode(self, data: bytes) -> Any:
-        m = _parse(self.cls, data, self.what)
-        if self.part is None:
-            return None
-        return _read((self.part,), m, self.what)[0]
+
+def _none(m: Message) -> None:
+    return None
 
 
 class _Batch:
     """A repeated field carrying a batch of typed items (stream items, updates)."""
 
-    __slots__ = ("check", "cls", "declared", "function", "get", "label", "put", "what")
+    __slots__ = ("check", "cls", "declared", "decode", "function", "get", "label", "put", "what")
 
     def __init__(self, compiler: _Compiler, message: MessageSpec, field: str, function: str, label: str) -> None:
         (f,) = [f for f in message.fields if f.name == field]
@@ -693,8 +704,9 @@ class _Batch:
         self.function = function
         self.label = label
         self.what = f"{function} {message.name}"
+        self.decode: Callable[[bytes], list[Any]] = _decoder(self.cls, self.get, self.what)
 
-    def message(self, items: Sequence[Any]) -> Message:
+    def encode(self, items: Sequence[Any]) -> bytes:
         try:
             self.check(items)
         except _Bad as e:
@@ -708,20 +720,7 @@ class _Batch:
             self.put(m, items)
         except Exception as exc:
             raise _encode_error(self.function, self.label, exc) from exc
-        return m
-
-    def encode(self, items: Sequence[Any]) -> bytes:
-        return self.message(items).SerializeToString()
-
-    def read(self, m: Message) -> list[Any]:
-        try:
-            items: list[Any] = self.get(m)
-        except ProtocolError as exc:
-            raise ProtocolError(f"{self.what}: {exc}") from exc
-        return items
-
-    def decode(self, data: bytes) -> list[Any]:
-        return self.read(_parse(self.cls, data, self.what))
+        return m.SerializeToString()
 
 
 # -- methods -----------------------------------------------------------------------------------
@@ -758,26 +757,35 @@ class MethodCodec:
         self._max_positional = sum(k is not P.KEYWORD_ONLY for k in self._kinds)
         self._simple = all(k is P.POSITIONAL_OR_KEYWORD for k in self._kinds)
 
-        self._updates: _Batch | None = None
+        self._decode_request = _decoder(self._request_cls, _reader(self._parts), self._request_what)
+
+        # kind-specific operations; those that do not apply refuse with a TypeError
+        self._encode_updates: Callable[[Sequence[Any]], bytes] = self._refuse("encode_updates")
+        self._decode_updates: Callable[[bytes], list[Any]] = self._refuse("decode_updates")
+        self._encode_result: Callable[[Any], bytes] = self._refuse("encode_result")
+        self._decode_result: Callable[[bytes], Any] = self._refuse("decode_result")
+        self._encode_items: Callable[[Sequence[Any]], bytes] = self._refuse("encode_items")
+        self._decode_items: Callable[[bytes], list[Any]] = self._refuse("decode_items")
+        self._encode_state: Callable[[Any], bytes] = self._refuse("encode_state")
+        self._encode_updates_batch: Callable[[Sequence[Any]], bytes] = self._refuse("encode_updates_batch")
+        self._decode_state: Callable[[bytes], tuple[bool, Any, list[Any]]] = self._refuse("decode_state_message")
         self._updates_elem = ""
         if spec.updates_param is not None:
-            self._updates = _Batch(compiler, request, spec.updates_param, qn,
-                                   f"item of argument '{spec.updates_param}'")
-            self._updates_elem = self._updates.declared
+            updates = _Batch(compiler, request, spec.updates_param, qn, f"item of argument '{spec.updates_param}'")
+            self._encode_updates, self._decode_updates = updates.encode, updates.decode
+            self._updates_elem = updates.declared
         response = spec.response
-        self._result: _Value | None = None
-        self._items: _Batch | None = None
-        self._state: _Value | None = None
-        self._state_present: Callable[[Message], bool] = _always
-        self._state_updates: _Batch | None = None
         if kind in (Kind.RPC, Kind.REVERSE_PIPE, Kind.ONE_WAY):
-            self._result = _Value(compiler, response, "value", qn, "result")
+            result = _Value(compiler, response, "value", qn, "result")
+            self._encode_result, self._decode_result = result.encode, result.decode
         elif kind in (Kind.PIPE, Kind.DIRECT_PIPE):
-            self._items = _Batch(compiler, response, "items", qn, "item")
+            items = _Batch(compiler, response, "items", qn, "item")
+            self._encode_items, self._decode_items = items.encode, items.decode
         else:
-            self._state = _Value(compiler, response, "state", qn, "state")
-            self._state_updates = _Batch(compiler, response, "updates", qn, "update")
-            self._state_present = _presence(response, "state")
+            state = _Value(compiler, response, "state", qn, "state")
+            batch = _Batch(compiler, response, "updates", qn, "update")
+            self._encode_state, self._encode_updates_batch = state.encode, batch.encode
+            self._decode_state = _decoder(state.cls, _state_reader(response, state, batch), state.what)
 
     def __repr__(self) -> str:
         return f"<MethodCodec {self.qualname} ({self.spec.kind.value})>"
@@ -867,41 +875,41 @@ class MethodCodec:
     def decode_request(self, data: bytes) -> list[Any]:
         """The parameter values of a request (a reverse pipe's updates slot: the list of updates
         this message carries, usually empty)."""
-        return _read(self._parts, _parse(self._request_cls, data, self._request_what), self._request_what)
+        return self._decode_request(data)
 
     def encode_updates(self, items: Sequence[Any]) -> bytes:
         """A reverse pipe's request message carrying only a batch of updates (type-checked)."""
-        return self._need(self._updates, "encode_updates").encode(items)
+        return self._encode_updates(items)
 
     def decode_updates(self, data: bytes) -> list[Any]:
         """The updates carried by a reverse pipe's later request message."""
-        return self._need(self._updates, "decode_updates").decode(data)
+        return self._decode_updates(data)
 
     # responses --------------------------------------------------------------------------------
 
     def encode_result(self, value: Any) -> bytes:
         """The response of an rpc or reverse_pipe (type-checked), or of a one_way (``None``)."""
-        return self._need(self._result, "encode_result").encode(value)
+        return self._encode_result(value)
 
     def decode_result(self, data: bytes) -> Any:
         """The result carried by an rpc/reverse_pipe/one_way response."""
-        return self._need(self._result, "decode_result").decode(data)
+        return self._decode_result(data)
 
     def encode_items(self, items: Sequence[Any]) -> bytes:
         """A pipe/direct_pipe response message carrying a batch of items (type-checked)."""
-        return self._need(self._items, "encode_items").encode(items)
+        return self._encode_items(items)
 
     def decode_items(self, data: bytes) -> list[Any]:
         """The batch of items a pipe/direct_pipe response message carries."""
-        return self._need(self._items, "decode_items").decode(data)
+        return self._decode_items(data)
 
     def encode_state(self, value: Any) -> bytes:
         """A state function's first response message: the initial state alone (type-checked)."""
-        return self._need(self._state, "encode_state").encode(value)
+        return self._encode_state(value)
 
     def encode_updates_batch(self, items: Sequence[Any]) -> bytes:
         """A state function's later response message: a non-empty batch of updates (type-checked)."""
-        return self._need(self._state_updates, "encode_updates_batch").encode(items)
+        return self._encode_updates_batch(items)
 
     def decode_state_message(self, data: bytes) -> tuple[bool, Any, list[Any]]:
         """``(has_state, state, updates)`` of a state response message.
@@ -910,24 +918,28 @@ class MethodCodec:
         updates (a state-only message is empty when the state is a default value or ``None``,
         which is why update batches are never empty). ``state`` is ``None`` otherwise.
         """
-        state = self._need(self._state, "decode_state_message")
-        batch = self._state_updates
-        assert batch is not None
-        m = _parse(state.cls, data, state.what)
-        updates = batch.read(m)
-        if updates and not self._state_present(m):
-            return False, None, updates
-        value = _read((state.part,), m, state.what)[0] if state.part is not None else None
-        return True, value, updates
+        return self._decode_state(data)
 
-    def _need(self, codec: _C | None, what: str) -> _C:
-        if codec is None:
+    def _refuse(self, what: str) -> Callable[[Any], Any]:
+        def refuse(arg: Any) -> Any:
             raise TypeError(f"{what} does not apply to {self.qualname}, a {self.spec.kind.value} function")
-        return codec
+
+        return refuse
 
 
-def _always(m: Message) -> bool:
-    return True
+def _state_reader(response: MessageSpec, state: _Value,
+                  batch: _Batch) -> Callable[[Message], tuple[bool, Any, list[Any]]]:
+    present = _presence(response, "state")
+    get_state = state.part.get if state.part is not None else _none
+    get_updates = batch.get
+
+    def read(m: Message) -> tuple[bool, Any, list[Any]]:
+        updates: list[Any] = get_updates(m)
+        if updates and not present(m):
+            return False, None, updates
+        return True, get_state(m), updates
+
+    return read
 
 
 def _presence(message: MessageSpec, field: str) -> Callable[[Message], bool]:

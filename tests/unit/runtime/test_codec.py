@@ -542,7 +542,7 @@ def test_unpicklable_bytes_are_a_protocol_error(codec: ServiceCodec) -> None:
 def test_invalid_dataclass_values_are_protocol_errors(codec: ServiceCodec) -> None:
     m = method(codec, "positive")
     assert request_round_trip(m, Positive(3)) == [Positive(3)]
-    with pytest.raises(rp.ProtocolError, match=r"cannot build a Positive from the received message: ValueError: n must"):
+    with pytest.raises(rp.ProtocolError, match=r"cannot build a Positive from the received message: ValueError: n "):
         m.decode_request(b"")
     # a handle message with empty settings: a heartbeat timeout of 0
     with pytest.raises(rp.ProtocolError, match=r"cannot build a Heartbeat .*SettingsError"):
