@@ -138,7 +138,7 @@ class _Bad(Exception):
         return cls(f"{function}() {label} must be {declared}: {where} {self.problem()}")
 
 
-def spell(t: TypeRef) -> str:
+def _spell(t: TypeRef) -> str:
     """A Python spelling of a type, for error messages."""
     match t:
         case Scalar():
@@ -148,11 +148,11 @@ def spell(t: TypeRef) -> str:
         case PickledT():
             return "Pickled"
         case ListT():
-            return f"tuple[{spell(t.elem)}, ...]" if t.as_tuple else f"list[{spell(t.elem)}]"
+            return f"tuple[{_spell(t.elem)}, ...]" if t.as_tuple else f"list[{_spell(t.elem)}]"
         case MapT():
-            return f"dict[{spell(t.key)}, {spell(t.value)}]"
+            return f"dict[{_spell(t.key)}, {_spell(t.value)}]"
         case OptionalT():
-            return f"{spell(t.inner)} | None"
+            return f"{_spell(t.inner)} | None"
         case NoneT():
             return "None"
 
@@ -527,7 +527,7 @@ class _Compiler:
 
     def _optional_check(self, t: OptionalT) -> Check:
         inner = self.check(t.inner)
-        expected = spell(t)
+        expected = _spell(t)
 
         def check(v: Any) -> None:
             if v is not None:
@@ -543,7 +543,7 @@ class _Compiler:
     def _list_check(self, t: ListT) -> Check:
         elem = self.check(t.elem)
         fast = _fast_list_check(t.elem)
-        expected = spell(t)
+        expected = _spell(t)
         skip_items = elem is _check_nothing
 
         def check(v: Any) -> None:
@@ -565,7 +565,7 @@ class _Compiler:
     def _map_check(self, t: MapT) -> Check:
         key = _SCALAR_CHECKS[t.key.proto]
         value = self.check(t.value)
-        expected = spell(t)
+        expected = _spell(t)
 
         def check(v: Any) -> None:
             if not isinstance(v, dict) and not isinstance(v, Mapping):
@@ -618,7 +618,7 @@ class _Part:
         self.check = compiler.check(f.type)
         self.label = label
         self.root = root
-        self.declared = spell(f.type)
+        self.declared = _spell(f.type)
 
 
 def _decoder(cls: type[Message], read: Callable[[Message], _C], what: str) -> Callable[[bytes], _C]:
@@ -700,7 +700,7 @@ class _Batch:
         self.cls = compiler.classes[message.name]
         self.put, self.get = compiler.field(f)
         self.check = compiler.check(f.type)
-        self.declared = spell(f.type.elem)
+        self.declared = _spell(f.type.elem)
         self.function = function
         self.label = label
         self.what = f"{function} {message.name}"
