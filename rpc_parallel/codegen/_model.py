@@ -5,7 +5,7 @@ text, typed clients, the runtime codec, fingerprints) is derived from it.
 
 Python types map to field *slots*. A slot is what one proto field can hold directly; a type that
 cannot sit in a slot (a list of lists, a map of optionals, an optional list) is boxed in a
-generated wrapper message named after its structure (``IntList``, ``StrIntMap``, ``OptionalInt``).
+generated wrapper message named after its structure (``IntList``, ``StrIntMap``, ``IntOptional``).
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def type_label(t: TypeRef) -> str:
         case MapT():
             return t.key.label + type_label(t.value) + "Map"
         case OptionalT():
-            return "Optional" + type_label(t.inner)
+            return type_label(t.inner) + "Optional"  # every constructor a suffix: names cannot collide
         case NoneT():
             return "None"
 

@@ -90,7 +90,7 @@ class StrUnitMap(_message.Message):
     items: _containers.ScalarMap[str, Unit]
     def __init__(self, items: _Optional[_Mapping[str, Unit]] = ...) -> None: ...
 
-class OptionalInt(_message.Message):
+class IntOptional(_message.Message):
     __slots__ = ("value",)
     VALUE_FIELD_NUMBER: _ClassVar[int]
     value: int
@@ -130,13 +130,13 @@ class Box(_message.Message):
     grid: _containers.RepeatedCompositeFieldContainer[FloatList]
     lookup: _containers.MessageMap[int, StrUnitMap]
     maybe_list: IntList
-    list_of_maybe: _containers.RepeatedCompositeFieldContainer[OptionalInt]
+    list_of_maybe: _containers.RepeatedCompositeFieldContainer[IntOptional]
     owner: WorkerHandle
     extra: bytes
     unit: Unit
     label: str
     scale: float
-    def __init__(self, shape: _Optional[_Union[Shape, str]] = ..., corners: _Optional[_Iterable[_Union[Corner, _Mapping]]] = ..., meta: _Optional[_Mapping[str, IntList]] = ..., grid: _Optional[_Iterable[_Union[FloatList, _Mapping]]] = ..., lookup: _Optional[_Mapping[int, StrUnitMap]] = ..., maybe_list: _Optional[_Union[IntList, _Mapping]] = ..., list_of_maybe: _Optional[_Iterable[_Union[OptionalInt, _Mapping]]] = ..., owner: _Optional[_Union[WorkerHandle, _Mapping]] = ..., extra: _Optional[bytes] = ..., unit: _Optional[_Union[Unit, str]] = ..., label: _Optional[str] = ..., scale: _Optional[float] = ...) -> None: ...
+    def __init__(self, shape: _Optional[_Union[Shape, str]] = ..., corners: _Optional[_Iterable[_Union[Corner, _Mapping]]] = ..., meta: _Optional[_Mapping[str, IntList]] = ..., grid: _Optional[_Iterable[_Union[FloatList, _Mapping]]] = ..., lookup: _Optional[_Mapping[int, StrUnitMap]] = ..., maybe_list: _Optional[_Union[IntList, _Mapping]] = ..., list_of_maybe: _Optional[_Iterable[_Union[IntOptional, _Mapping]]] = ..., owner: _Optional[_Union[WorkerHandle, _Mapping]] = ..., extra: _Optional[bytes] = ..., unit: _Optional[_Union[Unit, str]] = ..., label: _Optional[str] = ..., scale: _Optional[float] = ...) -> None: ...
 
 class Tree(_message.Message):
     __slots__ = ("label", "children", "parent_label")
@@ -148,26 +148,26 @@ class Tree(_message.Message):
     parent_label: str
     def __init__(self, label: _Optional[str] = ..., children: _Optional[_Iterable[_Union[Tree, _Mapping]]] = ..., parent_label: _Optional[str] = ...) -> None: ...
 
-class IntOptionalCornerListMap(_message.Message):
+class IntCornerOptionalListMap(_message.Message):
     __slots__ = ("items",)
     class ItemsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: int
-        value: OptionalCornerList
-        def __init__(self, key: _Optional[int] = ..., value: _Optional[_Union[OptionalCornerList, _Mapping]] = ...) -> None: ...
+        value: CornerOptionalList
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[_Union[CornerOptionalList, _Mapping]] = ...) -> None: ...
     ITEMS_FIELD_NUMBER: _ClassVar[int]
-    items: _containers.MessageMap[int, OptionalCornerList]
-    def __init__(self, items: _Optional[_Mapping[int, OptionalCornerList]] = ...) -> None: ...
+    items: _containers.MessageMap[int, CornerOptionalList]
+    def __init__(self, items: _Optional[_Mapping[int, CornerOptionalList]] = ...) -> None: ...
 
-class OptionalCornerList(_message.Message):
+class CornerOptionalList(_message.Message):
     __slots__ = ("items",)
     ITEMS_FIELD_NUMBER: _ClassVar[int]
-    items: _containers.RepeatedCompositeFieldContainer[OptionalCorner]
-    def __init__(self, items: _Optional[_Iterable[_Union[OptionalCorner, _Mapping]]] = ...) -> None: ...
+    items: _containers.RepeatedCompositeFieldContainer[CornerOptional]
+    def __init__(self, items: _Optional[_Iterable[_Union[CornerOptional, _Mapping]]] = ...) -> None: ...
 
-class OptionalCorner(_message.Message):
+class CornerOptional(_message.Message):
     __slots__ = ("value",)
     VALUE_FIELD_NUMBER: _ClassVar[int]
     value: Corner
@@ -192,7 +192,7 @@ class StrTreeMap(_message.Message):
     items: _containers.MessageMap[str, Tree]
     def __init__(self, items: _Optional[_Mapping[str, Tree]] = ...) -> None: ...
 
-class OptionalTree(_message.Message):
+class TreeOptional(_message.Message):
     __slots__ = ("value",)
     VALUE_FIELD_NUMBER: _ClassVar[int]
     value: Tree
@@ -263,13 +263,13 @@ class ShapesNestedRequest(_message.Message):
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
-        value: IntOptionalCornerListMap
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[IntOptionalCornerListMap, _Mapping]] = ...) -> None: ...
+        value: IntCornerOptionalListMap
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[IntCornerOptionalListMap, _Mapping]] = ...) -> None: ...
     M_FIELD_NUMBER: _ClassVar[int]
     O_FIELD_NUMBER: _ClassVar[int]
-    m: _containers.MessageMap[str, IntOptionalCornerListMap]
+    m: _containers.MessageMap[str, IntCornerOptionalListMap]
     o: FloatTuple
-    def __init__(self, m: _Optional[_Mapping[str, IntOptionalCornerListMap]] = ..., o: _Optional[_Union[FloatTuple, _Mapping]] = ...) -> None: ...
+    def __init__(self, m: _Optional[_Mapping[str, IntCornerOptionalListMap]] = ..., o: _Optional[_Union[FloatTuple, _Mapping]] = ...) -> None: ...
 
 class ShapesNestedResponse(_message.Message):
     __slots__ = ("value",)
@@ -286,8 +286,8 @@ class ShapesWalkRequest(_message.Message):
 class ShapesWalkResponse(_message.Message):
     __slots__ = ("items",)
     ITEMS_FIELD_NUMBER: _ClassVar[int]
-    items: _containers.RepeatedCompositeFieldContainer[OptionalTree]
-    def __init__(self, items: _Optional[_Iterable[_Union[OptionalTree, _Mapping]]] = ...) -> None: ...
+    items: _containers.RepeatedCompositeFieldContainer[TreeOptional]
+    def __init__(self, items: _Optional[_Iterable[_Union[TreeOptional, _Mapping]]] = ...) -> None: ...
 
 class ShapesCornersRequest(_message.Message):
     __slots__ = ()
