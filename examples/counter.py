@@ -70,6 +70,11 @@ class Counter(rp.Worker):
         return scale * sum(updates)
 
     @rp.rpc
+    def boom(self, message: str) -> None:
+        """Raise ValueError(message): the caller gets rp.RemoteError and the worker lives on."""
+        raise ValueError(message)
+
+    @rp.rpc
     async def slow_double(self, x: int, delay: float = 0.0) -> int:
         import asyncio
 

@@ -122,6 +122,16 @@ class CounterTotalOfResponse(_message.Message):
     value: int
     def __init__(self, value: _Optional[int] = ...) -> None: ...
 
+class CounterBoomRequest(_message.Message):
+    __slots__ = ("message",)
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    message: str
+    def __init__(self, message: _Optional[str] = ...) -> None: ...
+
+class CounterBoomResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class CounterSlowDoubleRequest(_message.Message):
     __slots__ = ("x", "delay")
     X_FIELD_NUMBER: _ClassVar[int]

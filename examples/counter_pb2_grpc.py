@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class CounterStub:
-    """Worker type Counter, fingerprint 2b2a876a69596904cc26ba8ac5ef3269.
+    """Worker type Counter, fingerprint 7ae3eec6da38d943f7919e7b54b835a2.
     """
 
     def __init__(self, channel):
@@ -75,6 +75,11 @@ class CounterStub:
                 request_serializer=examples_dot_counter__pb2.CounterTotalOfRequest.SerializeToString,
                 response_deserializer=examples_dot_counter__pb2.CounterTotalOfResponse.FromString,
                 _registered_method=True)
+        self.Boom = channel.unary_unary(
+                '/examples.counter.Counter/Boom',
+                request_serializer=examples_dot_counter__pb2.CounterBoomRequest.SerializeToString,
+                response_deserializer=examples_dot_counter__pb2.CounterBoomResponse.FromString,
+                _registered_method=True)
         self.SlowDouble = channel.unary_unary(
                 '/examples.counter.Counter/SlowDouble',
                 request_serializer=examples_dot_counter__pb2.CounterSlowDoubleRequest.SerializeToString,
@@ -83,7 +88,7 @@ class CounterStub:
 
 
 class CounterServicer:
-    """Worker type Counter, fingerprint 2b2a876a69596904cc26ba8ac5ef3269.
+    """Worker type Counter, fingerprint 7ae3eec6da38d943f7919e7b54b835a2.
     """
 
     def Incr(self, request, context):
@@ -142,8 +147,15 @@ class CounterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Boom(self, request, context):
+        """id 9: rpc boom(message: str) -> None
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SlowDouble(self, request, context):
-        """id 9: rpc slow_double(x: int, delay: float) -> int
+        """id 10: rpc slow_double(x: int, delay: float) -> int
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -192,6 +204,11 @@ def add_CounterServicer_to_server(servicer, server):
                     request_deserializer=examples_dot_counter__pb2.CounterTotalOfRequest.FromString,
                     response_serializer=examples_dot_counter__pb2.CounterTotalOfResponse.SerializeToString,
             ),
+            'Boom': grpc.unary_unary_rpc_method_handler(
+                    servicer.Boom,
+                    request_deserializer=examples_dot_counter__pb2.CounterBoomRequest.FromString,
+                    response_serializer=examples_dot_counter__pb2.CounterBoomResponse.SerializeToString,
+            ),
             'SlowDouble': grpc.unary_unary_rpc_method_handler(
                     servicer.SlowDouble,
                     request_deserializer=examples_dot_counter__pb2.CounterSlowDoubleRequest.FromString,
@@ -206,7 +223,7 @@ def add_CounterServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Counter:
-    """Worker type Counter, fingerprint 2b2a876a69596904cc26ba8ac5ef3269.
+    """Worker type Counter, fingerprint 7ae3eec6da38d943f7919e7b54b835a2.
     """
 
     @staticmethod
@@ -415,6 +432,33 @@ class Counter:
             '/examples.counter.Counter/TotalOf',
             examples_dot_counter__pb2.CounterTotalOfRequest.SerializeToString,
             examples_dot_counter__pb2.CounterTotalOfResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Boom(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/examples.counter.Counter/Boom',
+            examples_dot_counter__pb2.CounterBoomRequest.SerializeToString,
+            examples_dot_counter__pb2.CounterBoomResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -69,11 +69,15 @@ class Counter(rp.Worker, proto_package="examples.counter"):
         raise NotImplementedError
 
     @rp.rpc
+    def boom(self, message: str) -> None:
+        raise NotImplementedError
+
+    @rp.rpc
     def slow_double(self, x: int, delay: float = 0.0) -> int:
         raise NotImplementedError
 
 
-FINGERPRINT_Counter = "2b2a876a69596904cc26ba8ac5ef3269"
+FINGERPRINT_Counter = "7ae3eec6da38d943f7919e7b54b835a2"
 
 
 class CounterClient:
@@ -130,6 +134,10 @@ class CounterClient:
 
     def total_of(self, updates: Iterable[int], scale: int) -> int:
         return self._conn.run(Counter.total_of, updates, scale)
+
+    def boom(self, message: str) -> None:
+        """Raise ValueError(message): the caller gets rp.RemoteError and the worker lives on."""
+        self._conn.run(Counter.boom, message)
 
     def slow_double(self, x: int, delay: float = 0.0) -> int:
         return self._conn.run(Counter.slow_double, x, delay)
@@ -189,6 +197,10 @@ class CounterAsyncClient:
 
     async def total_of(self, updates: Iterable[int], scale: int) -> int:
         return await self._conn.run(Counter.total_of, updates, scale)
+
+    async def boom(self, message: str) -> None:
+        """Raise ValueError(message): the caller gets rp.RemoteError and the worker lives on."""
+        await self._conn.run(Counter.boom, message)
 
     async def slow_double(self, x: int, delay: float = 0.0) -> int:
         return await self._conn.run(Counter.slow_double, x, delay)

@@ -147,3 +147,26 @@ def test_aio_api() -> None:
             assert await conn.run(Counter.total_of, iter([1, 2, 3]), 10) == 60
 
     asyncio.run(main())
+
+
+def test_remote_error_carries_type_message_traceback_and_worker_lives(counter: rp.WorkerHandle) -> None:
+    with Counter.connect(counter, "c") as c:
+        with pytest.raises(rp.RemoteError) as info:
+            c.run(Counter.boom, "x" * 50_000)
+        err = info.value
+        assert err.remote_type == "ValueError"
+        assert err.worker_name == "counter"
+        assert "in boom" in err.remote_traceback
+        assert "characters truncated" in err.remote_message  # long texts cut in the middle, ends kept
+        assert err.remote_message.startswith("xxx") and err.remote_message.endswith("xxx")
+        assert c.run(Counter.incr, 0) == 10
+
+
+def test_wrong_token_is_rejected_before_user_code(counter: rp.WorkerHandle) -> None:
+    import dataclasses
+
+    forged = dataclasses.replace(counter, token="not-the-token")
+    with pytest.raises(rp.AuthenticationError):
+        Counter.connect(forged, "intruder")
+    with Counter.connect(counter, "c") as c:
+        assert c.run(Counter.whoami) == "c"
