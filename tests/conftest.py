@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 # -- codegen golden files (tests/golden) ----------------------------------------------------------
-# `pytest tests/golden --update-golden` rewrites tests/golden/expected from the current generator.
+# `pytest tests/golden --update-golden` rewrites the generated files next to tests/golden/decls.
 # Other options go into this same pytest_addoption hook (pytest allows one per conftest).
 
 

@@ -1,5 +1,6 @@
 """Golden tests: the generated ``.proto`` and typed client of each module in ``decls/`` must equal
-the files committed under ``expected/`` (at their generated paths). ``--update-golden`` rewrites them."""
+the files committed next to it (the same files ``rpcpar gen --all --check`` verifies, so there is one
+copy). ``--update-golden`` rewrites them, as ``make proto`` does."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 from rpc_parallel.codegen import check, file_descriptor, file_spec, generate, write
 
-EXPECTED = Path(__file__).parent / "expected"
+EXPECTED = Path(__file__).parents[2]  # the root the decls modules are imported from
 MODULES = ["tests.golden.decls.kinds", "tests.golden.decls.types", "tests.golden.decls.two_workers"]
 GOLDEN_SUFFIXES = (".proto", "_rpcpar.py")
 
