@@ -30,7 +30,7 @@ from ._grpc_errors import map_rpc_error
 from ._handle import WorkerHandle
 from ._pipes import Closed, DirectPipeId, Update
 from ._proto import control_pb2, control_pb2_grpc
-from ._server import CONN_KEY, TOKEN_KEY
+from ._server import CONN_KEY, TOKEN_KEY, fingerprint_messages
 from ._settings import RpcSettings, grpc_options
 from .codegen._model import ServiceSpec
 from .codegen._schema import service_spec
@@ -168,8 +168,7 @@ class Connection:
         self._token_md: tuple[tuple[str, str], ...] = ((TOKEN_KEY, handle.token),)
         request = control_pb2.OpenConnectionRequest(
             worker_id=handle.worker_id, fingerprint=self._spec.fingerprint, arg=encoded_arg,
-            functions=[control_pb2.FunctionFingerprint(name=n, fingerprint=f)
-                       for n, f in self._spec.function_fingerprints])
+            functions=fingerprint_messages(self._spec))
         self._session = control.OpenConnection(request, metadata=self._token_md)
         try:
             event = next(self._session)
@@ -212,15 +211,18 @@ class Connection:
         if self.closed:
             raise ConnectionClosedError(f"the connection to {self._label} is closed")
 
-    def _request(self, m: _Method, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bytes, list[Any]]:
-        values = m.codec.bind(args, kwargs)
+    def _request(self, m: _Method, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+        return self._encode(m, m.codec.bind(args, kwargs))
+
+    def _encode(self, m: _Method, values: list[Any]) -> bytes:
+        """The request message of bound ``values``; too large for the worker is an error here."""
         data = m.codec.encode_request(values)
         limit = self.handle.settings.max_message_size
         if len(data) > limit:
             raise MessageTooLargeError(
                 f"the arguments of {m.name} encode to {len(data)} bytes, over max_message_size {limit}",
                 size=len(data), limit=limit)
-        return data, values
+        return data
 
     @overload
     def run(self, f: RpcFunction[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
@@ -241,35 +243,35 @@ class Connection:
         m = self._method(f)
         kind = m.kind
         if kind is Kind.RPC:
-            data, _ = self._request(m, args, kwargs)
+            data = self._request(m, args, kwargs)
             try:
                 return m.codec.decode_result(m.call(data, metadata=self._md))
             except grpc.RpcError as exc:
                 raise map_rpc_error(exc, worker=self._label) from None
         if kind is Kind.ONE_WAY:
-            data, _ = self._request(m, args, kwargs)
+            data = self._request(m, args, kwargs)
             fut = m.call.future(data, metadata=self._md)
             with self._pending_lock:
                 self._pending.add(fut)
             fut.add_done_callback(self._one_way_done)
             return None
         if kind is Kind.PIPE:
-            data, _ = self._request(m, args, kwargs)
+            data = self._request(m, args, kwargs)
             return Pipe(m.call(data, metadata=self._md), m.codec.decode_items, self._label)
         if kind is Kind.STATE:
-            data, _ = self._request(m, args, kwargs)
+            data = self._request(m, args, kwargs)
             call = m.call(data, metadata=self._md)
             try:
                 first = next(call)
             except grpc.RpcError as exc:
                 raise map_rpc_error(exc, worker=self._label) from None
-            has_state, state, _ = m.codec.decode_state_message(first)
+            _, state, _ = m.codec.decode_state_message(first)
             return state, Pipe(call, lambda d: m.codec.decode_state_message(d)[2], self._label)
         if kind is Kind.DIRECT_PIPE:
             on_update = kwargs.pop("on_update", None)
             if on_update is None:
                 raise TypeError(f"{m.name}() is a direct_pipe: pass on_update=callback")
-            data, _ = self._request(m, args, kwargs)
+            data = self._request(m, args, kwargs)
             return self._direct_pipe(m, data, on_update)
         return self._reverse_pipe(m, args, kwargs)
 
@@ -306,7 +308,7 @@ class Connection:
         values = m.codec.bind(args, kwargs)
         index = m.updates_index
         updates: Iterable[Any] = values[index]
-        data = m.codec.encode_request(values)
+        data = self._encode(m, values)
 
         def requests() -> Iterator[bytes]:
             yield data
@@ -330,7 +332,7 @@ class Connection:
         m = self._method(f)
         if m.kind is not Kind.RPC:
             raise TypeError(f"submit takes an rpc function; {m.name} is a {m.kind.value}")
-        data, _ = self._request(m, args, kwargs)
+        data = self._request(m, args, kwargs)
         result: concurrent.futures.Future[R] = concurrent.futures.Future()
         call = m.call.future(data, metadata=self._md)
         decode = m.codec.decode_result

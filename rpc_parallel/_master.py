@@ -11,7 +11,6 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 import grpc
 
@@ -19,6 +18,7 @@ from ._errors import WorkerFailedError
 from ._proto import master_pb2, master_pb2_grpc
 from ._server import token_interceptor
 from ._settings import RpcSettings, grpc_options, resolve
+from .codegen._model import differing_functions
 
 __all__ = ("Master", "WorkerRecord", "master")
 
@@ -113,9 +113,8 @@ class _MasterServicer(master_pb2_grpc.MasterServicer):
         if record is None or record.gave_up:
             return master_pb2.RegisterReply(proceed=False, reason="the master gave up on this worker")
         if request.fingerprint != record.expected_fingerprint:
-            theirs = {f.name: f.fingerprint for f in request.functions}
-            ours = record.expected_functions
-            differ = sorted({n for n in ours if theirs.get(n) != ours[n]} | {n for n in theirs if n not in ours})
+            differ = differing_functions(record.expected_functions,
+                                         {f.name: f.fingerprint for f in request.functions})
             record.rejected = (
                 f"worker {record.label} runs a different version of its worker type "
                 f"(fingerprint {request.fingerprint}, master expects {record.expected_fingerprint}); "
@@ -161,5 +160,6 @@ def set_app_settings(settings: RpcSettings | None) -> None:
     master().app_settings = settings
 
 
-def any_master() -> Any:
+def any_master() -> Master | None:
+    """The master state if this process created one (without creating it)."""
     return _MASTER

@@ -31,6 +31,11 @@ class Pump:
         self.error: BaseException | None = None
 
     @property
+    def finished(self) -> bool:
+        """True once no more items will be queued (finished, or the consumer stopped)."""
+        return self._finished
+
+    @property
     def stopped(self) -> bool:
         """True once the consumer gave up (the call was cancelled): producers should stop."""
         return self._stopped

@@ -30,7 +30,11 @@ def serve(cls: type, arg: Any, *, settings: RpcSettings | None, name: str | None
 
     server = WorkerServer(cls, worker_id=worker_id, name=name, settings=resolve(settings, m.app_settings),
                           token=m.token, on_shutdown=stop)
-    server.init_worker_state(server.codec.decode_init(server.codec.encode_init(arg)))
+    try:
+        server.init_worker_state(server.codec.decode_init(server.codec.encode_init(arg)))
+    except BaseException:
+        server.stop(0)
+        raise
     server.start()
     with _LOCK:
         _SERVED[worker_id] = server

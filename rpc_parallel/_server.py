@@ -8,6 +8,7 @@ codec) and the built-in ``rpc_parallel.v1.Control`` service. Both a spawned work
 from __future__ import annotations
 
 import inspect
+import os
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -28,10 +29,10 @@ from ._pump import Pump
 from ._settings import RpcSettings, grpc_options
 from ._worker import _CONNECTION_STATE
 from .codegen._descriptor import file_descriptor
-from .codegen._model import MethodSpec
+from .codegen._model import MethodSpec, ServiceSpec, differing_functions
 from .codegen._schema import file_spec, service_spec
 
-__all__ = ("CONN_KEY", "TOKEN_KEY", "WorkerServer", "token_interceptor")
+__all__ = ("CONN_KEY", "TOKEN_KEY", "WorkerServer", "fingerprint_messages", "token_interceptor")
 
 TOKEN_KEY = "rpcpar-token"
 CONN_KEY = "rpcpar-conn"
@@ -81,6 +82,11 @@ def token_interceptor(token: str) -> grpc.ServerInterceptor[Any, Any]:
     return _TokenCheck(token)
 
 
+def fingerprint_messages(spec: ServiceSpec) -> list[control_pb2.FunctionFingerprint]:
+    """The per-function fingerprints of ``spec``, as sent on Register and OpenConnection."""
+    return [control_pb2.FunctionFingerprint(name=n, fingerprint=f) for n, f in spec.function_fingerprints]
+
+
 def _conn_id(context: grpc.ServicerContext) -> str:
     for key, value in context.invocation_metadata():
         if key == CONN_KEY:
@@ -100,15 +106,17 @@ class _Writer(DirectWriter[Any]):
 
     @property
     def closed(self) -> bool:
-        return self._pump.stopped or self._pump._finished
+        return self._pump.finished
 
 
 class WorkerServer:
     """Hosts one worker instance of ``cls`` on a gRPC server listening on loopback.
 
     ``on_background_failure`` gets exceptions raised after a function returned (one_way bodies);
-    ``on_shutdown`` is called when a client asks for shutdown; ``on_connection_closed(first)``
-    after each connection closes (``first``: it was the first connection of this server).
+    ``on_shutdown`` is called when a client asks for shutdown. Hooks a spawned worker sets:
+    ``on_init(request)`` when ``InitWorker`` arrives, ``on_init_failed()`` after a failed init
+    was reported, ``on_connection_opened()``, and ``on_connection_closed(first)`` after each
+    connection closes (``first``: it was the first connection of this server).
     """
 
     def __init__(self, cls: type, *, worker_id: str, name: str | None, settings: RpcSettings, token: str,
@@ -126,8 +134,14 @@ class WorkerServer:
         self.initialized = threading.Event()
         self.connections: dict[str, Any] = {}
         self.connection_count = 0
+        self.on_init: Callable[[control_pb2.InitWorkerRequest], None] | None = None
+        self.on_init_failed: Callable[[], None] | None = None
         self.on_connection_closed: Callable[[bool], None] | None = None
         self.on_connection_opened: Callable[[], None] | None = None
+        from ._worker import Worker
+
+        # a worker type without init_connection_state also serves plain gRPC clients (no connection)
+        self._needs_connection = cls.init_connection_state is not Worker.init_connection_state  # type: ignore[attr-defined]
         self._on_failure = on_background_failure
         self._on_shutdown = on_shutdown
         self._closed_server = False
@@ -156,8 +170,6 @@ class WorkerServer:
         self._one_way_executor.shutdown(wait=False, cancel_futures=True)
 
     def handle(self) -> WorkerHandle:
-        import os
-
         return WorkerHandle(worker_id=self.worker_id, address=self.address, name=self.name, settings=self.settings,
                             token=self.token, fingerprint=self.spec.fingerprint, pid=os.getpid())
 
@@ -193,12 +205,6 @@ class WorkerServer:
             msg = ("this connection is closed" if conn else
                    "no rpcpar-conn metadata: open a connection first (rpc_parallel.v1.Control/OpenConnection)")
             abort(context, self._info(ConnectionError(msg), ErrKind.CONNECTION_CLOSED))
-
-    @property
-    def _needs_connection(self) -> bool:
-        from ._worker import Worker
-
-        return type(self.instance).init_connection_state is not Worker.init_connection_state
 
     # -- handlers ------------------------------------------------------------------------------
 
@@ -265,13 +271,13 @@ class WorkerServer:
     def _stream(self, m: MethodSpec, codec: MethodCodec, impl: Callable[..., Any]) -> Callable[..., Iterator[bytes]]:
         limit = self.settings.max_message_size
         kind = m.kind
+        encode = codec.encode_updates_batch if kind is Kind.STATE else codec.encode_items
 
         def behavior(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
             state = self._state_for(context)
             args = self._decode(codec, request, context)
             pump = Pump()
             context.add_callback(pump.stop)
-            encode = codec.encode_updates_batch if kind is Kind.STATE else codec.encode_items
             if kind is Kind.DIRECT_PIPE:
                 writer = _Writer(pump)
                 try:
@@ -363,10 +369,9 @@ class WorkerServer:
                 self.on_connection_closed(first)
 
     def mismatch(self, fingerprint: str, functions: Any) -> str:
-        theirs = {f.name: f.fingerprint for f in functions}
-        ours = dict(self.spec.function_fingerprints)
-        differ = [n for n in ours if theirs.get(n) != ours[n]] + [n for n in theirs if n not in ours]
-        which = ", ".join(sorted(set(differ))) or "init_worker_state/init_connection_state arguments"
+        differ = differing_functions(dict(self.spec.function_fingerprints),
+                                     {f.name: f.fingerprint for f in functions})
+        which = ", ".join(differ) or "init_worker_state/init_connection_state arguments"
         return (f"worker type {self.spec.name} differs between this worker and its caller "
                 f"(fingerprint {self.spec.fingerprint} here, {fingerprint} there); functions that differ: {which}")
 
@@ -388,22 +393,19 @@ class WorkerServer:
 class _Control(control_pb2_grpc.ControlServicer):
     def __init__(self, server: WorkerServer) -> None:
         self._s = server
-        self.init_handler: Callable[[control_pb2.InitWorkerRequest, grpc.ServicerContext], None] | None = None
 
     def InitWorker(self, request: control_pb2.InitWorkerRequest, context: grpc.ServicerContext
                    ) -> control_pb2.InitWorkerReply:
         s = self._s
         if request.worker_id != s.worker_id:
             abort(context, s._info(ProtocolError(f"this server hosts worker {s.worker_id}"), ErrKind.PROTOCOL))
-        hook = getattr(s, "init_hook", None)
-        if hook is not None:
-            hook(request)
+        if s.on_init is not None:
+            s.on_init(request)
         try:
             s.init_worker_state(s.codec.decode_init(request.arg))
         except Exception as exc:
-            failed = getattr(s, "init_failed", None)
-            if failed is not None:
-                context.add_callback(failed)
+            if s.on_init_failed is not None:
+                context.add_callback(s.on_init_failed)
             abort(context, s._info(exc))
         return control_pb2.InitWorkerReply()
 

@@ -23,7 +23,7 @@ from ._loop import on_loop_exception
 from ._master import master
 from ._options import ShutdownOn
 from ._proto import control_pb2, master_pb2, master_pb2_grpc
-from ._server import TOKEN_KEY, WorkerServer
+from ._server import TOKEN_KEY, WorkerServer, fingerprint_messages
 from ._settings import RpcSettings, grpc_options, merge
 from ._spawn import WORKER_ENV, set_worker_argv
 
@@ -126,7 +126,7 @@ def main() -> NoReturn:
     spec = server.spec
     reply = master_stub.Register(master_pb2.RegisterRequest(
         worker_id=config["worker_id"], address=server.address, pid=os.getpid(), fingerprint=spec.fingerprint,
-        functions=[control_pb2.FunctionFingerprint(name=n, fingerprint=f) for n, f in spec.function_fingerprints]),
+        functions=fingerprint_messages(spec)),
         metadata=metadata, timeout=config["connection_timeout"])
     if not reply.proceed:
         print(f"rpc_parallel: worker {label}: the master refused the registration: {reply.reason}", file=sys.stderr)
@@ -180,8 +180,8 @@ def main() -> NoReturn:
 
             _timer(request.connection_timeout or connection_timeout, no_connection)
 
-    server.init_hook = on_init  # type: ignore[attr-defined]
-    server.init_failed = lambda: finish(EXIT_ERROR)  # type: ignore[attr-defined]
+    server.on_init = on_init
+    server.on_init_failed = lambda: finish(EXIT_ERROR)
     _timer(connection_timeout, no_init)
     done.wait()
     server.stop(0.2)

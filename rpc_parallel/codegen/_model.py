@@ -11,6 +11,7 @@ generated wrapper message named after its structure (``IntList``, ``StrIntMap``,
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
@@ -36,6 +37,7 @@ __all__ = (
     "Slot",
     "TypeRef",
     "camel",
+    "differing_functions",
     "fingerprints",
     "is_basic",
     "slot_of",
@@ -402,6 +404,11 @@ class FileSpec:
             if s.name == name:
                 return s
         raise KeyError(name)
+
+
+def differing_functions(ours: Mapping[str, str], theirs: Mapping[str, str]) -> list[str]:
+    """Names of the functions whose fingerprints differ between two sides (or exist on one only)."""
+    return sorted({n for n in ours if theirs.get(n) != ours[n]} | {n for n in theirs if n not in ours})
 
 
 def fingerprints(name: str, methods: tuple[MethodSpec, ...], init: MessageSpec, connection_init: MessageSpec,
