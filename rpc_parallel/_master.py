@@ -20,7 +20,7 @@ from ._server import token_interceptor
 from ._settings import RpcSettings, grpc_options, resolve
 from .codegen._model import differing_functions
 
-__all__ = ("Master", "WorkerRecord", "master")
+__all__ = ("Master", "WorkerRecord", "at_thread_exit", "master")
 
 TOKEN_ENV = "RPC_PARALLEL_TOKEN"
 
@@ -79,7 +79,15 @@ class Master:
                 server.start()
                 self._server = server
                 self.address = f"127.0.0.1:{port}"
+                at_thread_exit(self.stop_server)
             return self.address
+
+    def stop_server(self) -> None:
+        """Stop the master server: open heartbeat streams end, so HEARTBEATER_TIMEOUT workers exit."""
+        with self._lock:
+            server, self._server = self._server, None
+        if server is not None:
+            server.stop(0).wait()
 
     def report_failure(self, record: WorkerRecord, exc: BaseException) -> None:
         """Call ``record.on_failure(exc)`` once per worker, on the master's failure thread."""
@@ -141,6 +149,23 @@ class _MasterServicer(master_pb2_grpc.MasterServicer):
         yield master_pb2.HeartbeatReply()
         while not done.wait(3600):
             pass
+
+
+def at_thread_exit(hook: Callable[[], None]) -> None:
+    """Run ``hook`` at interpreter exit *before* ``concurrent.futures`` joins its pool threads.
+
+    The master server's pool threads hold the workers' heartbeat streams open; if the server were
+    stopped by a plain ``atexit`` hook (which runs after that join), the interpreter would wait
+    forever. ``threading._register_atexit`` hooks run in reverse order of registration, so this one
+    runs before the join registered when ``concurrent.futures.thread`` was imported.
+    """
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        register(hook)
+    else:  # pragma: no cover - every CPython since 3.9 has it
+        import atexit
+
+        atexit.register(hook)
 
 
 _MASTER: Master | None = None

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from ._handle import WorkerHandle
-from ._master import master
+from ._master import at_thread_exit, master
 from ._server import WorkerServer
 from ._settings import RpcSettings, resolve
 
@@ -15,6 +15,7 @@ __all__ = ("serve", "stop_all")
 
 _SERVED: dict[str, WorkerServer] = {}
 _LOCK = threading.Lock()
+_hooked: list[bool] = []
 
 
 def serve(cls: type, arg: Any, *, settings: RpcSettings | None, name: str | None) -> WorkerHandle:
@@ -37,6 +38,9 @@ def serve(cls: type, arg: Any, *, settings: RpcSettings | None, name: str | None
         raise
     server.start()
     with _LOCK:
+        if not _SERVED and not _hooked:
+            _hooked.append(True)
+            at_thread_exit(stop_all)  # open connection streams would otherwise block interpreter exit
         _SERVED[worker_id] = server
     return server.handle()
 

@@ -27,7 +27,7 @@ from ._options import DEV_NULL, Local, Redirect, ShutdownOn, redirect_to_json
 from ._proto import control_pb2, control_pb2_grpc
 from ._server import TOKEN_KEY
 from ._settings import RpcSettings, grpc_options, resolve
-from .codegen._schema import module_name, service_spec
+from .codegen._schema import MAIN_MODULES, module_name, service_spec
 
 __all__ = ("WORKER_ENV", "spawn_worker")
 
@@ -46,16 +46,16 @@ def set_worker_argv(argv: list[str] | None) -> None:
 
 def _class_location(cls: type) -> dict[str, Any]:
     """How the worker process finds ``cls``: a module to import, or the main script to load."""
-    if cls.__module__ in ("__main__", "__mp_main__"):
+    if cls.__module__ in MAIN_MODULES:
+        name = module_name(cls)
         main = sys.modules[cls.__module__]
-        spec = getattr(main, "__spec__", None)
-        if spec is not None and spec.name and spec.name not in ("__main__", "__mp_main__"):
-            return {"module": spec.name, "main_path": None}
+        if getattr(getattr(main, "__spec__", None), "name", None) == name:
+            return {"module": name, "main_path": None}  # run with `python -m`: importable by name
         path = getattr(main, "__file__", None)
         if path is None:
             raise SpawnError(f"{cls.__qualname__} is defined in an interactive session; declare worker classes "
                              "in a module or a script file")
-        return {"module": module_name(cls), "main_path": os.path.abspath(path)}
+        return {"module": name, "main_path": os.path.abspath(path)}
     return {"module": cls.__module__, "main_path": None}
 
 

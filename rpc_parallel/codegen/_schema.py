@@ -47,7 +47,9 @@ from ._model import (
     wrappers_for,
 )
 
-__all__ = ("file_spec", "module_name", "service_spec")
+__all__ = ("MAIN_MODULES", "file_spec", "module_name", "service_spec")
+
+MAIN_MODULES = ("__main__", "__mp_main__")
 
 SUPPORTED = ("int, float, bool, str, bytes, None, list[T], tuple[T, ...], dict[str|int, T], T | None, "
              "enum.Enum, dataclasses, rp.WorkerHandle, rp.Pickled[T]")
@@ -77,12 +79,16 @@ class _Where:
 
 
 def module_name(cls: type) -> str:
-    """The importable name of the module declaring ``cls`` (a script's ``__main__`` included)."""
+    """The importable name of the module declaring ``cls``.
+
+    A script's ``__main__`` (in the master) and ``__mp_main__`` (the same script loaded by a worker)
+    both give the script's module name or file stem, so master and worker agree on the proto package.
+    """
     name = cls.__module__
-    if name == "__main__":
-        main = sys.modules.get("__main__")
+    if name in MAIN_MODULES:
+        main = sys.modules.get(name)
         spec = getattr(main, "__spec__", None)
-        if spec is not None and spec.name and spec.name != "__main__":
+        if spec is not None and spec.name and spec.name not in MAIN_MODULES:
             return str(spec.name)
         file = getattr(main, "__file__", None)
         return Path(file).stem if file else "main"

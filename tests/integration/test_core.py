@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -170,3 +173,71 @@ def test_wrong_token_is_rejected_before_user_code(counter: rp.WorkerHandle) -> N
         Counter.connect(forged, "intruder")
     with Counter.connect(counter, "c") as c:
         assert c.run(Counter.whoami) == "c"
+
+
+MAIN_SCRIPT = '''
+from collections.abc import Iterator
+import rpc_parallel as rp
+
+class Doubler(rp.Worker):
+    @rp.rpc
+    def double(self, x: int) -> int:
+        return 2 * x
+
+    @rp.pipe
+    def upto(self, n: int) -> Iterator[int]:
+        yield from range(n)
+
+if __name__ == "__main__":
+    handle = Doubler.spawn(on_failure=print)
+    with Doubler.connect(handle) as conn:
+        print(conn.run(Doubler.double, 21), list(conn.run(Doubler.upto, 3)))
+    handle.shutdown()
+'''
+
+
+def test_worker_declared_in_the_main_script(tmp_path: Path) -> None:
+    """The worker loads the script without running its `if __name__ == "__main__":` block."""
+    script = tmp_path / "doubler_script.py"
+    script.write_text(MAIN_SCRIPT)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "42 [0, 1, 2]"
+
+
+EXIT_WITHOUT_SHUTDOWN = '''
+import sys
+sys.path.insert(0, sys.argv[1])
+from examples.counter import Counter
+
+handle = Counter.spawn(1)
+with Counter.connect(handle, "x") as conn:
+    conn.run(Counter.incr, 1)
+print(handle.pid, flush=True)
+'''
+
+
+def test_master_that_ends_without_shutdown_exits_and_its_worker_follows(tmp_path: Path) -> None:
+    """No hang at interpreter exit; the HEARTBEATER_TIMEOUT worker exits when its master is gone."""
+    import psutil
+
+    script = tmp_path / "leave.py"
+    script.write_text(EXIT_WITHOUT_SHUTDOWN)
+    root = str(Path(__file__).parents[2])
+    done = subprocess.run([sys.executable, str(script), root], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    worker = int(done.stdout.strip())
+    try:
+        psutil.Process(worker).wait(timeout=10)
+    except psutil.NoSuchProcess:
+        pass
+    assert not psutil.pid_exists(worker) or psutil.Process(worker).status() == psutil.STATUS_ZOMBIE
+
+
+def test_served_worker_with_an_open_connection_does_not_block_exit(tmp_path: Path) -> None:
+    script = tmp_path / "served.py"
+    script.write_text("import sys\nsys.path.insert(0, sys.argv[1])\nfrom examples.counter import Counter\n"
+                      "conn = Counter.connect(Counter.serve(1), 'left open')\nprint(conn.run(Counter.incr, 1))\n")
+    root = str(Path(__file__).parents[2])
+    done = subprocess.run([sys.executable, str(script), root], capture_output=True, text=True, timeout=30)
+    assert (done.returncode, done.stdout.strip()) == (0, "2"), done.stderr
