@@ -361,7 +361,7 @@ class Connection:
         """Make the worker server refuse new connections; existing ones go on."""
         self._check_open()
         try:
-            self._control.CloseServer(control_pb2.CloseServerRequest(), metadata=self._md)
+            self._control.CloseServer(control_pb2.CloseServerRequest(worker_id=self.handle.worker_id), metadata=self._md)
         except grpc.RpcError as exc:
             raise map_rpc_error(exc, worker=self._label) from None
 
@@ -369,7 +369,7 @@ class Connection:
         """The settings the worker's server really uses."""
         self._check_open()
         try:
-            reply = self._control.Settings(control_pb2.SettingsRequest(), metadata=self._md)
+            reply = self._control.Settings(control_pb2.SettingsRequest(worker_id=self.handle.worker_id), metadata=self._md)
         except grpc.RpcError as exc:
             raise map_rpc_error(exc, worker=self._label) from None
         return RpcSettings.from_json(reply.settings_json)
@@ -416,7 +416,7 @@ def shutdown_worker(handle: WorkerHandle) -> None:
     channel = _open_channel(handle)
     try:
         control_pb2_grpc.ControlStub(channel).Shutdown(
-            control_pb2.ShutdownRequest(), metadata=((TOKEN_KEY, handle.token),),
+            control_pb2.ShutdownRequest(worker_id=handle.worker_id), metadata=((TOKEN_KEY, handle.token),),
             timeout=handle.settings.handshake_timeout)
     except grpc.RpcError as exc:
         raise map_rpc_error(exc, worker=_label(handle)) from None

@@ -57,6 +57,7 @@ _STATUS = {
     Kind.TOO_LARGE: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Kind.CONNECTION_CLOSED: grpc.StatusCode.FAILED_PRECONDITION,
     Kind.BAD_REQUEST: grpc.StatusCode.INVALID_ARGUMENT,
+    Kind.NOT_HOSTED: grpc.StatusCode.NOT_FOUND,
 }
 
 
@@ -82,6 +83,8 @@ def map_rpc_error(exc: grpc.RpcError, *, worker: str = "worker") -> RpcParallelE
             return ProtocolError(info.message)
         if info.kind == Kind.CONNECTION_CLOSED:
             return ConnectionClosedError(info.message)
+        if info.kind == Kind.NOT_HOSTED:
+            return WorkerConnectionError(f"{worker}: {info.message}")
         if info.kind == Kind.BAD_REQUEST:
             return RemoteError(info.type, info.message, info.traceback, **where)
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:

@@ -332,14 +332,19 @@ class WorkerServer:
 
     # -- control -------------------------------------------------------------------------------
 
+    def check_hosted(self, worker_id: str, context: grpc.ServicerContext, *, required: bool) -> None:
+        """Refuse (``NOT_HOSTED``) a call naming another worker: its handle is stale, the port reused."""
+        if worker_id == self.worker_id or (not worker_id and not required):
+            return
+        abort(context, self._info(LookupError(
+            f"this server hosts worker {self.worker_id}, not {worker_id or '<no worker id>'}: the handle is stale "
+            "(that worker is gone and its port was reused)"), ErrKind.NOT_HOSTED))
+
     def open_connection(self, request: control_pb2.OpenConnectionRequest, context: grpc.ServicerContext
                         ) -> Iterator[control_pb2.ConnectionEvent]:
         if self._closed_server:
             context.abort(grpc.StatusCode.UNAVAILABLE, "the worker server is closed (close_server)")
-        if request.worker_id != self.worker_id:
-            abort(context, self._info(ProtocolError(
-                f"this server hosts worker {self.worker_id}, not {request.worker_id}: the handle is stale "
-                "(its port was reused)"), ErrKind.PROTOCOL))
+        self.check_hosted(request.worker_id, context, required=True)
         if request.fingerprint != self.spec.fingerprint:
             abort(context, self._info(ProtocolError(self.mismatch(request.fingerprint, request.functions)),
                                       ErrKind.PROTOCOL))
@@ -397,8 +402,7 @@ class _Control(control_pb2_grpc.ControlServicer):
     def InitWorker(self, request: control_pb2.InitWorkerRequest, context: grpc.ServicerContext
                    ) -> control_pb2.InitWorkerReply:
         s = self._s
-        if request.worker_id != s.worker_id:
-            abort(context, s._info(ProtocolError(f"this server hosts worker {s.worker_id}"), ErrKind.PROTOCOL))
+        s.check_hosted(request.worker_id, context, required=True)
         if s.on_init is not None:
             s.on_init(request)
         try:
@@ -415,20 +419,24 @@ class _Control(control_pb2_grpc.ControlServicer):
 
     def Shutdown(self, request: control_pb2.ShutdownRequest, context: grpc.ServicerContext
                  ) -> control_pb2.ShutdownReply:
+        self._s.check_hosted(request.worker_id, context, required=True)
         context.add_callback(self._s.shutdown_requested)
         return control_pb2.ShutdownReply()
 
     def CloseServer(self, request: control_pb2.CloseServerRequest, context: grpc.ServicerContext
                     ) -> control_pb2.CloseServerReply:
+        self._s.check_hosted(request.worker_id, context, required=True)
         self._s.close_server()
         return control_pb2.CloseServerReply()
 
     def Settings(self, request: control_pb2.SettingsRequest, context: grpc.ServicerContext
                  ) -> control_pb2.SettingsReply:
+        self._s.check_hosted(request.worker_id, context, required=False)
         return control_pb2.SettingsReply(settings_json=self._s.settings.to_json())
 
     def Describe(self, request: control_pb2.DescribeRequest, context: grpc.ServicerContext
                  ) -> control_pb2.DescribeReply:
+        self._s.check_hosted(request.worker_id, context, required=False)
         return self._s.describe()
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from ._errors import SettingsError
@@ -19,32 +19,64 @@ ENV_VAR = "RPC_PARALLEL_RPC_SETTINGS"
 GIB = 1024**3
 
 
-@dataclass(frozen=True)
+def _set_fields(obj: object, values: dict[str, Any], defaults: dict[str, Any]) -> None:
+    """Set a frozen dataclass's fields, defaults for the None ones, and remember which were given."""
+    for name, value in values.items():
+        object.__setattr__(obj, name, defaults[name] if value is None else value)
+    object.__setattr__(obj, "_given", frozenset(n for n, v in values.items() if v is not None))
+
+
+@dataclass(frozen=True, init=False)
 class Heartbeat:
     """Transport heartbeats: a ping every ``send_every`` seconds; the peer is dead when a ping is
-    unanswered for ``timeout`` seconds."""
+    unanswered for ``timeout`` seconds (defaults 30 and 10)."""
 
-    timeout: float = 30.0
-    send_every: float = 10.0
+    timeout: float
+    send_every: float
 
-    def __post_init__(self) -> None:
+    def __init__(self, timeout: float | None = None, send_every: float | None = None) -> None:
+        _set_fields(self, {"timeout": timeout, "send_every": send_every}, {"timeout": 30.0, "send_every": 10.0})
         if not (self.timeout > 0 and self.send_every > 0):
             raise SettingsError(f"heartbeat timeout and send_every must be positive, got {self}")
 
+    def explicit(self) -> dict[str, float]:
+        """The fields given to the constructor (the others are defaults, open to lower precedence)."""
+        return {name: getattr(self, name) for name in self._given}  # type: ignore[attr-defined]
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class RpcSettings:
-    """Settings of a gRPC server and of the channels that dial it (durations in seconds)."""
+    """Settings of a gRPC server and of the channels that dial it (durations in seconds).
 
-    max_message_size: int = GIB
-    heartbeat: Heartbeat = field(default_factory=Heartbeat)
-    handshake_timeout: float = 30.0
+    Defaults: 1 GiB messages, ``Heartbeat(timeout=30, send_every=10)``, a 30 s handshake. Fields
+    not given (at any depth) are filled from the next source in the precedence order, so
+    ``spawn(settings=RpcSettings(max_message_size=...))`` keeps the app's heartbeat.
+    """
 
-    def __post_init__(self) -> None:
-        if not 0 < self.max_message_size <= 2**31 - 1:
-            raise SettingsError(f"max_message_size must be in 1..2**31-1, got {self.max_message_size}")
+    max_message_size: int
+    heartbeat: Heartbeat
+    handshake_timeout: float
+
+    def __init__(self, max_message_size: int | None = None, heartbeat: Heartbeat | None = None,
+                 handshake_timeout: float | None = None) -> None:
+        _set_fields(self, {"max_message_size": max_message_size, "heartbeat": heartbeat,
+                           "handshake_timeout": handshake_timeout},
+                    {"max_message_size": GIB, "heartbeat": Heartbeat(), "handshake_timeout": 30.0})
+        if isinstance(self.max_message_size, bool) or not isinstance(self.max_message_size, int) \
+                or not 0 < self.max_message_size <= 2**31 - 1:
+            raise SettingsError(f"max_message_size must be an int in 1..2**31-1, got {self.max_message_size!r}")
+        if not isinstance(self.heartbeat, Heartbeat):
+            raise SettingsError(f"heartbeat must be an rp.Heartbeat, got {self.heartbeat!r}")
         if not self.handshake_timeout > 0:
             raise SettingsError(f"handshake_timeout must be positive, got {self.handshake_timeout}")
+
+    def explicit(self) -> dict[str, Any]:
+        """The fields given to the constructor, as a partial JSON object (see ``merge``)."""
+        given: frozenset[str] = self._given  # type: ignore[attr-defined]
+        out: dict[str, Any] = {name: getattr(self, name) for name in given if name != "heartbeat"}
+        if "heartbeat" in given:
+            out["heartbeat"] = self.heartbeat.explicit()
+        return out
 
     def to_json(self) -> str:
         """The JSON form, as ``RPC_PARALLEL_RPC_SETTINGS`` accepts it."""
@@ -95,8 +127,11 @@ def _number(value: Any, kind: type[int] | type[float], name: str) -> Any:
 
 
 def resolve(explicit: RpcSettings | None, app: RpcSettings | None = None) -> RpcSettings:
-    """Apply the precedence: env > ``explicit`` (per worker) > ``app`` > defaults."""
-    settings = explicit or app or RpcSettings()
+    """Apply the precedence, field by field: env > ``explicit`` (per worker) > ``app`` > defaults."""
+    settings = RpcSettings()
+    for layer in (app, explicit):
+        if layer is not None:
+            settings = merge(settings, layer.explicit())
     env = os.environ.get(ENV_VAR)
     return RpcSettings.from_json(env, settings) if env else settings
 

@@ -59,24 +59,30 @@ class ConnectionEvent(_message.Message):
     def __init__(self, connection_id: _Optional[str] = ...) -> None: ...
 
 class ShutdownRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("worker_id",)
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    def __init__(self, worker_id: _Optional[str] = ...) -> None: ...
 
 class ShutdownReply(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class CloseServerRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("worker_id",)
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    def __init__(self, worker_id: _Optional[str] = ...) -> None: ...
 
 class CloseServerReply(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class SettingsRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("worker_id",)
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    def __init__(self, worker_id: _Optional[str] = ...) -> None: ...
 
 class SettingsReply(_message.Message):
     __slots__ = ("settings_json",)
@@ -85,8 +91,10 @@ class SettingsReply(_message.Message):
     def __init__(self, settings_json: _Optional[str] = ...) -> None: ...
 
 class DescribeRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("worker_id",)
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    def __init__(self, worker_id: _Optional[str] = ...) -> None: ...
 
 class DescribeReply(_message.Message):
     __slots__ = ("file_descriptor", "service", "functions")

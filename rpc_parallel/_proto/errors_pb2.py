@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n rpc_parallel/_proto/errors.proto\x12\x0frpc_parallel.v1\"\x8a\x02\n\tErrorInfo\x12-\n\x04kind\x18\x01 \x01(\x0e\x32\x1f.rpc_parallel.v1.ErrorInfo.Kind\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x11\n\ttraceback\x18\x04 \x01(\t\x12\x11\n\tworker_id\x18\x05 \x01(\t\x12\x13\n\x0bworker_name\x18\x06 \x01(\t\x12\x0c\n\x04size\x18\x07 \x01(\x03\x12\r\n\x05limit\x18\x08 \x01(\x03\"W\n\x04Kind\x12\n\n\x06REMOTE\x10\x00\x12\x0c\n\x08PROTOCOL\x10\x01\x12\r\n\tTOO_LARGE\x10\x02\x12\x15\n\x11\x43ONNECTION_CLOSED\x10\x03\x12\x0f\n\x0b\x42\x41\x44_REQUEST\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n rpc_parallel/_proto/errors.proto\x12\x0frpc_parallel.v1\"\x9a\x02\n\tErrorInfo\x12-\n\x04kind\x18\x01 \x01(\x0e\x32\x1f.rpc_parallel.v1.ErrorInfo.Kind\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x11\n\ttraceback\x18\x04 \x01(\t\x12\x11\n\tworker_id\x18\x05 \x01(\t\x12\x13\n\x0bworker_name\x18\x06 \x01(\t\x12\x0c\n\x04size\x18\x07 \x01(\x03\x12\r\n\x05limit\x18\x08 \x01(\x03\"g\n\x04Kind\x12\n\n\x06REMOTE\x10\x00\x12\x0c\n\x08PROTOCOL\x10\x01\x12\r\n\tTOO_LARGE\x10\x02\x12\x15\n\x11\x43ONNECTION_CLOSED\x10\x03\x12\x0f\n\x0b\x42\x41\x44_REQUEST\x10\x04\x12\x0e\n\nNOT_HOSTED\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,7 +32,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'rpc_parallel._proto.errors_
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ERRORINFO']._serialized_start=54
-  _globals['_ERRORINFO']._serialized_end=320
+  _globals['_ERRORINFO']._serialized_end=336
   _globals['_ERRORINFO_KIND']._serialized_start=233
-  _globals['_ERRORINFO_KIND']._serialized_end=320
+  _globals['_ERRORINFO_KIND']._serialized_end=336
 # @@protoc_insertion_point(module_scope)

@@ -14,11 +14,13 @@ class ErrorInfo(_message.Message):
         TOO_LARGE: _ClassVar[ErrorInfo.Kind]
         CONNECTION_CLOSED: _ClassVar[ErrorInfo.Kind]
         BAD_REQUEST: _ClassVar[ErrorInfo.Kind]
+        NOT_HOSTED: _ClassVar[ErrorInfo.Kind]
     REMOTE: ErrorInfo.Kind
     PROTOCOL: ErrorInfo.Kind
     TOO_LARGE: ErrorInfo.Kind
     CONNECTION_CLOSED: ErrorInfo.Kind
     BAD_REQUEST: ErrorInfo.Kind
+    NOT_HOSTED: ErrorInfo.Kind
     KIND_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]

@@ -1,0 +1,75 @@
+"""Worker types for the integration tests (importable, so spawned workers find them)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import rpc_parallel as rp
+from examples.counter import Counter
+
+
+class Blob(rp.Worker):
+    """Bytes in, bytes out: large-message tests. No connection state (plain clients may call it)."""
+
+    @rp.rpc
+    def size(self, data: bytes) -> int:
+        return len(data)
+
+    @rp.rpc
+    def make(self, n: int) -> bytes:
+        return b"x" * n
+
+    @rp.rpc
+    def echo(self, data: bytes) -> bytes:
+        return data
+
+    @rp.rpc
+    def env(self, key: str) -> str | None:
+        return os.environ.get(key)
+
+
+class Relay(rp.Worker):
+    """Takes handles of other workers and talks to them directly (OCaml worker_binprot / stream_workers)."""
+
+    @rp.rpc
+    def incr_on(self, target: rp.WorkerHandle, by: int) -> int:
+        with Counter.connect(target, "relay") as conn:
+            return conn.run(Counter.incr, by)
+
+    @rp.reverse_pipe
+    def sum_over(self, targets: Iterator[rp.WorkerHandle], by: int) -> list[int]:
+        """Increment every streamed worker by ``by``; the list of their new totals."""
+        out = []
+        for target in targets:
+            with Counter.connect(target, "relay") as conn:
+                out.append(conn.run(Counter.incr, by))
+        return out
+
+
+class Summer(rp.Worker):
+    def init_worker_state(self, offset: int) -> None:
+        self.offset = offset
+
+    @rp.reverse_pipe
+    def total(self, xs: Iterator[int]) -> int:
+        return self.offset + sum(xs)
+
+
+class BadInit(rp.Worker):
+    def init_worker_state(self, message: str) -> None:
+        raise RuntimeError(message)
+
+    @rp.rpc
+    def ping(self) -> None:
+        pass
+
+
+class BadConnection(rp.Worker):
+    def init_connection_state(self, message: str) -> None:
+        if message:
+            raise PermissionError(message)
+
+    @rp.rpc
+    def ping(self) -> str:
+        return "pong"
