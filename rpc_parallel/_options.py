@@ -60,7 +60,13 @@ def redirect_to_json(r: Redirect) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Local:
-    """Run the worker as a local subprocess of this interpreter (the default)."""
+    """Run the worker as a local subprocess of this interpreter (the default).
+
+    Its server listens on a loopback port the OS picks, or with ``unix_socket=True`` on a unix
+    socket in a fresh 0700 directory (only processes of this user can reach it).
+    """
+
+    unix_socket: bool = False
 
 
 LOCAL = Local()

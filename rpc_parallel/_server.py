@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import inspect
 import os
+import shutil
+import tempfile
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -110,7 +112,8 @@ class _Writer(DirectWriter[Any]):
 
 
 class WorkerServer:
-    """Hosts one worker instance of ``cls`` on a gRPC server listening on loopback.
+    """Hosts one worker instance of ``cls`` on a gRPC server listening on loopback (an OS-chosen
+    port), or with ``unix_socket`` on a unix socket in a fresh 0700 directory (removed on ``stop``).
 
     ``on_background_failure`` gets exceptions raised after a function returned (one_way bodies);
     ``on_shutdown`` is called when a client asks for shutdown. Hooks a spawned worker sets:
@@ -120,7 +123,7 @@ class WorkerServer:
     """
 
     def __init__(self, cls: type, *, worker_id: str, name: str | None, settings: RpcSettings, token: str,
-                 host: str = "127.0.0.1",
+                 unix_socket: bool = False,
                  on_background_failure: Callable[[BaseException], None] | None = None,
                  on_shutdown: Callable[[], None] | None = None) -> None:
         self.cls = cls
@@ -155,10 +158,15 @@ class WorkerServer:
             m.rpc_name: handlers[self.spec.method_path(m)] for m in self.spec.methods})
         self.server.add_generic_rpc_handlers((service,))
         control_pb2_grpc.add_ControlServicer_to_server(_Control(self), self.server)
-        port = self.server.add_insecure_port(f"{host}:0")
-        if port == 0:
-            raise OSError(f"could not bind a port on {host}")
-        self.address = f"{host}:{port}"
+        self._socket_dir = tempfile.mkdtemp(prefix="rpcpar-") if unix_socket else None  # mkdtemp: mode 0700
+        if self._socket_dir is not None:
+            self.address = f"unix:{self._socket_dir}/worker.sock"
+            self.server.add_insecure_port(self.address)
+        else:
+            port = self.server.add_insecure_port("127.0.0.1:0")
+            if port == 0:
+                raise OSError("could not bind a port on 127.0.0.1")
+            self.address = f"127.0.0.1:{port}"
 
     def start(self) -> None:
         self.server.start()
@@ -168,6 +176,8 @@ class WorkerServer:
         self.server.stop(grace).wait()
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._one_way_executor.shutdown(wait=False, cancel_futures=True)
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
 
     def handle(self) -> WorkerHandle:
         return WorkerHandle(worker_id=self.worker_id, address=self.address, name=self.name, settings=self.settings,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -91,7 +92,7 @@ def spawn_worker(cls: type, arg: Any, *, on_failure: Callable[[BaseException], N
         "redirect_stdout": redirect_to_json(redirect_stdout if not foreground else DEV_NULL),
         "redirect_stderr": redirect_to_json(redirect_stderr if not foreground else DEV_NULL),
         "redirect": not foreground, "cd": os.fspath(cd), "umask": umask, "connection_timeout": connection_timeout,
-        "worker_argv": _worker_argv,
+        "worker_argv": _worker_argv, "unix_socket": how.unix_socket,
     }
     full_env = {**os.environ, **(env or {}), WORKER_ENV: "1"}
     argv = _worker_argv or [sys.executable, "-m", "rpc_parallel._worker_main"]
@@ -190,6 +191,8 @@ def _reap(m: Master, record: WorkerRecord, proc: subprocess.Popen[bytes], tail: 
     if relay is not None:
         relay.join(1.0)
     m.workers.pop(record.worker_id, None)
+    if record.address.startswith("unix:"):  # a killed worker could not remove its socket directory
+        shutil.rmtree(os.path.dirname(record.address.removeprefix("unix:")), ignore_errors=True)
     if code == 0 or record.expected_exit or record.failed:
         return
     sig = -code if code < 0 else None

@@ -119,7 +119,8 @@ def main() -> NoReturn:
         finish(EXIT_ERROR)
 
     server = WorkerServer(cls, worker_id=config["worker_id"], name=name, settings=settings, token=config["token"],
-                          on_background_failure=fail, on_shutdown=lambda: finish(0))
+                          unix_socket=bool(config.get("unix_socket")), on_background_failure=fail,
+                          on_shutdown=lambda: finish(0))
     threading.excepthook = lambda args: fail(args.exc_value) if args.exc_value is not None else None
     on_loop_exception(fail)
     server.start()

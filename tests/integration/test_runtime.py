@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import stat
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -300,3 +303,76 @@ def test_expert_worker_command_in_a_click_program(tmp_path: Path) -> None:
     result = _run_script(script, "run", "12")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "144"
+
+
+# -- addresses and clients ---------------------------------------------------------------------------
+
+
+def _wait_gone(path: Path, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not path.exists()
+
+
+def test_unix_socket_worker_in_a_private_directory() -> None:
+    handle = Counter.spawn(1, name="unix", how=rp.Local(unix_socket=True))
+    socket_dir = Path(handle.address.removeprefix("unix:")).parent
+    try:
+        assert handle.address.startswith("unix:/")
+        assert stat.S_IMODE(socket_dir.stat().st_mode) == 0o700
+        with Counter.connect(handle, "u") as conn:
+            assert conn.run(Counter.incr, 1) == 2
+    finally:
+        handle.shutdown()
+    assert _wait_gone(socket_dir)
+
+
+def test_unix_socket_directory_of_a_killed_worker_is_removed() -> None:
+    crashes: list[BaseException] = []
+    handle = Counter.spawn(1, name="unix-killed", how=rp.Local(unix_socket=True), on_failure=crashes.append)
+    socket_dir = Path(handle.address.removeprefix("unix:")).parent
+    os.kill(handle.pid, signal.SIGKILL)
+    assert _wait_gone(socket_dir)
+    deadline = time.monotonic() + 10
+    while not crashes and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [type(e) for e in crashes] == [rp.WorkerCrashedError]
+
+
+def test_generated_typed_client_from_a_process_that_never_imported_the_worker(tmp_path: Path) -> None:
+    script = tmp_path / "typed_client.py"
+    script.write_text(textwrap.dedent("""
+        import asyncio
+        import json
+        import sys
+        import rpc_parallel as rp
+        from examples.counter_rpcpar import CounterAsyncClient, CounterClient
+
+        handle = rp.WorkerHandle.from_json(sys.stdin.read())
+        with CounterClient.connect(handle, "typed") as c:
+            out = {"incr": c.incr(5), "whoami": c.whoami(), "pipe": list(c.count_to(5)),
+                   "reverse": c.total_of(iter([1, 2, 3]), 10)}
+            try:
+                c.boom("typed boom")
+            except rp.RemoteError as e:
+                out["boom"] = e.remote_type
+
+        async def main() -> int:
+            async with await CounterAsyncClient.connect(handle, "typed-aio") as c:
+                return await c.incr(1)
+
+        out["aio"] = asyncio.run(main())
+        out["imported_implementation"] = "examples.counter" in sys.modules
+        print(json.dumps(out))
+    """))
+    handle = Counter.spawn(10, name="typed-target")
+    try:
+        result = subprocess.run([sys.executable, str(script)], input=handle.to_json(), capture_output=True,
+                                text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout) == {"incr": 15, "whoami": "typed", "pipe": [1, 2, 3, 4, 5],
+                                             "reverse": 60, "boom": "ValueError", "aio": 16,
+                                             "imported_implementation": False}
+    finally:
+        handle.shutdown()
