@@ -376,3 +376,20 @@ def test_generated_typed_client_from_a_process_that_never_imported_the_worker(tm
                                              "imported_implementation": False}
     finally:
         handle.shutdown()
+
+
+def test_spawn_in_foreground_returns_the_process_and_shutdown_exits_0() -> None:
+    handle, proc = Counter.spawn_in_foreground(3, name="fg")
+    try:
+        assert proc.pid == handle.pid
+        with Counter.connect(handle, "fg") as conn:
+            assert conn.run(Counter.incr, 1) == 4
+        handle.shutdown()
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
