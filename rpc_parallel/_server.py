@@ -15,7 +15,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import grpc
 
@@ -205,6 +205,14 @@ class WorkerServer:
             print(f"rpc_parallel: worker {self.name or self.worker_id} background failure:", file=sys.stderr)
             traceback.print_exception(exc, file=sys.stderr)
 
+    def _raised(self, exc: BaseException, context: grpc.ServicerContext) -> NoReturn:
+        """End the call for ``exc`` from user code: the caller's ``RemoteError``; but ``SystemExit``
+        in a spawned worker exits the process with its code (the caller sees the worker gone)."""
+        if isinstance(exc, SystemExit) and self._on_failure is not None:
+            self._on_failure(exc)
+            threading.Event().wait()  # the process is exiting: never answer
+        abort(context, self._info(exc))
+
     def _state_for(self, context: grpc.ServicerContext) -> Any:
         conn = _conn_id(context)
         try:
@@ -245,8 +253,8 @@ class WorkerServer:
     def _encode_result(self, codec: MethodCodec, value: Any, context: grpc.ServicerContext) -> bytes:
         try:
             data = codec.encode_result(value)
-        except Exception as exc:
-            abort(context, self._info(exc))
+        except (Exception, SystemExit) as exc:
+            self._raised(exc, context)
         if len(data) > self.settings.max_message_size:
             abort(context, error_info(
                 ValueError(f"result of {len(data)} bytes exceeds max_message_size {self.settings.max_message_size}"),
@@ -266,8 +274,8 @@ class WorkerServer:
                 return empty
             try:
                 value = self._call(impl, state, args)
-            except Exception as exc:
-                abort(context, self._info(exc))
+            except (Exception, SystemExit) as exc:
+                self._raised(exc, context)
             return self._encode_result(codec, value, context)
 
         return behavior
@@ -275,7 +283,7 @@ class WorkerServer:
     def _run_one_way(self, impl: Callable[..., Any], state: Any, args: list[Any]) -> None:
         try:
             self._call(impl, state, args)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             self.background_failure(exc)
 
     def _stream(self, m: MethodSpec, codec: MethodCodec, impl: Callable[..., Any]) -> Callable[..., Iterator[bytes]]:
@@ -292,24 +300,24 @@ class WorkerServer:
                 writer = _Writer(pump)
                 try:
                     self._call(impl, state, [writer, *args])
-                except Exception as exc:
-                    abort(context, self._info(exc))
+                except (Exception, SystemExit) as exc:
+                    self._raised(exc, context)
             else:
                 try:
                     produced = self._call(impl, state, args)
                     if kind is Kind.STATE:
                         initial, produced = produced
                         first = codec.encode_state(initial)
-                except Exception as exc:
-                    abort(context, self._info(exc))
+                except (Exception, SystemExit) as exc:
+                    self._raised(exc, context)
                 if kind is Kind.STATE:
                     yield first
                 self._start_producer(produced, pump, state)
             try:
                 for batch in pump.batches():
                     yield from _split(encode, batch, limit)
-            except Exception as exc:
-                abort(context, self._info(exc))
+            except (Exception, SystemExit) as exc:
+                self._raised(exc, context)
 
         return behavior
 
@@ -334,8 +342,8 @@ class WorkerServer:
             args[index] = _async_updates(updates) if is_async else updates
             try:
                 value = self._call(impl, state, args)
-            except Exception as exc:
-                abort(context, self._info(exc))
+            except (Exception, SystemExit) as exc:
+                self._raised(exc, context)
             return self._encode_result(codec, value, context)
 
         return behavior
@@ -363,8 +371,8 @@ class WorkerServer:
         try:
             state = self._call(self.instance.init_connection_state.__func__, None,
                                [self.codec.decode_connection_init(request.arg)])
-        except Exception as exc:
-            abort(context, self._info(exc))
+        except (Exception, SystemExit) as exc:
+            self._raised(exc, context)
         conn = uuid.uuid4().hex
         done = threading.Event()
         with self._lock:
@@ -417,10 +425,10 @@ class _Control(control_pb2_grpc.ControlServicer):
             s.on_init(request)
         try:
             s.init_worker_state(s.codec.decode_init(request.arg))
-        except Exception as exc:
-            if s.on_init_failed is not None:
+        except (Exception, SystemExit) as exc:
+            if s.on_init_failed is not None and not isinstance(exc, SystemExit):
                 context.add_callback(s.on_init_failed)
-            abort(context, s._info(exc))
+            s._raised(exc, context)
         return control_pb2.InitWorkerReply()
 
     def OpenConnection(self, request: control_pb2.OpenConnectionRequest, context: grpc.ServicerContext
@@ -448,6 +456,14 @@ class _Control(control_pb2_grpc.ControlServicer):
                  ) -> control_pb2.DescribeReply:
         self._s.check_hosted(request.worker_id, context, required=False)
         return self._s.describe()
+
+    def Watch(self, request: control_pb2.WatchRequest, context: grpc.ServicerContext
+              ) -> Iterator[control_pb2.WatchEvent]:
+        self._s.check_hosted(request.worker_id, context, required=True)
+        done = threading.Event()
+        context.add_callback(done.set)
+        yield control_pb2.WatchEvent()
+        done.wait()
 
 
 def _split(encode: Callable[[list[Any]], bytes], batch: list[Any], limit: int) -> Iterator[bytes]:

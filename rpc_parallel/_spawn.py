@@ -5,6 +5,7 @@ the registration and init handshake under ``spawn_timeout``, and the reaper that
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import os
 import shutil
@@ -20,11 +21,11 @@ from typing import IO, Any
 import grpc
 
 from ._codec import codec_for
-from ._errors import ProtocolError, SpawnError, SpawnTimeoutError, WorkerCrashedError
+from ._errors import ProtocolError, SpawnError, SpawnTimeoutError, WorkerConnectionError, WorkerCrashedError
 from ._grpc_errors import map_rpc_error
 from ._handle import WorkerHandle
 from ._master import Master, WorkerRecord, master
-from ._options import DEV_NULL, Local, Redirect, ShutdownOn, redirect_to_json
+from ._options import DEV_NULL, FileAppend, FileTruncate, Local, Redirect, ShutdownOn, redirect_to_json
 from ._proto import control_pb2, control_pb2_grpc
 from ._server import TOKEN_KEY
 from ._settings import RpcSettings, grpc_options, resolve
@@ -122,9 +123,17 @@ def spawn_worker(cls: type, arg: Any, *, on_failure: Callable[[BaseException], N
         handle = WorkerHandle(worker_id=worker_id, address=record.address, name=name, settings=worker_settings,
                               token=m.token, fingerprint=spec.fingerprint, pid=proc.pid)
         _init_worker(handle, init_arg, shutdown_on, connection_timeout, deadline)
-    except BaseException:
+    except BaseException as exc:
         record.gave_up = True
         record.expected_exit = True
+        if isinstance(exc, WorkerConnectionError):  # did it die during init? then say how
+            try:
+                code = proc.wait(_TERM_GRACE)
+            except subprocess.TimeoutExpired:
+                pass
+            else:
+                raise _crashed(record, code, _stderr_tail(tail, redirect_stderr, cd),
+                               "during init_worker_state") from None
         _kill(proc)
         if foreground and proc.stderr:
             proc.stderr.close()
@@ -133,7 +142,10 @@ def spawn_worker(cls: type, arg: Any, *, on_failure: Callable[[BaseException], N
         m.workers.pop(worker_id, None)
         raise
     if not foreground:
-        threading.Thread(target=_reap, args=(m, record, proc, tail, relay), name=f"rpc_parallel-reaper-{label}",
+        stderr_tail = functools.partial(_stderr_tail, tail, redirect_stderr, cd)
+        threading.Thread(target=_reap, args=(m, record, proc, stderr_tail, relay),
+                         name=f"rpc_parallel-reaper-{label}", daemon=True).start()
+        threading.Thread(target=_watch, args=(m, record, proc, handle), name=f"rpc_parallel-watch-{label}",
                          daemon=True).start()
     return handle, proc
 
@@ -159,8 +171,7 @@ def _await_registration(proc: subprocess.Popen[bytes], record: WorkerRecord, dea
         if code is not None:
             if relay is not None:
                 relay.join(1.0)
-            raise SpawnError(f"worker {record.label} exited with {_status(code)} before registering"
-                             + _tail_text(tail))
+            raise _crashed(record, code, "\n".join(tail), "before registering")
         if time.monotonic() > deadline:
             raise SpawnTimeoutError(f"timed out spawning worker {record.label}: it did not register in time; "
                                     "the process was killed" + _tail_text(tail))
@@ -185,7 +196,7 @@ def _init_worker(handle: WorkerHandle, init_arg: bytes, shutdown_on: ShutdownOn,
         channel.close()
 
 
-def _reap(m: Master, record: WorkerRecord, proc: subprocess.Popen[bytes], tail: collections.deque[str],
+def _reap(m: Master, record: WorkerRecord, proc: subprocess.Popen[bytes], stderr_tail: Callable[[], str],
           relay: threading.Thread | None) -> None:
     code = proc.wait()
     if relay is not None:
@@ -195,11 +206,74 @@ def _reap(m: Master, record: WorkerRecord, proc: subprocess.Popen[bytes], tail: 
         shutil.rmtree(os.path.dirname(record.address.removeprefix("unix:")), ignore_errors=True)
     if code == 0 or record.expected_exit or record.failed:
         return
+    m.report_failure(record, _crashed(record, code, stderr_tail()))
+
+
+def _watch(m: Master, record: WorkerRecord, proc: subprocess.Popen[bytes], handle: WorkerHandle) -> None:
+    """Hold a ``Watch`` stream to the worker; when it breaks and the worker does not answer within its
+    heartbeat timeout, report it to ``on_failure`` as crashed and kill it (it may be stopped or hung).
+    A worker that exits is left to the reaper."""
+    metadata = ((TOKEN_KEY, handle.token),)
+    timeout = handle.settings.heartbeat.timeout
+    # a private subchannel: a fresh connection, not one already failed by the broken stream, so a
+    # probe of an exited server fails fast (refused) and one of a stopped process hangs (no handshake)
+    options = [*grpc_options(handle.settings, server=False), ("grpc.use_local_subchannel_pool", 1)]
+    while proc.poll() is None:
+        channel = grpc.insecure_channel(handle.address, options=options)
+        stub = control_pb2_grpc.ControlStub(channel)
+        try:
+            for _ in stub.Watch(control_pb2.WatchRequest(worker_id=handle.worker_id), metadata=metadata):
+                pass
+        except grpc.RpcError:
+            pass
+        try:  # the stream broke: did the worker exit, is it hung, or was it a passing network error?
+            stub.Settings(control_pb2.SettingsRequest(worker_id=handle.worker_id), metadata=metadata,
+                          timeout=timeout)
+            continue  # it answers: watch again
+        except grpc.RpcError as exc:
+            answer = exc
+        finally:
+            channel.close()
+        # refused: its server is gone, the process is exiting; anything else (no handshake within the
+        # deadline): stopped or hung. gRPC tells the two apart only in the details text.
+        details = (answer.details() or "").lower()
+        gone = "refused" in details or "no such file" in details
+        grace = handle.settings.handshake_timeout if gone else timeout
+        try:
+            proc.wait(grace)  # exiting (its server is gone): the reaper reports how
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        if not record.expected_exit:
+            m.report_failure(record, WorkerCrashedError(
+                f"worker {record.label} stopped answering (no heartbeat within {timeout}s: hung, stopped or "
+                f"unreachable); killed it", worker_id=record.worker_id, worker_name=record.name))
+            record.failed = True
+        proc.kill()
+        return
+
+
+def _crashed(record: WorkerRecord, code: int, stderr_tail: str, when: str = "") -> WorkerCrashedError:
     sig = -code if code < 0 else None
-    m.report_failure(record, WorkerCrashedError(
-        f"worker {record.label} died: {_status(code)}" + _tail_text(tail),
-        worker_id=record.worker_id, worker_name=record.name, exit_code=None if sig else code, signal=sig,
-        stderr_tail="\n".join(tail)))
+    where = f" {when}" if when else ""
+    tail = f"; its stderr ended with:\n{stderr_tail}" if stderr_tail else ""
+    return WorkerCrashedError(f"worker {record.label} died{where}: {_status(code)}{tail}",
+                              worker_id=record.worker_id, worker_name=record.name,
+                              exit_code=None if sig else code, signal=sig, stderr_tail=stderr_tail)
+
+
+def _stderr_tail(tail: collections.deque[str], redirect: Redirect, cd: str, lines: int = 40) -> str:
+    """What the worker last wrote to stderr: the relayed lines, then its redirect file's last lines."""
+    out = list(tail)
+    if isinstance(redirect, FileAppend | FileTruncate):
+        try:
+            with open(os.path.join(cd, os.fspath(redirect.path)), "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 16384))
+                out += f.read().decode(errors="replace").splitlines()
+        except OSError:
+            pass
+    return "\n".join(out[-lines:])
 
 
 def _status(code: int) -> str:
@@ -220,6 +294,7 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         try:
             proc.terminate()
+            proc.send_signal(signal.SIGCONT)  # a stopped process handles TERM only once continued
             proc.wait(_TERM_GRACE)
         except subprocess.TimeoutExpired:
             proc.kill()

@@ -107,6 +107,12 @@ def main() -> NoReturn:
     metadata = ((TOKEN_KEY, config["token"]),)
 
     def fail(exc: BaseException) -> None:
+        if isinstance(exc, SystemExit):  # sys.exit(n) anywhere in worker code exits the worker with n
+            code = _exit_code(exc)
+            print(f"rpc_parallel: worker {label}: sys.exit({exc.code!r}) called; exiting with code {code}",
+                  file=sys.stderr)
+            finish(code)
+            return
         print(f"rpc_parallel: worker {label} failed after a function returned; shutting down (exit 254):",
               file=sys.stderr)
         traceback.print_exception(exc, file=sys.stderr)
@@ -190,6 +196,16 @@ def main() -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(exit_code[0])
+
+
+def _exit_code(exc: SystemExit) -> int:
+    """The process exit code ``sys.exit(exc.code)`` gives (None: 0; a message: printed, 1)."""
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code & 0xFF
+    print(exc.code, file=sys.stderr)
+    return 1
 
 
 def _timer(seconds: float, fn: Any) -> None:

@@ -115,3 +115,13 @@ class FunctionKind(_message.Message):
     method: str
     kind: str
     def __init__(self, name: _Optional[str] = ..., method: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...
+
+class WatchRequest(_message.Message):
+    __slots__ = ("worker_id",)
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    def __init__(self, worker_id: _Optional[str] = ...) -> None: ...
+
+class WatchEvent(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -64,6 +64,11 @@ class ControlStub:
                 request_serializer=rpc__parallel_dot___proto_dot_control__pb2.DescribeRequest.SerializeToString,
                 response_deserializer=rpc__parallel_dot___proto_dot_control__pb2.DescribeReply.FromString,
                 _registered_method=True)
+        self.Watch = channel.unary_stream(
+                '/rpc_parallel.v1.Control/Watch',
+                request_serializer=rpc__parallel_dot___proto_dot_control__pb2.WatchRequest.SerializeToString,
+                response_deserializer=rpc__parallel_dot___proto_dot_control__pb2.WatchEvent.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -112,6 +117,15 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Watch(self, request, context):
+        """Held open by the master that spawned the worker: one event, then nothing until the worker
+        exits. The channel's keepalive (the worker's heartbeat settings) tells the master that the
+        worker stopped answering (hung, stopped, partitioned) even when no call is in flight.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -144,6 +158,11 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.Describe,
                     request_deserializer=rpc__parallel_dot___proto_dot_control__pb2.DescribeRequest.FromString,
                     response_serializer=rpc__parallel_dot___proto_dot_control__pb2.DescribeReply.SerializeToString,
+            ),
+            'Watch': grpc.unary_stream_rpc_method_handler(
+                    servicer.Watch,
+                    request_deserializer=rpc__parallel_dot___proto_dot_control__pb2.WatchRequest.FromString,
+                    response_serializer=rpc__parallel_dot___proto_dot_control__pb2.WatchEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -308,6 +327,33 @@ class Control:
             '/rpc_parallel.v1.Control/Describe',
             rpc__parallel_dot___proto_dot_control__pb2.DescribeRequest.SerializeToString,
             rpc__parallel_dot___proto_dot_control__pb2.DescribeReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Watch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/rpc_parallel.v1.Control/Watch',
+            rpc__parallel_dot___proto_dot_control__pb2.WatchRequest.SerializeToString,
+            rpc__parallel_dot___proto_dot_control__pb2.WatchEvent.FromString,
             options,
             channel_credentials,
             insecure,
