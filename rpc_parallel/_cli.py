@@ -1,27 +1,53 @@
 """The ``rpcpar`` command line (click): one group, one section per command.
 
 Errors the user can fix (an invalid declaration, protoc rejecting a file, a module that cannot be
-imported) print ``rpcpar: <message>`` on stderr and exit 2, without a traceback.
+imported, a bad JSON argument, an unknown worker) print ``rpcpar: <message>`` on stderr and exit 2,
+without a traceback. Failures of a worker or of the connection to it (a remote exception, a worker
+that does not answer) print the same way and exit 1.
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import os
+import signal
 import sys
+import threading
 import tomllib
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from ._errors import DeclarationError, RpcParallelError
+from ._errors import (
+    AuthenticationError,
+    DeclarationError,
+    MessageTooLargeError,
+    ProtocolError,
+    RemoteError,
+    RpcParallelError,
+    SpawnError,
+    WorkerConnectionError,
+)
+
+if TYPE_CHECKING:
+    from ._handle import WorkerHandle
+    from ._settings import RpcSettings
+    from ._worker import Worker
 
 __all__ = ("main",)
 
 EXIT_STALE = 1
+EXIT_FAILED = 1
 EXIT_ERROR = 2
+STATE_ENV = "RPCPAR_STATE_DIR"
+_WORKER_FAILURES = (RemoteError, WorkerConnectionError, SpawnError, AuthenticationError, ProtocolError,
+                    MessageTooLargeError)
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -44,6 +70,16 @@ def user_errors() -> Iterator[None]:
         fail(str(exc))
     except (ImportError, SyntaxError) as exc:
         fail(f"{type(exc).__name__}: {exc}")
+
+
+@contextmanager
+def worker_errors() -> Iterator[None]:
+    """Failures of a worker or of the connection to it: ``rpcpar: message`` on stderr, exit 1."""
+    try:
+        yield
+    except _WORKER_FAILURES as exc:
+        click.echo(f"rpcpar: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
 
 
 def find_project(start: Path | None = None) -> Path:
@@ -156,6 +192,346 @@ def _check_class(module: str, cls: str) -> None:
 def _on_path(root: Path) -> None:
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
+
+
+
+# -- worker records (rpcpar spawn / serve) -------------------------------------------------------
+
+
+def state_dir() -> Path:
+    """Where ``rpcpar spawn`` records its workers: ``$RPCPAR_STATE_DIR``, by default
+    ``${XDG_STATE_HOME:-~/.local/state}/rpcpar/workers``."""
+    env = os.environ.get(STATE_ENV)
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(base) / "rpcpar" / "workers"
+
+
+def record(handle: WorkerHandle) -> Path:
+    """Write ``handle`` to ``<state dir>/<worker id>.json``: directory 0700, file 0600 (it holds the token)."""
+    directory = state_dir()
+    if not directory.is_dir():
+        directory.mkdir(parents=True, mode=0o700)
+        directory.chmod(0o700)  # whatever the umask
+    path = directory / f"{handle.worker_id}.json"
+    tmp = directory / f".{handle.worker_id}.json.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(handle.to_json() + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def forget(worker_id: str) -> None:
+    """Remove the record of ``worker_id`` (if any)."""
+    (state_dir() / f"{worker_id}.json").unlink(missing_ok=True)
+
+
+def records() -> list[WorkerHandle]:
+    """The recorded workers, oldest first (unreadable records are skipped with a warning)."""
+    from ._handle import WorkerHandle
+
+    directory = state_dir()
+    if not directory.is_dir():
+        return []
+    found: list[tuple[float, WorkerHandle]] = []
+    for path in directory.glob("*.json"):
+        try:
+            found.append((path.stat().st_mtime, WorkerHandle.from_json(path.read_text())))
+        except FileNotFoundError:
+            continue  # removed meanwhile
+        except (OSError, RpcParallelError) as exc:
+            click.echo(f"rpcpar: skipping {path}: {exc}", err=True)
+    return [h for _, h in sorted(found, key=lambda item: item[0])]
+
+
+def load_handle(text: str) -> WorkerHandle:
+    """A HANDLE argument: ``-`` (the first line of stdin), handle JSON, a file holding it, or the id,
+    a unique id prefix or the name of a worker recorded by ``rpcpar spawn``/``serve``."""
+    from ._handle import WorkerHandle
+
+    if text == "-":
+        return WorkerHandle.from_json(sys.stdin.readline())
+    if text.lstrip().startswith("{"):
+        return WorkerHandle.from_json(text)
+    if os.path.isfile(text):
+        return WorkerHandle.from_json(Path(text).read_text())
+    known = records()
+    matchers: tuple[Callable[[WorkerHandle], bool], ...] = (
+        lambda h: h.worker_id == text, lambda h: h.name == text,
+        lambda h: len(text) >= 4 and h.worker_id.startswith(text))
+    for match in matchers:
+        found = [h for h in known if match(h)]
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            raise RpcParallelError(f"{text!r} names {len(found)} recorded workers "
+                                   f"({', '.join(h.worker_id for h in found)}); use a worker id")
+    raise RpcParallelError(f"no worker {text!r}: not handle JSON, not a file, and not the id or name of a worker "
+                           f"recorded in {state_dir()} (see rpcpar ls)")
+
+
+def _json_option(text: str | None, what: str) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise RpcParallelError(f"{what} is not valid JSON: {exc}: {text[:80]!r}") from None
+
+
+def _echo_json(value: Any) -> None:
+    """One JSON line on stdout, flushed; a closed stdout (``| head``) ends the command quietly."""
+    try:
+        sys.stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(EXIT_FAILED)
+
+
+# -- spawn / serve ---------------------------------------------------------------------------------
+
+
+def _settings_options(f: F) -> F:
+    """The ``RpcSettings`` options shared by ``spawn`` and ``serve``."""
+    options: tuple[Callable[[Any], Any], ...] = (
+        click.option("--max-message-size", type=click.IntRange(1), metavar="BYTES",
+                     help="Largest message the worker sends or receives (default 1 GiB)."),
+        click.option("--heartbeat-timeout", type=click.FloatRange(min=0, min_open=True), metavar="S",
+                     help="A peer whose ping goes unanswered this long is dead (default 30)."),
+        click.option("--heartbeat-every", type=click.FloatRange(min=0, min_open=True), metavar="S",
+                     help="Seconds between pings (default 10)."),
+        click.option("--handshake-timeout", type=click.FloatRange(min=0, min_open=True), metavar="S",
+                     help="Deadline for connecting and opening a connection (default 30)."),
+    )
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _settings(max_message_size: int | None, heartbeat_timeout: float | None, heartbeat_every: float | None,
+              handshake_timeout: float | None) -> RpcSettings | None:
+    from ._settings import Heartbeat, RpcSettings
+
+    if max_message_size is heartbeat_timeout is heartbeat_every is handshake_timeout is None:
+        return None
+    heartbeat = None
+    if heartbeat_timeout is not None or heartbeat_every is not None:
+        heartbeat = Heartbeat(timeout=heartbeat_timeout, send_every=heartbeat_every)
+    return RpcSettings(max_message_size=max_message_size, heartbeat=heartbeat, handshake_timeout=handshake_timeout)
+
+
+def _worker_class(target: str) -> type[Worker]:
+    """The worker class named by ``MODULE:CLASS`` (imported with the current directory on sys.path)."""
+    from ._worker import Worker
+    from .codegen import import_module
+
+    module_name, cls_name = _parse_target(target)
+    if cls_name is None:
+        raise DeclarationError(f"name the worker class: {target}:CLASS")
+    module = import_module(module_name)
+    cls = getattr(module, cls_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Worker)):
+        _check_class(module_name, cls_name)  # names the worker types the module does declare
+        raise DeclarationError(f"{target} is not a worker type")
+    return cls
+
+
+def _init_arg(cls: type, text: str | None) -> Any:
+    """The ``init_worker_state`` argument of ``cls`` from ``--arg`` JSON, decoded through the worker
+    type's ``<Worker>Init`` message as a worker would decode it."""
+    from ._codec import codec_for, message_classes
+    from ._dynamic import to_message
+    from .codegen._schema import file_spec, service_spec
+
+    value = _json_option(text, "--arg")
+    spec = service_spec(cls)
+    message_cls = message_classes(file_spec(cls.__module__))[spec.init.name]
+    if "arg" not in message_cls.DESCRIPTOR.fields_by_name:
+        if value is not None:
+            raise RpcParallelError(f"{spec.name}.init_worker_state takes no argument (omit --arg)")
+        return None
+    message = to_message(message_cls, {"arg": value}, "--arg")
+    try:
+        return codec_for(cls).decode_init(message.SerializeToString())
+    except ProtocolError as exc:  # e.g. a Pickled value that is no pickle
+        raise RpcParallelError(f"--arg: {exc}") from None
+
+
+@main.command()
+@click.argument("target", metavar="MODULE:CLASS")
+@click.option("--arg", "arg_json", metavar="JSON", help="The init_worker_state argument, as JSON.")
+@click.option("--name", help="A name for the worker (rpcpar call/shutdown accept it as HANDLE).")
+@_settings_options
+@click.option("--unix-socket", is_flag=True, help="Listen on a unix socket in a 0700 directory, not a loopback port.")
+@click.option("--stdout", "stdout_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Append the worker's stdout to this file (default: discarded).")
+@click.option("--stderr", "stderr_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Append the worker's stderr to this file (default: discarded).")
+@click.option("--spawn-timeout", type=click.FloatRange(min=0, min_open=True), default=20.0, show_default=True,
+              metavar="S", help="Give up (and kill the worker) if it is not initialised by then.")
+def spawn(target: str, arg_json: str | None, name: str | None, max_message_size: int | None,
+          heartbeat_timeout: float | None, heartbeat_every: float | None, handshake_timeout: float | None,
+          unix_socket: bool, stdout_path: Path | None, stderr_path: Path | None, spawn_timeout: float) -> None:
+    """Start a worker of MODULE:CLASS that outlives this command; print its handle as JSON.
+
+    The worker runs until `rpcpar shutdown` (shutdown_on=CALLED_SHUTDOWN_FUNCTION), in `/`, with
+    its output discarded unless --stdout/--stderr are given. Its handle, which holds the
+    credentials to call it, is recorded for `rpcpar ls` in $RPCPAR_STATE_DIR (default
+    ${XDG_STATE_HOME:-~/.local/state}/rpcpar/workers; directory 0700, files 0600).
+    """
+    import rpc_parallel as rp
+
+    from ._dynamic import answers
+
+    with user_errors(), worker_errors():
+        settings = _settings(max_message_size, heartbeat_timeout, heartbeat_every, handshake_timeout)
+        cls = _worker_class(target)
+        arg = _init_arg(cls, arg_json)
+        if name is not None:
+            for h in records():
+                if h.name == name:
+                    if answers(h):
+                        raise RpcParallelError(f"a worker named {name!r} is already running ({h.worker_id}); "
+                                               "shut it down first or choose another --name")
+                    forget(h.worker_id)  # a stale record: that worker is gone
+        handle = cls.spawn(
+            arg, shutdown_on=rp.ShutdownOn.CALLED_SHUTDOWN_FUNCTION, name=name, settings=settings,
+            how=rp.Local(unix_socket=unix_socket),
+            redirect_stdout=rp.FileAppend(stdout_path.resolve()) if stdout_path else rp.DEV_NULL,
+            redirect_stderr=rp.FileAppend(stderr_path.resolve()) if stderr_path else rp.DEV_NULL,
+            spawn_timeout=spawn_timeout)
+        try:
+            record(handle)
+        except OSError as exc:
+            handle.shutdown()
+            raise RpcParallelError(f"cannot record the worker in {state_dir()}: {exc}; it was shut down") from None
+    click.echo(handle.to_json())
+
+
+@main.command()
+@click.argument("target", metavar="MODULE:CLASS")
+@click.option("--arg", "arg_json", metavar="JSON", help="The init_worker_state argument, as JSON.")
+@click.option("--name", help="A name for the worker (rpcpar call/shutdown accept it as HANDLE).")
+@_settings_options
+def serve(target: str, arg_json: str | None, name: str | None, max_message_size: int | None,
+          heartbeat_timeout: float | None, heartbeat_every: float | None, handshake_timeout: float | None) -> None:
+    """Host a worker of MODULE:CLASS in this process, in the foreground; print its handle as JSON.
+
+    It serves until SIGINT or SIGTERM (or `rpcpar shutdown`), then exits 0. While it runs it is
+    recorded like a spawned worker, so `rpcpar call NAME ...` and `rpcpar ls` find it.
+    """
+    from ._dynamic import answers
+    from ._served import stop_all
+
+    stop = threading.Event()
+    with user_errors(), worker_errors():
+        settings = _settings(max_message_size, heartbeat_timeout, heartbeat_every, handshake_timeout)
+        cls = _worker_class(target)
+        arg = _init_arg(cls, arg_json)
+        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+        handle = cls.serve(arg, settings=settings, name=name)
+    try:
+        record(handle)
+        click.echo(handle.to_json())
+        click.echo(f"rpcpar: serving worker {name or handle.worker_id} at {handle.address} "
+                   f"(pid {os.getpid()}); SIGINT or SIGTERM stops it", err=True)
+        while not stop.wait(1.0):
+            if not answers(handle):
+                break  # shut down through its handle
+    finally:
+        forget(handle.worker_id)
+        stop_all()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+# -- call / shutdown / ls ----------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("handle", metavar="HANDLE")
+@click.argument("function")
+@click.argument("arg_json", metavar="[JSON]", required=False)
+@click.option("--connection-arg", "connection_json", metavar="JSON",
+              help="The init_connection_state argument, as JSON.")
+def call(handle: str, function: str, arg_json: str | None, connection_json: str | None) -> None:
+    """Call FUNCTION of the worker HANDLE, without importing its worker type; print the result as JSON.
+
+    HANDLE is handle JSON, a file holding it, `-` (the first line of stdin), or the id or name of
+    a worker recorded by `rpcpar spawn`/`serve`. JSON is an object of the arguments by name, a
+    list of them in order, or (for a one-parameter function) the argument itself; every argument
+    must be given (rpcpar does not know Python defaults). Ints are JSON numbers, enums their
+    member names, optionals null. Without --connection-arg, init_connection_state gets the zero
+    value of its argument's type ("", 0, null...).
+
+    Output: an rpc prints its result; a pipe or direct_pipe one line per item; a state its state,
+    then one line per update; a one_way nothing. A reverse_pipe reads its updates from stdin, one
+    JSON value per line, and prints its result. A remote exception prints as RemoteError, exit 1.
+    """
+    from ._dynamic import NOT_GIVEN, DynamicClient
+
+    with user_errors(), worker_errors():
+        arg = _json_option(arg_json, "the argument")
+        connection_arg = NOT_GIVEN if connection_json is None else _json_option(connection_json, "--connection-arg")
+        h = load_handle(handle)
+        with DynamicClient(h, connection_arg) as client:
+            f = client.function(function)
+            if f.kind == "reverse_pipe" and sys.stdin.isatty():
+                click.echo(f"rpcpar: {function} reads its updates from stdin, one JSON value per line; "
+                           "end them with Ctrl-D", err=True)
+            for value in client.call(function, arg, given=arg_json is not None, updates=sys.stdin):
+                _echo_json(value)
+
+
+@main.command()
+@click.argument("handle", metavar="HANDLE")
+def shutdown(handle: str) -> None:
+    """Ask the worker HANDLE to exit, and remove its record (HANDLE forms as in `rpcpar call`).
+
+    A recorded worker that does not answer has its record removed too, and exits 1.
+    """
+    from ._dynamic import answers
+
+    with user_errors(), worker_errors():
+        h = load_handle(handle)
+        if not answers(h):
+            forget(h.worker_id)
+            raise WorkerConnectionError(f"worker {h.name or h.worker_id} does not answer at {h.address} "
+                                        "(its record, if any, was removed)")
+        h.shutdown()
+        forget(h.worker_id)
+
+
+@main.command(name="ls")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@click.option("--prune", is_flag=True, help="Remove the records of workers that do not answer.")
+def list_workers(as_json: bool, prune: bool) -> None:
+    """List the workers recorded by `rpcpar spawn`/`serve`: id, name, address, pid, and whether they answer."""
+    from ._dynamic import answers
+
+    with user_errors():
+        known = records()
+        with ThreadPoolExecutor(max_workers=max(1, min(16, len(known)))) as pool:
+            alive = list(pool.map(answers, known))
+    rows: list[dict[str, Any]] = []
+    for h, ok in zip(known, alive, strict=True):
+        if prune and not ok:
+            forget(h.worker_id)
+            continue
+        rows.append({"worker_id": h.worker_id, "name": h.name, "address": h.address, "pid": h.pid, "answering": ok})
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    table: list[tuple[str, ...]] = [("ID", "NAME", "ADDRESS", "PID", "STATUS")] + [
+        (r["worker_id"], r["name"] or "-", r["address"], str(r["pid"]),
+         "answering" if r["answering"] else "not answering") for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    for row in table:
+        click.echo("  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[4]]))
 
 
 if __name__ == "__main__":
