@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import enum
 import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import rpc_parallel as rp
 
@@ -94,3 +96,64 @@ class Faulty(rp.Worker):
     @rp.rpc
     def result(self) -> rp.Pickled[Bomb]:
         return Bomb()
+
+
+class Color(enum.Enum):
+    RED = 1
+    GREEN = 2
+
+
+@dataclass
+class Point:
+    x: float
+    y: float
+    tags: list[str]
+
+
+class Sink(rp.Worker):
+    """Functions of every kind and many argument types, cheap for any input: the fuzzing target.
+    No connection state, so a plain gRPC client may call it."""
+
+    def init_worker_state(self, arg: int) -> None:
+        self.calls = 0
+
+    @rp.rpc
+    def ping(self) -> int:
+        return self.calls
+
+    @rp.rpc
+    def many(self, a: int, b: str, c: list[float], d: dict[str, int], e: Point | None, f: Color,
+             g: bytes, h: bool | None) -> int:
+        self.calls += 1
+        return len(b) + len(c) + len(d) + len(g)
+
+    @rp.rpc
+    def unpickle(self, x: rp.Pickled[object]) -> str:
+        self.calls += 1
+        return type(x).__name__
+
+    @rp.one_way
+    def note(self, line: str, p: Point) -> None:
+        self.calls += 1
+
+    @rp.pipe
+    def few(self, n: int, p: Point) -> Iterator[Point]:
+        self.calls += 1
+        for i in range(min(abs(n), 3)):
+            yield Point(float(i), 0.0, [])
+
+    @rp.state
+    def watch(self, x: int) -> tuple[int, Iterator[str]]:
+        self.calls += 1
+        return x, iter(["a", "b"])
+
+    @rp.direct_pipe
+    def push(self, writer: rp.DirectWriter[int], n: int) -> None:
+        self.calls += 1
+        writer.write(n)
+        writer.close()
+
+    @rp.reverse_pipe
+    def fold(self, xs: Iterator[Point], scale: float) -> float:
+        self.calls += 1
+        return scale * sum(p.x for i, p in zip(range(100), xs, strict=False))
