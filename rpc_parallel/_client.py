@@ -149,6 +149,12 @@ class Connection:
     """
 
     def __init__(self, cls: type, handle: WorkerHandle, connection_arg: Any = None) -> None:
+        from ._worker import Worker
+
+        if not (isinstance(cls, type) and issubclass(cls, Worker)):
+            raise TypeError(f"connect takes a worker type (an rp.Worker subclass) first, not {cls!r}")
+        if not isinstance(handle, WorkerHandle):
+            raise TypeError(f"connect takes an rp.WorkerHandle, not {handle!r}")
         self.worker_type = cls
         self.handle = handle
         self._spec = service_spec(cls)

@@ -222,3 +222,24 @@ def test_no_fault_means_no_failure() -> None:
     assert _wait(lambda: _gone(handle.pid), 10)
     assert failures == []
 
+
+
+def test_aio_on_failure_runs_on_the_spawning_event_loop() -> None:
+    import asyncio
+    import threading
+
+    async def main() -> tuple[BaseException, int, int]:
+        loop_thread = threading.get_ident()
+        got: asyncio.Future[tuple[BaseException, int]] = asyncio.get_running_loop().create_future()
+        handle = await rp.aio.spawn(Faulty, 0, name="faulty-aio", settings=FAST,
+                                    env={FAULT_ENV: "background:raise"},
+                                    on_failure=lambda exc: got.set_result((exc, threading.get_ident())))
+        async with await rp.aio.connect(Faulty, handle, 0) as conn:
+            assert await conn.run(Faulty.start_background) == "started"
+        exc, thread = await asyncio.wait_for(got, 20)
+        assert _wait(lambda: _gone(handle.pid), 10)
+        return exc, thread, loop_thread
+
+    exc, thread, loop_thread = asyncio.run(main())
+    assert isinstance(exc, rp.WorkerFailedError) and "faulty-aio" in str(exc)
+    assert thread == loop_thread
