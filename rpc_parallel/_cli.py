@@ -316,7 +316,7 @@ def _settings(max_message_size: int | None, heartbeat_timeout: float | None, hea
               handshake_timeout: float | None) -> RpcSettings | None:
     from ._settings import Heartbeat, RpcSettings
 
-    if max_message_size is heartbeat_timeout is heartbeat_every is handshake_timeout is None:
+    if all(v is None for v in (max_message_size, heartbeat_timeout, heartbeat_every, handshake_timeout)):
         return None
     heartbeat = None
     if heartbeat_timeout is not None or heartbeat_every is not None:
@@ -435,7 +435,10 @@ def serve(target: str, arg_json: str | None, name: str | None, max_message_size:
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
         handle = cls.serve(arg, settings=settings, name=name)
     try:
-        record(handle)
+        try:
+            record(handle)
+        except OSError as exc:
+            click.echo(f"rpcpar: not recorded (rpcpar ls will not show it): {exc}", err=True)
         click.echo(handle.to_json())
         click.echo(f"rpcpar: serving worker {name or handle.worker_id} at {handle.address} "
                    f"(pid {os.getpid()}); SIGINT or SIGTERM stops it", err=True)
@@ -475,7 +478,7 @@ def call(handle: str, function: str, arg_json: str | None, connection_json: str 
     from ._dynamic import NOT_GIVEN, DynamicClient
 
     with user_errors(), worker_errors():
-        arg = _json_option(arg_json, "the argument")
+        arg = NOT_GIVEN if arg_json is None else _json_option(arg_json, "the argument")
         connection_arg = NOT_GIVEN if connection_json is None else _json_option(connection_json, "--connection-arg")
         h = load_handle(handle)
         with DynamicClient(h, connection_arg) as client:
@@ -483,7 +486,7 @@ def call(handle: str, function: str, arg_json: str | None, connection_json: str 
             if f.kind == "reverse_pipe" and sys.stdin.isatty():
                 click.echo(f"rpcpar: {function} reads its updates from stdin, one JSON value per line; "
                            "end them with Ctrl-D", err=True)
-            for value in client.call(function, arg, given=arg_json is not None, updates=sys.stdin):
+            for value in client.call(function, arg, updates=sys.stdin):
                 _echo_json(value)
 
 

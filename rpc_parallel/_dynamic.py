@@ -42,7 +42,7 @@ FieldDescriptor = Any
 EnumDescriptor = Any
 _FD = descriptor_pb2.FieldDescriptorProto
 _BATCH = 1024  # reverse_pipe updates per request message
-NOT_GIVEN: Any = object()
+NOT_GIVEN: Any = object()  # no argument at all, unlike JSON null
 _SCALAR_LABELS: dict[int, tuple[str, ...]] = {
     _FD.TYPE_SINT64: ("Int",), _FD.TYPE_DOUBLE: ("Float",), _FD.TYPE_BOOL: ("Bool",),
     _FD.TYPE_STRING: ("Str",), _FD.TYPE_BYTES: ("Bytes", "Pickled"),
@@ -236,10 +236,10 @@ class _Function:
                 (f for f in repeated if f.name == "updates"), None)
         self.params = [f.name for f in fields if f is not self.updates]
 
-    def request_message(self, arg: Any, given: bool) -> Message:
+    def request_message(self, arg: Any) -> Message:
         """The first request message from the JSON argument (see ``DynamicClient.call``)."""
         where = f"{self.name}()"
-        if not given:
+        if arg is NOT_GIVEN:
             named: dict[str, Any] = {}
         elif isinstance(arg, dict):
             named = arg
@@ -350,18 +350,17 @@ class DynamicClient:
             raise DynamicCallError(f"{self._service.name} has no function {name!r}; it has: "
                                    f"{', '.join(self.functions) or 'none'}") from None
 
-    def call(self, name: str, arg: Any = None, *, given: bool = True,
-             updates: Iterable[str] = ()) -> Iterator[Any]:
+    def call(self, name: str, arg: Any = NOT_GIVEN, *, updates: Iterable[str] = ()) -> Iterator[Any]:
         """Run function ``name``; yield what it produces, as plain JSON values.
 
         ``arg`` is a JSON object of the arguments by name, a JSON list of them in order, or (for a
-        function of one parameter) that argument itself; ``given=False`` means no argument at all.
+        function of one parameter) that argument itself; ``NOT_GIVEN`` means no argument at all.
         An rpc or reverse_pipe yields its result; a pipe or direct_pipe its items; a state its
         state, then its updates; a one_way nothing. A reverse_pipe's updates are ``updates``, one
         JSON text each (blank ones skipped).
         """
         f = self.function(name)
-        request = f.request_message(arg, given).SerializeToString()
+        request = f.request_message(arg).SerializeToString()
         try:
             if f.kind in ("rpc", "one_way"):
                 data = self._channel.unary_unary(f.path, None, None)(request, metadata=self._md)
