@@ -253,3 +253,42 @@ def test_serve_in_the_foreground(rpcpar: Rpcpar, stop: str) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_plain_json_round_trips_through_nested_types() -> None:
+    """What ``rpcpar call`` prints is what it accepts: enums by member name, wrapped containers and
+    optionals as plain values (here in-process: ``--arg`` decoding, then the dynamic client)."""
+    import base64
+    import pickle
+
+    from rpc_parallel._cli import _init_arg
+    from rpc_parallel._dynamic import DynamicCallError, DynamicClient
+    from tests.golden.decls.types import Box, Corner, Shape, Shapes, Unit
+
+    box = {"shape": "SQUARE", "corners": [{"x": 1, "y": -2}], "meta": {"k": [1, 2**40]}, "grid": [[1.5], []],
+           "lookup": {"3": {"a": "FOOT"}}, "maybe_list": None, "list_of_maybe": [1, None],
+           "owner": None, "extra": base64.b64encode(pickle.dumps({1}, protocol=5)).decode(), "unit": "METRE", "label": "L",
+           "scale": 2.0}
+    arg = _init_arg(Shapes, json.dumps({"b": box}))
+    assert arg == {"b": Box(shape=Shape.SQUARE, corners=[Corner(1, -2)], meta={"k": [1, 2**40]}, grid=[[1.5], []],
+                            lookup={3: {"a": Unit.FOOT}}, maybe_list=None, list_of_maybe=[1, None], owner=None,
+                            extra={1}, unit=Unit.METRE, label="L", scale=2.0)}
+    h = Shapes.serve(arg)
+    try:
+        with DynamicClient(h) as client:
+            def call(name: str, value: Any) -> list[Any]:
+                return [json.loads(json.dumps(v)) for v in client.call(name, value)]
+
+            assert call("get", ["b", None]) == [box]
+            assert call("get", {"name": "zz", "default": None}) == [None]
+            for spelling in (1, "SHAPE_SQUARE", "square"):  # member index, proto name, any case
+                assert call("get", ["zz", {**box, "shape": spelling}]) == [box]
+            tree = {"label": "r", "children": [{"label": "c", "children": [], "parent_label": "r"}],
+                    "parent_label": None}
+            assert call("walk", [tree]) == [tree]
+            with pytest.raises(DynamicCallError, match=r'"HEX" is not a member of enum Shape \(CIRCLE, SQUARE\)'):
+                call("tree", [1, ["HEX"]])
+            with pytest.raises(DynamicCallError, match=r"missing field\(s\) 'corners', .* of Box"):
+                call("get", ["zz", {"shape": "CIRCLE"}])
+    finally:
+        h.shutdown()
