@@ -145,6 +145,7 @@ def grpc_options(settings: RpcSettings, *, server: bool) -> list[tuple[str, int]
     hb = settings.heartbeat
     every_ms = max(1, int(hb.send_every * 1000))
     timeout_ms = max(1, int(hb.timeout * 1000))
+    handshake_ms = max(1, int(settings.handshake_timeout * 1000))
     opts = [
         ("grpc.max_send_message_length", settings.max_message_size),
         ("grpc.max_receive_message_length", settings.max_message_size),
@@ -158,13 +159,15 @@ def grpc_options(settings: RpcSettings, *, server: bool) -> list[tuple[str, int]
         opts += [
             ("grpc.http2.min_ping_interval_without_data_ms", max(1, every_ms // 2)),
             ("grpc.http2.max_ping_strikes", 0),
-            ("grpc.server_handshake_timeout_ms", max(1, int(settings.handshake_timeout * 1000))),
+            ("grpc.server_handshake_timeout_ms", handshake_ms),
             ("grpc.so_reuseport", 0),
         ]
     else:
         opts += [
             ("grpc.initial_reconnect_backoff_ms", 100),
-            ("grpc.min_reconnect_backoff_ms", 100),
+            # gRPC core also takes this as the minimum time a connection attempt may take (its
+            # handshake included): the handshake timeout, or a loaded machine fails to connect
+            ("grpc.min_reconnect_backoff_ms", handshake_ms),
             ("grpc.max_reconnect_backoff_ms", 1000),
             ("grpc.enable_retries", 0),
         ]
