@@ -385,7 +385,7 @@ def spawn(target: str, arg_json: str | None, name: str | None, max_message_size:
     """
     import rpc_parallel as rp
 
-    from ._dynamic import answers
+    from ._dynamic import GONE, probe
 
     with user_errors(), worker_errors():
         settings = _settings(max_message_size, heartbeat_timeout, heartbeat_every, handshake_timeout)
@@ -394,7 +394,7 @@ def spawn(target: str, arg_json: str | None, name: str | None, max_message_size:
         if name is not None:
             for h in records():
                 if h.name == name:
-                    if answers(h):
+                    if probe(h) != GONE:
                         raise RpcParallelError(f"a worker named {name!r} is already running ({h.worker_id}); "
                                                "shut it down first or choose another --name")
                     forget(h.worker_id)  # a stale record: that worker is gone
@@ -424,7 +424,7 @@ def serve(target: str, arg_json: str | None, name: str | None, max_message_size:
     It serves until SIGINT or SIGTERM (or `rpcpar shutdown`), then exits 0. While it runs it is
     recorded like a spawned worker, so `rpcpar call NAME ...` and `rpcpar ls` find it.
     """
-    from ._dynamic import answers
+    from ._dynamic import GONE, probe
     from ._served import stop_all
 
     stop = threading.Event()
@@ -443,7 +443,7 @@ def serve(target: str, arg_json: str | None, name: str | None, max_message_size:
         click.echo(f"rpcpar: serving worker {name or handle.worker_id} at {handle.address} "
                    f"(pid {os.getpid()}); SIGINT or SIGTERM stops it", err=True)
         while not stop.wait(1.0):
-            if not answers(handle):
+            if probe(handle) == GONE:
                 break  # shut down through its handle
     finally:
         forget(handle.worker_id)
@@ -495,16 +495,22 @@ def call(handle: str, function: str, arg_json: str | None, connection_json: str 
 def shutdown(handle: str) -> None:
     """Ask the worker HANDLE to exit, and remove its record (HANDLE forms as in `rpcpar call`).
 
-    A recorded worker that does not answer has its record removed too, and exits 1.
+    If nothing serves the worker any more, its record is removed and the command exits 1; if it
+    does not answer within its handshake_timeout (hung or stopped), the record is kept and the
+    command exits 1.
     """
-    from ._dynamic import answers
+    from ._dynamic import GONE, SILENT, probe
 
     with user_errors(), worker_errors():
         h = load_handle(handle)
-        if not answers(h):
+        status = probe(h, h.settings.handshake_timeout)
+        if status == GONE:
             forget(h.worker_id)
-            raise WorkerConnectionError(f"worker {h.name or h.worker_id} does not answer at {h.address} "
-                                        "(its record, if any, was removed)")
+            raise WorkerConnectionError(f"worker {h.name or h.worker_id} is gone: nothing serves it at "
+                                        f"{h.address} (its record, if any, was removed)")
+        if status == SILENT:
+            raise WorkerConnectionError(f"worker {h.name or h.worker_id} at {h.address} does not answer "
+                                        "(hung or stopped?); its record is kept")
         h.shutdown()
         forget(h.worker_id)
 
@@ -512,14 +518,17 @@ def shutdown(handle: str) -> None:
 @main.command(name="ls")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 @click.option("--prune", is_flag=True, help="Remove the records of workers that do not answer.")
-def list_workers(as_json: bool, prune: bool) -> None:
-    """List the workers recorded by `rpcpar spawn`/`serve`: id, name, address, pid, and whether they answer."""
-    from ._dynamic import answers
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True,
+              metavar="S", help="How long each worker has to answer.")
+def list_workers(as_json: bool, prune: bool, timeout: float) -> None:
+    """List the workers recorded by `rpcpar spawn`/`serve`: id, name, address, pid, and whether they
+    answer (a Control/Settings call within --timeout)."""
+    from ._dynamic import ANSWERING, probe
 
     with user_errors():
         known = records()
         with ThreadPoolExecutor(max_workers=max(1, min(16, len(known)))) as pool:
-            alive = list(pool.map(answers, known))
+            alive = [status == ANSWERING for status in pool.map(lambda h: probe(h, timeout), known)]
     rows: list[dict[str, Any]] = []
     for h, ok in zip(known, alive, strict=True):
         if prune and not ok:

@@ -201,12 +201,12 @@ def test_ls_shutdown_and_prune(rpcpar: Rpcpar) -> None:
     stale = rp.WorkerHandle(worker_id="f" * 32, address="127.0.0.1:1", name="stale", token="x", pid=1)
     (rpcpar.state / f"{stale.worker_id}.json").write_text(stale.to_json())
 
-    rows = {r["worker_id"]: r for r in json.loads(rpcpar.ok("ls", "--json"))}
+    rows = {r["worker_id"]: r for r in json.loads(rpcpar.ok("ls", "--json", "--timeout", "10"))}
     assert rows[a.worker_id] == {"worker_id": a.worker_id, "name": "a", "address": a.address, "pid": a.pid,
                                  "answering": True}
     assert rows[b.worker_id]["answering"] and rows[b.worker_id]["name"] is None
     assert not rows[stale.worker_id]["answering"]
-    table = rpcpar.ok("ls").splitlines()
+    table = rpcpar.ok("ls", "--timeout", "10").splitlines()
     assert table[0].split() == ["ID", "NAME", "ADDRESS", "PID", "STATUS"]
     assert any(line.split()[:5] == [a.worker_id, "a", a.address, str(a.pid), "answering"] for line in table)
     assert any(line.startswith(stale.worker_id) and line.endswith("not answering") for line in table)
