@@ -1,0 +1,32 @@
+"""multiprocessing baseline targets. The spawn context imports this module (and the ``bench``
+package) in each child, so it imports nothing heavy: no grpc, no rpc_parallel."""
+
+from __future__ import annotations
+
+from multiprocessing.connection import Connection
+
+__all__ = ("answer_once", "stream_ints")
+
+
+def answer_once(conn: Connection) -> None:
+    """Answer one message (x -> x + 1), then wait for the parent to close the pipe."""
+    conn.send(conn.recv() + 1)
+    try:
+        conn.recv()
+    except EOFError:
+        pass
+
+
+def stream_ints(conn: Connection) -> None:
+    """For each ``n`` received, send 0..n-1 one message each and then None; exit on None or EOF."""
+    while True:
+        try:
+            n = conn.recv()
+        except EOFError:
+            return
+        if n is None:
+            return
+        send = conn.send
+        for i in range(n):
+            send(i)
+        send(None)

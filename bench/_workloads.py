@@ -1,0 +1,645 @@
+"""The workloads. Each runs one repetition of all its variants and returns their figures.
+
+``Env`` owns every long-lived process of a run: the pool of rpc_parallel workers, the raw grpcio
+servers, the multiprocessing streaming child, and the asyncio loop (one per process, in a thread)
+on which every asyncio client runs. It is created lazily, so ``--only`` starts only what it needs,
+and ``Env.close`` stops all of it by pid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import multiprocessing
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection as MpConnection
+from multiprocessing.process import BaseProcess
+from typing import Any, TypeVar
+
+import grpc
+import psutil
+
+import rpc_parallel as rp
+
+from . import _mp
+from ._raw_grpc import ECHO, INCR, INTS, SIZE, RawServer, aio_channel, decode_int, encode_int, sync_channel
+from .workers import Bench
+
+__all__ = ("CALLS_SERVER_MODE", "MODES", "N_WORKERS", "SIZES", "WORKLOADS", "Env", "Sizes")
+
+T = TypeVar("T")
+MIB = 1024 * 1024
+N_WORKERS = 4
+MODES = ("sync", "aio")  # raw grpcio server modes of the rtt and payload workloads (each with both clients)
+CALLS_SERVER_MODE = "sync"
+_RTT_SLICE = 100  # rtt variants take turns every this many calls
+_ROUNDS = 4  # calls/s and payload variants take turns this many times
+_MP = multiprocessing.get_context("spawn")  # never fork: this process has imported grpc
+
+
+@dataclass(frozen=True)
+class Sizes:
+    repetitions: int
+    rtt_warmup: int
+    rtt_calls: int
+    calls: int
+    in_flight: int
+    payload_bytes: int
+    payload_calls: int
+    pipe_items: int
+    cap_s: float  # a variant stops early (and reports its rate so far) after this many seconds
+
+
+SIZES = {
+    "full": Sizes(repetitions=3, rtt_warmup=200, rtt_calls=2000, calls=20_000, in_flight=64,
+                  payload_bytes=16 * MIB, payload_calls=20, pipe_items=100_000, cap_s=8.0),
+    "quick": Sizes(repetitions=1, rtt_warmup=100, rtt_calls=500, calls=4_000, in_flight=64,
+                   payload_bytes=16 * MIB, payload_calls=5, pipe_items=20_000, cap_s=3.0),
+    "smoke": Sizes(repetitions=1, rtt_warmup=5, rtt_calls=20, calls=200, in_flight=64,
+                   payload_bytes=1 * MIB, payload_calls=2, pipe_items=1_000, cap_s=5.0),
+}
+
+
+# -- processes ---------------------------------------------------------------------------------
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return True
+
+
+def wait_gone(pids: Iterable[int], timeout: float = 10.0) -> list[int]:
+    """Wait until the processes ``pids`` exited; return those still running after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    left = list(pids)
+    while left and time.monotonic() < deadline:
+        left = [pid for pid in left if not _gone(pid)]
+        if left:
+            time.sleep(0.02)
+    return left
+
+
+def shutdown_workers(handles: Iterable[rp.WorkerHandle]) -> None:
+    """Ask each worker to exit, wait for its process to be gone, and kill it by pid if it lingers."""
+    handles = list(handles)
+    for h in handles:
+        try:
+            h.shutdown()
+        except rp.RpcParallelError:
+            pass
+    for pid in wait_gone([h.pid for h in handles]):
+        try:
+            psutil.Process(pid).kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def vm_hwm_mib(pid: int) -> float:
+    """The peak resident set size of ``pid`` (VmHWM), or its current RSS where /proc has no VmHWM."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float(psutil.Process(pid).memory_info().rss) / MIB
+
+
+class Env:
+    """The processes, connections and channels shared by the workloads of one run."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._handles: list[rp.WorkerHandle] = []
+        self._conns: list[rp.Connection] = []
+        self._aio_conns: list[rp.aio.Connection] = []
+        self._raw: dict[str, list[RawServer]] = {}
+        self._raw_sync: dict[str, list[grpc.Channel]] = {}
+        self._raw_aio: dict[str, list[grpc.aio.Channel]] = {}
+        self._streamer: tuple[BaseProcess, MpConnection] | None = None
+        self.counts: dict[str, list[int]] = {}  # calls (samples, items) each repetition of a figure made
+        self.asked: dict[str, int] = {}  # ... of the ones it asked for
+
+    def record(self, figure: str, done: int, asked: int) -> None:
+        self.counts.setdefault(figure, []).append(done)
+        self.asked[figure] = asked
+
+    # asyncio: one loop for the whole process (grpc.aio wants a single loop), in a daemon thread
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            threading.Thread(target=self._loop.run_forever, name="bench-asyncio", daemon=True).start()
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def handles(self) -> list[rp.WorkerHandle]:
+        if not self._handles:
+            with concurrent.futures.ThreadPoolExecutor(N_WORKERS) as ex:
+                futures = [ex.submit(Bench.spawn, None, name=f"bench-pool-{i}") for i in range(N_WORKERS)]
+            for f in futures:  # keep the ones that started, so close() stops them
+                if f.exception() is None:
+                    self._handles.append(f.result())
+            for f in futures:
+                f.result()
+        return self._handles
+
+    def conns(self) -> list[rp.Connection]:
+        if not self._conns:
+            self._conns = [Bench.connect(h) for h in self.handles()]
+        return self._conns
+
+    def aio_conns(self) -> list[rp.aio.Connection]:
+        if not self._aio_conns:
+            handles = self.handles()
+
+            async def connect() -> list[rp.aio.Connection]:
+                return [await rp.aio.connect(Bench, h) for h in handles]
+
+            self._aio_conns = self.run(connect())
+        return self._aio_conns
+
+    def raw_servers(self, mode: str, count: int = 1) -> list[RawServer]:
+        """The first ``count`` raw servers of ``mode``, started on first use."""
+        servers = self._raw.setdefault(mode, [])
+        new = [RawServer(mode) for _ in range(count - len(servers))]
+        servers += new
+        for s in new:
+            s.wait_ready()
+        return servers[:count]
+
+    def raw_sync(self, mode: str, count: int = 1) -> list[grpc.Channel]:
+        """Sync channels to the first ``count`` raw servers of ``mode``."""
+        channels = self._raw_sync.setdefault(mode, [])
+        channels += [sync_channel(s.address) for s in self.raw_servers(mode, count)[len(channels):]]
+        return channels[:count]
+
+    def raw_aio(self, mode: str, count: int = 1) -> list[grpc.aio.Channel]:
+        """grpc.aio channels (on the asyncio loop) to the first ``count`` raw servers of ``mode``."""
+        channels = self._raw_aio.setdefault(mode, [])
+        servers = self.raw_servers(mode, count)[len(channels):]
+
+        async def open_all() -> list[grpc.aio.Channel]:
+            return [await aio_channel(s.address) for s in servers]
+
+        if servers:
+            channels += self.run(open_all())
+        return channels[:count]
+
+    def streamer(self) -> MpConnection:
+        if self._streamer is None:
+            parent, child = _MP.Pipe()
+            proc = _MP.Process(target=_mp.stream_ints, args=(child,), name="bench-mp-streamer", daemon=True)
+            proc.start()
+            child.close()
+            self._streamer = (proc, parent)
+        return self._streamer[1]
+
+    def pool_worker_peak_mib(self) -> float | None:
+        """VmHWM of pool worker 0 (after whatever the workloads made it do), if the pool exists."""
+        return vm_hwm_mib(self._handles[0].pid) if self._handles else None
+
+    def close(self) -> None:
+        """Stop everything this run started; each process by its pid."""
+        if self._loop is not None:
+            aio_conns, aio_channels = self._aio_conns, [c for cs in self._raw_aio.values() for c in cs]
+
+            async def close_aio() -> None:
+                for conn in aio_conns:
+                    await conn.aclose()
+                for channel in aio_channels:
+                    await channel.close(None)
+
+            try:
+                self.run(close_aio())
+            finally:
+                self._loop.call_soon_threadsafe(self._loop.stop)
+        for conn in self._conns:
+            conn.close()
+        for channels in self._raw_sync.values():
+            for channel in channels:
+                channel.close()
+        shutdown_workers(self._handles)
+        for servers in self._raw.values():
+            for s in servers:
+                s.stop()
+        if self._streamer is not None:
+            proc, parent = self._streamer
+            try:
+                parent.send(None)
+            except OSError:
+                pass
+            parent.close()
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        self._aio_conns, self._conns, self._handles, self._raw, self._raw_sync, self._raw_aio = [], [], [], {}, {}, {}
+        self._streamer = None
+
+
+# -- measuring helpers -------------------------------------------------------------------------
+
+
+def _percentiles(name: str, samples_ns: list[int]) -> dict[str, float]:
+    s = sorted(samples_ns)
+    median = s[len(s) // 2] if len(s) % 2 else (s[len(s) // 2 - 1] + s[len(s) // 2]) / 2
+    p99 = s[min(len(s) - 1, max(0, -(-99 * len(s) // 100) - 1))]  # nearest rank
+    return {f"{name}_median_us": median / 1000, f"{name}_p99_us": p99 / 1000}
+
+
+# A runner makes ``count`` calls numbered from ``first`` (stopping after ``cap_s`` seconds) and
+# returns (calls made, seconds, results); results are rtt samples in ns, or the calls' return values.
+Runner = Callable[[int, int, float], tuple[int, float, list[Any]]]
+
+
+@dataclass
+class _Tally:
+    done: int = 0
+    seconds: float = 0.0
+    results: list[Any] = field(default_factory=list)
+
+
+def _interleave(runners: dict[str, Runner], n: int, slice_size: int, cap_s: float) -> dict[str, _Tally]:
+    """Make ``n`` calls with every runner, in slices of ``slice_size``, one runner after the other in
+    each round, so that load changes on the (shared, noisy) machine hit every variant alike. A
+    runner stops once it used ``cap_s`` seconds in all (its remaining budget is spread over the
+    remaining rounds)."""
+    tallies = {name: _Tally() for name in runners}
+    rounds = max(1, -(-n // slice_size))
+    for r in range(rounds):
+        for name, run in runners.items():
+            t = tallies[name]
+            count = min(slice_size, n - t.done)
+            budget = (cap_s - t.seconds) / (rounds - r)
+            if count <= 0 or budget <= 0:
+                continue
+            done, seconds, results = run(t.done, count, budget)
+            t.done += done
+            t.seconds += seconds
+            t.results += results
+    return tallies
+
+
+def _sync_rtt(call: Callable[[], object]) -> Runner:
+    def run(first: int, count: int, cap_s: float) -> tuple[int, float, list[Any]]:
+        clock = time.perf_counter_ns
+        start = clock()
+        deadline = start + int(cap_s * 1e9)
+        samples = []
+        for _ in range(count):
+            t0 = clock()
+            call()
+            t1 = clock()
+            samples.append(t1 - t0)
+            if t1 > deadline:
+                break
+        return len(samples), (clock() - start) / 1e9, samples
+
+    return run
+
+
+def _aio_rtt(env: Env, call: Callable[[], Awaitable[object]]) -> Runner:
+    async def block(count: int, cap_s: float) -> tuple[int, float, list[Any]]:
+        clock = time.perf_counter_ns
+        start = clock()
+        deadline = start + int(cap_s * 1e9)
+        samples = []
+        for _ in range(count):
+            t0 = clock()
+            await call()
+            t1 = clock()
+            samples.append(t1 - t0)
+            if t1 > deadline:
+                break
+        return len(samples), (clock() - start) / 1e9, samples
+
+    return lambda first, count, cap_s: env.run(block(count, cap_s))
+
+
+def _sync_pipelined(start: Callable[[int], Any], value: Callable[[Any], int], in_flight: int) -> Runner:
+    """Calls started by ``start(i)`` (returning a future), at most ``in_flight`` unfinished, no more
+    started after the cap; results are ``value(future)`` of each call, in no order. No future is
+    kept once done: a heap growing with them would make every gc pass slower."""
+
+    def run(first: int, count: int, cap_s: float) -> tuple[int, float, list[Any]]:
+        slots = threading.Semaphore(in_flight)
+        release = slots.release
+        results: list[int] = []
+        append = results.append
+
+        def on_done(f: Any) -> None:
+            try:
+                append(value(f))
+            finally:
+                release()
+
+        clock = time.perf_counter
+        t0 = clock()
+        deadline = t0 + cap_s
+        started = 0
+        for i in range(first, first + count):
+            slots.acquire()
+            start(i).add_done_callback(on_done)
+            started += 1
+            if clock() > deadline:
+                break
+        for _ in range(in_flight):  # every slot free again: every call finished
+            slots.acquire()
+        elapsed = clock() - t0
+        if len(results) != started:
+            raise AssertionError(f"{started - len(results)} of {started} calls failed")
+        return started, elapsed, results
+
+    return run
+
+
+def _aio_pipelined(env: Env, call: Callable[[int], Awaitable[Any]], in_flight: int) -> Runner:
+    """``asyncio.gather`` of the calls behind a semaphore of ``in_flight``; the calls not started
+    before the cap are skipped."""
+
+    async def gather(first: int, count: int, cap_s: float) -> tuple[int, float, list[Any]]:
+        slots = asyncio.Semaphore(in_flight)
+        clock = time.perf_counter
+        deadline = clock() + cap_s
+        skipped = object()
+
+        async def one(i: int) -> Any:
+            async with slots:
+                if clock() > deadline:
+                    return skipped
+                return await call(i)
+
+        t0 = clock()
+        results = await asyncio.gather(*(one(i) for i in range(first, first + count)))
+        elapsed = clock() - t0
+        done = [r for r in results if r is not skipped]
+        return len(done), elapsed, done
+
+    return lambda first, count, cap_s: env.run(gather(first, count, cap_s))
+
+
+def _warm(runners: dict[str, Runner], count: int) -> None:
+    for run in runners.values():
+        run(0, count, 60.0)
+
+
+def _result(f: Any) -> int:
+    result: int = f.result()
+    return result
+
+
+def _check(what: str, got: list[int]) -> None:
+    if not got or sorted(got) != list(range(1, len(got) + 1)):
+        raise AssertionError(f"{what}: wrong results")
+
+
+# -- the workloads -----------------------------------------------------------------------------
+
+
+def spawn(env: Env, sizes: Sizes) -> dict[str, float]:
+    """Start 4 workers and get one answer from each: rpc_parallel (spawn in 4 threads, then one rpc
+    each) vs multiprocessing (spawn-context Process + Pipe, one message each)."""
+    started: list[rp.WorkerHandle] = []
+
+    def one(i: int) -> None:
+        handle = Bench.spawn(None, name=f"bench-spawn-{i}")
+        started.append(handle)
+        with Bench.connect(handle) as conn:
+            conn.run(Bench.noop)
+
+    try:
+        t0 = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(N_WORKERS) as ex:
+            for f in [ex.submit(one, i) for i in range(N_WORKERS)]:
+                f.result()
+        rp_s = time.perf_counter() - t0
+    finally:
+        shutdown_workers(started)
+
+    procs: list[BaseProcess] = []
+    pipes: list[MpConnection] = []
+    try:
+        t0 = time.perf_counter()
+        for i in range(N_WORKERS):
+            parent, child = _MP.Pipe()
+            proc = _MP.Process(target=_mp.answer_once, args=(child,), name=f"bench-mp-{i}", daemon=True)
+            proc.start()
+            child.close()
+            procs.append(proc)
+            pipes.append(parent)
+        for i, p in enumerate(pipes):
+            p.send(i)
+        answers = [p.recv() for p in pipes]
+        mp_s = time.perf_counter() - t0
+        _check("multiprocessing spawn", answers)
+    finally:
+        for p in pipes:
+            p.close()
+        for child_proc in procs:
+            child_proc.join(10)
+    return {"spawn_rpc_parallel_s": rp_s, "spawn_multiprocessing_s": mp_s}
+
+
+def rtt(env: Env, sizes: Sizes) -> dict[str, float]:
+    """Sequential no-op calls, each timed: rpc_parallel run (blocking and asyncio) vs raw grpcio echo
+    (sync and aio server, each with a sync and an aio client); the variants take turns every 100 calls."""
+    n = sizes.rtt_calls
+    conn = env.conns()[0]
+    aconn = env.aio_conns()[0]
+    runners = {
+        "rtt_rpc_parallel_sync": _sync_rtt(lambda: conn.run(Bench.noop)),
+        "rtt_rpc_parallel_aio": _aio_rtt(env, lambda: aconn.run(Bench.noop)),
+    }
+    for mode in MODES:
+        call: Callable[[bytes], Any] = env.raw_sync(mode)[0].unary_unary(ECHO, None, None)
+        runners[f"rtt_grpc_{mode}_server_sync_client"] = _sync_rtt(functools.partial(call, b""))
+        acall: Callable[[bytes], Awaitable[bytes]] = env.raw_aio(mode)[0].unary_unary(ECHO, None, None)
+        runners[f"rtt_grpc_{mode}_server_aio_client"] = _aio_rtt(env, functools.partial(acall, b""))
+    _warm(runners, sizes.rtt_warmup)
+    out: dict[str, float] = {}
+    for name, t in _interleave(runners, n, _RTT_SLICE, sizes.cap_s).items():
+        out.update(_percentiles(name, t.results))
+        env.record(f"{name}_median_us", t.done, n)
+    return out
+
+
+def calls(env: Env, sizes: Sizes) -> dict[str, float]:
+    """``calls`` calls of x -> x + 1 spread over 4 workers, ``in_flight`` unfinished at a time; the
+    variants take turns every quarter of the calls."""
+    n, k = sizes.calls, sizes.in_flight
+    conns = env.conns()
+    aconns = env.aio_conns()
+    # raw grpcio: both clients over 4 sync servers (the faster server mode for calls/s, DESIGN.md section 8)
+    multis = [ch.unary_unary(INCR, None, None) for ch in env.raw_sync(CALLS_SERVER_MODE, N_WORKERS)]
+    amultis = [ch.unary_unary(INCR, None, None) for ch in env.raw_aio(CALLS_SERVER_MODE, N_WORKERS)]
+
+    def rp_submit(i: int) -> concurrent.futures.Future[int]:
+        return conns[i % N_WORKERS].submit(Bench.incr, i)
+
+    def rp_aio(i: int) -> Awaitable[int]:
+        return aconns[i % N_WORKERS].run(Bench.incr, i)
+
+    def raw_future(i: int) -> Any:
+        return multis[i % N_WORKERS].future(encode_int(i))
+
+    def raw_result(f: Any) -> int:
+        return decode_int(f.result())
+
+    async def raw_aio(i: int) -> int:
+        return decode_int(await amultis[i % N_WORKERS](encode_int(i)))
+
+    runners = {
+        "calls_rpc_parallel_submit_per_s": _sync_pipelined(rp_submit, _result, k),
+        "calls_rpc_parallel_aio_per_s": _aio_pipelined(env, rp_aio, k),
+        "calls_grpc_sync_client_per_s": _sync_pipelined(raw_future, raw_result, k),
+        "calls_grpc_aio_client_per_s": _aio_pipelined(env, raw_aio, k),
+    }
+    _warm(runners, min(n, 4 * k))
+    out: dict[str, float] = {}
+    for name, t in _interleave(runners, n, -(-n // _ROUNDS), sizes.cap_s).items():
+        _check(name, t.results)
+        out[name] = t.done / t.seconds
+        env.record(name, t.done, n)
+    return out
+
+
+def payload(env: Env, sizes: Sizes) -> dict[str, float]:
+    """A ``payload_bytes`` bytes argument whose length comes back, ``payload_calls`` times in a row;
+    MB/s. The variants take turns every quarter of the calls."""
+    size, n = sizes.payload_bytes, sizes.payload_calls
+    data = b"\xa5" * size
+
+    def sequential(call: Callable[[], int]) -> Runner:
+        def run(first: int, count: int, cap_s: float) -> tuple[int, float, list[Any]]:
+            clock = time.perf_counter
+            t0 = clock()
+            got = []
+            for _ in range(count):
+                got.append(call())
+                if clock() - t0 > cap_s:
+                    break
+            return len(got), clock() - t0, got
+
+        return run
+
+    conn = env.conns()[0]
+    runners = {"payload_rpc_parallel_mb_s": sequential(lambda: conn.run(Bench.size, data))}
+    for mode in MODES:
+        call: Callable[[bytes], bytes] = env.raw_sync(mode)[0].unary_unary(SIZE, None, None)
+        acall: Callable[[bytes], Awaitable[bytes]] = env.raw_aio(mode)[0].unary_unary(SIZE, None, None)
+
+        def sync_size(call: Callable[[bytes], bytes] = call) -> int:
+            return decode_int(call(data))
+
+        async def aio_size(acall: Callable[[bytes], Awaitable[bytes]] = acall) -> int:
+            return decode_int(await acall(data))
+
+        def aio_size_blocking(f: Callable[[], Coroutine[Any, Any, int]] = aio_size) -> int:
+            return env.run(f())
+
+        runners[f"payload_grpc_{mode}_server_sync_client_mb_s"] = sequential(sync_size)
+        runners[f"payload_grpc_{mode}_server_aio_client_mb_s"] = sequential(aio_size_blocking)
+    _warm(runners, 1)
+    out: dict[str, float] = {}
+    for name, t in _interleave(runners, n, -(-n // _ROUNDS), sizes.cap_s).items():
+        if t.results != [size] * t.done:
+            raise AssertionError(f"{name}: wrong sizes")
+        out[name] = t.done * size / 1e6 / t.seconds
+        env.record(name, t.done, n)
+    return out
+
+
+def pipe(env: Env, sizes: Sizes) -> dict[str, float]:
+    """``pipe_items`` ints streamed to the caller; items/s: rpc_parallel pipe vs raw grpcio server
+    streaming with one int64 per message (sync server, sync client) vs a multiprocessing Pipe."""
+    n, cap = sizes.pipe_items, sizes.cap_s
+    warm = min(n, 1000)
+    out: dict[str, float] = {}
+    clock = time.perf_counter
+
+    def record(name: str, t0: float, count: int, last: int) -> None:
+        out[name] = count / (clock() - t0)
+        env.record(name, count, n)
+        if count == 0 or last != count - 1:
+            raise AssertionError(f"{name}: wrong items")
+
+    conn = env.conns()[0]
+    list(conn.run(Bench.ints, warm))
+    t0 = clock()
+    count = last = 0
+    with conn.run(Bench.ints, n) as items:
+        for item in items:
+            last = item
+            count += 1
+            if not count % 1024 and clock() - t0 > cap:
+                break
+    record("pipe_rpc_parallel_items_s", t0, count, last)
+
+    stream = env.raw_sync("sync")[0].unary_stream(INTS, None, None)
+    for _ in stream(encode_int(warm)):
+        pass
+    t0 = clock()
+    count = last = 0
+    messages: Any = stream(encode_int(n))
+    for message in messages:
+        last = decode_int(message)
+        count += 1
+        if not count % 1024 and clock() - t0 > cap:
+            messages.cancel()
+            break
+    record("pipe_grpc_per_item_items_s", t0, count, last)
+
+    mp = env.streamer()
+    mp.send(warm)
+    while mp.recv() is not None:
+        pass
+    t0 = clock()
+    mp.send(n)
+    count = last = 0
+    recv = mp.recv
+    while (item := recv()) is not None:
+        last = item
+        count += 1
+    record("pipe_multiprocessing_items_s", t0, count, last)
+    return out
+
+
+def rss(env: Env, sizes: Sizes) -> dict[str, float]:
+    """Resident memory of a fresh rpc_parallel worker that answered one call and sits idle, and of a
+    multiprocessing spawn child that answered one message."""
+    handle = Bench.spawn(None, name="bench-idle")
+    try:
+        with Bench.connect(handle) as conn:
+            conn.run(Bench.noop)
+        time.sleep(0.3)
+        worker_rss = psutil.Process(handle.pid).memory_info().rss / MIB
+        worker_peak = vm_hwm_mib(handle.pid)
+    finally:
+        shutdown_workers([handle])
+
+    parent, child = _MP.Pipe()
+    proc = _MP.Process(target=_mp.answer_once, args=(child,), name="bench-mp-idle", daemon=True)
+    proc.start()
+    child.close()
+    try:
+        parent.send(0)
+        parent.recv()
+        time.sleep(0.3)
+        assert proc.pid is not None
+        mp_rss = psutil.Process(proc.pid).memory_info().rss / MIB
+    finally:
+        parent.close()
+        proc.join(10)
+    return {"rss_idle_worker_mib": worker_rss, "rss_idle_worker_peak_mib": worker_peak,
+            "rss_multiprocessing_idle_child_mib": mp_rss}
+
+
+WORKLOADS: dict[str, Callable[[Env, Sizes], dict[str, float]]] = {
+    "spawn": spawn, "rtt": rtt, "calls": calls, "payload": payload, "pipe": pipe, "rss": rss,
+}
