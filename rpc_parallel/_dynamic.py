@@ -289,7 +289,7 @@ class DynamicClient:
         self.handle = handle
         self._label = f"worker {handle.name or handle.worker_id}"
         self._token_md: tuple[tuple[str, str], ...] = ((TOKEN_KEY, handle.token),)
-        self._channel = _channel(handle)
+        self._channel = grpc.insecure_channel(handle.address, options=grpc_options(handle.settings, server=False))
         self._session: Any = None
         try:
             control = control_pb2_grpc.ControlStub(self._channel)
@@ -466,7 +466,7 @@ def probe(handle: WorkerHandle, timeout: float = 2.0) -> str:
     """Ask the worker behind ``handle`` for its settings (``Control/Settings``): ``ANSWERING``;
     ``SILENT`` if no answer came within ``timeout`` seconds (hung, stopped, or a very busy
     machine); ``GONE`` if nothing serves it there (refused, or another worker took the port)."""
-    channel = _channel(handle)
+    channel = grpc.insecure_channel(handle.address, options=grpc_options(handle.settings, server=False))
     try:
         control_pb2_grpc.ControlStub(channel).Settings(
             control_pb2.SettingsRequest(worker_id=handle.worker_id), metadata=((TOKEN_KEY, handle.token),),
@@ -476,15 +476,3 @@ def probe(handle: WorkerHandle, timeout: float = 2.0) -> str:
     finally:
         channel.close()
     return ANSWERING
-
-
-def _channel(handle: WorkerHandle) -> grpc.Channel:
-    """A channel to ``handle``'s worker that fails fast only when the connection is refused.
-
-    gRPC also takes ``grpc.min_reconnect_backoff_ms`` as the minimum time a connection attempt
-    gets (TCP plus the HTTP/2 SETTINGS exchange); ``grpc_options`` sets it to 100 ms, which a
-    loaded machine misses, failing calls made without ``wait_for_ready``. Dropping it restores
-    gRPC's 20 s minimum.
-    """
-    options = [(k, v) for k, v in grpc_options(handle.settings, server=False) if k != "grpc.min_reconnect_backoff_ms"]
-    return grpc.insecure_channel(handle.address, options=options)
