@@ -61,12 +61,32 @@ def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[int]:
         time.sleep(0.02)
 
 
+def _spawned_by(roots: set[int], since: float) -> list[psutil.Process]:
+    """The live worker processes spawned, directly or not, by the processes ``roots`` (their argv says
+    ``child-of-<pid>``), even after their master died and they were reparented."""
+    found: dict[int, psutil.Process] = {}
+    parents = set(roots)
+    while True:
+        new = []
+        for p in psutil.process_iter(["cmdline", "create_time"]):
+            cmdline, created = p.info["cmdline"] or [], p.info["create_time"] or 0
+            if p.pid not in found and created >= since and any(
+                    arg.startswith("child-of-") and arg[9:].isdigit() and int(arg[9:]) in parents for arg in cmdline):
+                new.append(p)
+        if not new:
+            return list(found.values())
+        for p in new:
+            found[p.pid] = p
+            parents.add(p.pid)
+
+
 class Reaper:
     """Processes a test started (masters and workers): whatever still runs at the end is killed."""
 
     def __init__(self) -> None:
         self.procs: list[psutil.Process] = []
         self.popens: list[subprocess.Popen[str]] = []
+        self.since = time.time() - 1
 
     def track(self, *pids: int) -> list[psutil.Process]:
         out = [psutil.Process(pid) for pid in pids]
@@ -74,6 +94,8 @@ class Reaper:
         return out
 
     def cleanup(self) -> None:
+        # a master that died early (before printing its workers) may leave CALLED_SHUTDOWN_FUNCTION ones
+        self.procs.extend(_spawned_by({popen.pid for popen in self.popens}, self.since))
         for popen in self.popens:
             if popen.poll() is None:
                 popen.kill()
