@@ -603,6 +603,99 @@ def _instance_check(py: type, name: str) -> Check:
     return check
 
 
+# -- large bytes ---------------------------------------------------------------------------------
+
+# A ``bytes`` value at least this large is written and read around protobuf: protobuf would copy it
+# into its arena, again into the serialized string, and twice more when parsing. Splicing the wire
+# bytes by hand copies it once each way (proto3 parsers accept fields in any order).
+_SPLICE_MIN = 1 << 16
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _is_plain_bytes(t: TypeRef) -> bool:
+    return isinstance(t, Scalar) and t.proto == "bytes"
+
+
+class _Splice:
+    """The large ``bytes`` fields of one message, by position in the value list and field number."""
+
+    __slots__ = ("numbers", "slots")
+
+    def __init__(self, fields: Sequence[tuple[int, int]]) -> None:
+        self.slots = tuple(fields)  # (index in the values, field number)
+        self.numbers = {number: index for index, number in fields}
+
+    def take(self, values: Sequence[Any]) -> tuple[list[Any], list[bytes]] | None:
+        """The values with the large ones replaced by ``b""``, and those as wire chunks to append
+        to the message (None: no value is large)."""
+        chunks: list[bytes] = []
+        rest: list[Any] | None = None
+        for index, number in self.slots:
+            v = values[index]
+            if type(v) is bytes and len(v) >= _SPLICE_MIN:
+                if rest is None:
+                    rest = list(values)
+                rest[index] = b""
+                chunks += (_varint(number << 3 | 2), _varint(len(v)), v)
+        return None if rest is None else (rest, chunks)
+
+    def cut(self, data: bytes) -> tuple[bytes, dict[int, bytes]]:
+        """``data`` without its large spliced fields, and those fields' values by index."""
+        found: dict[int, bytes] = {}
+        keep: list[memoryview] = []
+        view = memoryview(data)
+        pos = start = 0
+        end = len(data)
+        try:
+            while pos < end:
+                field_start = pos
+                key, pos = _read_varint(view, pos)
+                wire = key & 7
+                if wire == 0:
+                    _, pos = _read_varint(view, pos)
+                elif wire == 1:
+                    pos += 8
+                elif wire == 5:
+                    pos += 4
+                elif wire == 2:
+                    size, pos = _read_varint(view, pos)
+                    index = self.numbers.get(key >> 3)
+                    if index is not None and size >= _SPLICE_MIN and pos + size <= end:
+                        keep.append(view[start:field_start])
+                        found[index] = data[pos:pos + size]
+                        start = pos + size
+                    pos += size
+                else:
+                    return data, {}  # groups or garbage: let protobuf judge the whole message
+        except IndexError:
+            return data, {}
+        if not found:
+            return data, {}
+        keep.append(view[start:])
+        return b"".join(keep), found
+
+
+def _read_varint(view: memoryview, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        b = view[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise IndexError("varint too long")
+
+
 # -- messages ----------------------------------------------------------------------------------
 
 
@@ -636,6 +729,27 @@ def _decoder(cls: type[Message], read: Callable[[Message], _C], what: str) -> Ca
     return decode
 
 
+def _spliced_decoder(splice: _Splice, decode: Callable[[bytes], _C],
+                     merge: Callable[[_C, dict[int, bytes]], _C]) -> Callable[[bytes], _C]:
+    """``decode`` for messages that may carry large spliced ``bytes`` fields: those are cut out of
+    ``data`` and put back into the decoded value by ``merge``."""
+
+    def decode_spliced(data: bytes) -> _C:
+        if len(data) < _SPLICE_MIN:
+            return decode(data)
+        rest, found = splice.cut(data)
+        value = decode(rest)
+        return merge(value, found) if found else value
+
+    return decode_spliced
+
+
+def _merge_values(values: list[Any], found: dict[int, bytes]) -> list[Any]:
+    for index, value in found.items():
+        values[index] = value
+    return values
+
+
 def _reader(parts: Sequence[_Part]) -> Callable[[Message], list[Any]]:
     """Reads every part of a message into a list, in order."""
     getters = tuple(p.get for p in parts)
@@ -656,7 +770,7 @@ class _Value:
     """A message carrying one typed value in one field (a result, a state, an init argument), or
     none when the type is ``None``."""
 
-    __slots__ = ("cls", "decode", "function", "label", "part", "what")
+    __slots__ = ("cls", "decode", "function", "label", "part", "splice", "what")
 
     def __init__(self, compiler: _Compiler, message: MessageSpec, field: str, function: str, label: str) -> None:
         self.cls = compiler.classes[message.name]
@@ -666,6 +780,9 @@ class _Value:
         found = [f for f in message.fields if f.name == field]
         self.part = _Part(compiler, found[0], label, label) if found else None
         self.decode: Callable[[bytes], Any] = _decoder(self.cls, self.part.get if self.part else _none, self.what)
+        self.splice = _Splice([(0, found[0].number)]) if found and _is_plain_bytes(found[0].type) else None
+        if self.splice is not None:
+            self.decode = _spliced_decoder(self.splice, self.decode, lambda _, found: found[0])
 
     def encode(self, value: Any) -> bytes:
         part = self.part
@@ -677,6 +794,9 @@ class _Value:
             part.check(value)
         except _Bad as e:
             raise e.error(self.function, part.label, part.root, part.declared) from None
+        taken = self.splice.take((value,)) if self.splice is not None else None
+        if taken is not None:
+            return b"".join(taken[1])
         m = self.cls()
         try:
             part.put(m, value)
@@ -758,6 +878,11 @@ class MethodCodec:
         self._simple = all(k is P.POSITIONAL_OR_KEYWORD for k in self._kinds)
 
         self._decode_request = _decoder(self._request_cls, _reader(self._parts), self._request_what)
+        big = [(i, fields[p.name].number) for i, p in enumerate(spec.params)
+               if i != self._updates_index and _is_plain_bytes(fields[p.name].type)]
+        self._splice = _Splice(big) if big else None
+        if self._splice is not None:
+            self._decode_request = _spliced_decoder(self._splice, self._decode_request, _merge_values)
 
         # kind-specific operations; those that do not apply refuse with a TypeError
         self._encode_updates: Callable[[Sequence[Any]], bytes] = self._refuse("encode_updates")
@@ -862,6 +987,10 @@ class MethodCodec:
         a reverse pipe's updates slot is ignored: its items go in ``encode_updates`` batches)."""
         if len(values) != len(self._parts):
             raise ValueError(f"{self.qualname}: expected {len(self._parts)} values, got {len(values)}")
+        taken = self._splice.take(values) if self._splice is not None else None
+        chunks: Sequence[bytes] = ()
+        if taken is not None:
+            values, chunks = taken
         m = self._request_cls()
         p: _Part | None = None
         try:
@@ -870,6 +999,8 @@ class MethodCodec:
         except Exception as exc:
             assert p is not None
             raise _encode_error(self.qualname, p.label, exc) from exc
+        if chunks:
+            return b"".join((m.SerializeToString(), *chunks))
         return m.SerializeToString()
 
     def decode_request(self, data: bytes) -> list[Any]:
