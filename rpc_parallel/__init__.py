@@ -6,7 +6,8 @@ connection. ``rpc_parallel.aio`` offers the same for asyncio; ``rpc_parallel.exp
 points for programs with their own command line.
 """
 
-from . import aio as aio, expert as expert
+import typing as _typing
+
 from ._app import start_app as start_app
 from ._client import Connection as Connection, Pipe as Pipe, connect as connect
 from ._errors import (
@@ -53,6 +54,23 @@ from ._options import (
 from ._pipes import Closed as Closed, DirectPipeId as DirectPipeId, DirectWriter as DirectWriter, Update as Update
 from ._settings import Heartbeat as Heartbeat, RpcSettings as RpcSettings
 from ._worker import Worker as Worker
+
+if _typing.TYPE_CHECKING:
+    from . import aio as aio, expert as expert
+
+
+def __getattr__(name: str) -> _typing.Any:
+    # rp.aio and rp.expert load on first use: a worker process need not import asyncio or click
+    if name in ("aio", "expert"):
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "aio", "expert"})
+
 
 __all__ = (
     "DEV_NULL",

@@ -74,7 +74,7 @@ def spawn_worker(cls: type, arg: Any, *, on_failure: Callable[[BaseException], N
     if not isinstance(how, Local):
         raise TypeError(f"how must be rp.Local() (remote workers come later), not {how!r}")
     if env and WORKER_ENV in env:
-        raise ValueError(f"{WORKER_ENV} is reserved for rpc_parallel and cannot be set through env")
+        raise SpawnError(f"{WORKER_ENV} is reserved for rpc_parallel and cannot be set through env")
     spec = service_spec(cls)
     codec = codec_for(cls)
     init_arg = codec.encode_init(arg)  # a TypeError here, before any process starts

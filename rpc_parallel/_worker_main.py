@@ -134,7 +134,7 @@ def main() -> NoReturn:
     reply = master_stub.Register(master_pb2.RegisterRequest(
         worker_id=config["worker_id"], address=server.address, pid=os.getpid(), fingerprint=spec.fingerprint,
         functions=fingerprint_messages(spec)),
-        metadata=metadata, timeout=config["connection_timeout"])
+        metadata=metadata, timeout=config["connection_timeout"], wait_for_ready=True)
     if not reply.proceed:
         print(f"rpc_parallel: worker {label}: the master refused the registration: {reply.reason}", file=sys.stderr)
         os._exit(1)

@@ -638,17 +638,9 @@ def test_env_values_arrive_intact_umask_applies_and_cd_is_the_cwd(tmp_path: Path
 def test_setting_rpc_parallel_worker_through_env_is_refused_before_anything_starts() -> None:
     me = psutil.Process()
     before = {p.pid for p in me.children(recursive=True)}
-    with pytest.raises((ValueError, rp.RpcParallelError), match="RPC_PARALLEL_WORKER"):
+    with pytest.raises(rp.SpawnError, match="RPC_PARALLEL_WORKER"):
         Probe.spawn(name="reserved", env={"RPC_PARALLEL_WORKER": "1"})
     assert {p.pid for p in me.children(recursive=True)} - before == set()
-
-
-@pytest.mark.xfail(strict=True, reason="spawn raises a plain ValueError (rpc_parallel/_spawn.py:77, spawn_worker "
-                   "`if env and WORKER_ENV in env`), not an rp.RpcParallelError as DESIGN.md section 5 requires "
-                   "of every error the runtime raises on purpose")
-def test_reserved_env_error_is_an_rpc_parallel_error() -> None:
-    with pytest.raises(rp.RpcParallelError, match="RPC_PARALLEL_WORKER"):
-        Probe.spawn(name="reserved", env={"RPC_PARALLEL_WORKER": "1"})
 
 
 # -- nested masters ---------------------------------------------------------------------------------
