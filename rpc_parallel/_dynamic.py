@@ -223,7 +223,8 @@ def _show(value: Any) -> str:
 class _Function:
     """One function of the described worker type."""
 
-    def __init__(self, name: str, kind: str, path: str, request: type[Message], response: type[Message]) -> None:
+    def __init__(self, name: str, kind: str, path: str, request: type[Message], response: type[Message],
+                 updates_param: str = "") -> None:
         self.name = name
         self.kind = kind
         self.path = path
@@ -231,7 +232,9 @@ class _Function:
         self.response = response
         fields: list[FieldDescriptor] = list(request.DESCRIPTOR.fields)
         self.updates: FieldDescriptor | None = None
-        if kind == "reverse_pipe":
+        if kind == "reverse_pipe" and updates_param:
+            self.updates = request.DESCRIPTOR.fields_by_name.get(updates_param)
+        elif kind == "reverse_pipe":  # a worker of an older rpc_parallel: the one list parameter
             repeated = [f for f in fields if f.is_repeated and not _is_map(f)]
             self.updates = repeated[0] if len(repeated) == 1 else next(
                 (f for f in repeated if f.name == "updates"), None)
@@ -320,7 +323,7 @@ class DynamicClient:
             functions[f.name] = _Function(
                 f.name, f.kind, f"/{service.full_name}/{method.name}",
                 message_factory.GetMessageClass(method.input_type),
-                message_factory.GetMessageClass(method.output_type))
+                message_factory.GetMessageClass(method.output_type), f.updates_param)
         return functions
 
     def _open(self, control: control_pb2_grpc.ControlStub, connection_arg: Any) -> None:

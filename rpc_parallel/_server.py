@@ -96,6 +96,9 @@ def _conn_id(context: grpc.ServicerContext) -> str:
     return ""
 
 
+_MISSING: Any = object()
+
+
 class _Writer(DirectWriter[Any]):
     def __init__(self, pump: Pump) -> None:
         self._pump = pump
@@ -149,6 +152,8 @@ class WorkerServer:
         self._on_shutdown = on_shutdown
         self._closed_server = False
         self._lock = threading.Lock()
+        self._held: set[threading.Event] = set()
+        self._stopping = False
         self._executor = ThreadPoolExecutor(max_workers=_MAX_THREADS, thread_name_prefix="rpc_parallel-worker")
         self._one_way_executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="rpc_parallel-one_way")
         self.server = grpc.server(self._executor, options=grpc_options(settings, server=True),
@@ -172,7 +177,13 @@ class WorkerServer:
         self.server.start()
 
     def stop(self, grace: float | None = 0.5) -> None:
-        """Stop serving (existing calls get ``grace`` seconds) and release the threads."""
+        """Stop serving (existing calls get ``grace`` seconds) and release the threads. Held
+        streams (connections, Watch) end first, normally, so they need no grace."""
+        with self._lock:
+            held, self._held = self._held, set()
+            self._stopping = True
+        for event in held:
+            event.set()
         self.server.stop(grace).wait()
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._one_way_executor.shutdown(wait=False, cancel_futures=True)
@@ -358,6 +369,22 @@ class WorkerServer:
             f"this server hosts worker {self.worker_id}, not {worker_id or '<no worker id>'}: the handle is stale "
             "(that worker is gone and its port was reused)"), ErrKind.NOT_HOSTED))
 
+    def hold(self, context: grpc.ServicerContext) -> threading.Event:
+        """An event set when the caller cancels the call or this server stops: a held stream
+        returns (ending normally) once it is set."""
+        done = threading.Event()
+        context.add_callback(done.set)
+        with self._lock:
+            if self._stopping:
+                done.set()
+            else:
+                self._held.add(done)
+        return done
+
+    def release(self, done: threading.Event) -> None:
+        with self._lock:
+            self._held.discard(done)
+
     def open_connection(self, request: control_pb2.OpenConnectionRequest, context: grpc.ServicerContext
                         ) -> Iterator[control_pb2.ConnectionEvent]:
         if self._closed_server:
@@ -374,22 +401,31 @@ class WorkerServer:
         except (Exception, SystemExit) as exc:
             self._raised(exc, context)
         conn = uuid.uuid4().hex
-        done = threading.Event()
         with self._lock:
             self.connections[conn] = state
             self.connection_count += 1
             first = self.connection_count == 1
         if self.on_connection_opened is not None:
             self.on_connection_opened()
-        context.add_callback(done.set)
+        done = self.hold(context)
+
+        def ended() -> None:
+            self.release(done)
+            with self._lock:
+                if self.connections.pop(conn, _MISSING) is _MISSING:
+                    return  # already ended
+            if self.on_connection_closed is not None:
+                self.on_connection_closed(first)
+
+        # gRPC may drop a cancelled stream's generator without resuming or closing it, so the end
+        # of the call (a callback) ends the connection too; whichever comes first counts
+        if not context.add_callback(ended):
+            ended()
         try:
             yield control_pb2.ConnectionEvent(connection_id=conn)
             done.wait()
         finally:
-            with self._lock:
-                self.connections.pop(conn, None)
-            if self.on_connection_closed is not None:
-                self.on_connection_closed(first)
+            ended()
 
     def mismatch(self, fingerprint: str, functions: Any) -> str:
         differ = differing_functions(dict(self.spec.function_fingerprints),
@@ -409,8 +445,8 @@ class WorkerServer:
         fdp = file_descriptor(file_spec(self.cls.__module__))
         return control_pb2.DescribeReply(
             file_descriptor=fdp.SerializeToString(), service=self.spec.full_name,
-            functions=[control_pb2.FunctionKind(name=m.name, method=m.rpc_name, kind=m.kind.value)
-                       for m in self.spec.methods])
+            functions=[control_pb2.FunctionKind(name=m.name, method=m.rpc_name, kind=m.kind.value,
+                                                updates_param=m.updates_param or "") for m in self.spec.methods])
 
 
 class _Control(control_pb2_grpc.ControlServicer):
@@ -460,10 +496,12 @@ class _Control(control_pb2_grpc.ControlServicer):
     def Watch(self, request: control_pb2.WatchRequest, context: grpc.ServicerContext
               ) -> Iterator[control_pb2.WatchEvent]:
         self._s.check_hosted(request.worker_id, context, required=True)
-        done = threading.Event()
-        context.add_callback(done.set)
-        yield control_pb2.WatchEvent()
-        done.wait()
+        done = self._s.hold(context)
+        try:
+            yield control_pb2.WatchEvent()
+            done.wait()
+        finally:
+            self._s.release(done)
 
 
 def _split(encode: Callable[[list[Any]], bytes], batch: list[Any], limit: int) -> Iterator[bytes]:

@@ -107,14 +107,16 @@ class DescribeReply(_message.Message):
     def __init__(self, file_descriptor: _Optional[bytes] = ..., service: _Optional[str] = ..., functions: _Optional[_Iterable[_Union[FunctionKind, _Mapping]]] = ...) -> None: ...
 
 class FunctionKind(_message.Message):
-    __slots__ = ("name", "method", "kind")
+    __slots__ = ("name", "method", "kind", "updates_param")
     NAME_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
+    UPDATES_PARAM_FIELD_NUMBER: _ClassVar[int]
     name: str
     method: str
     kind: str
-    def __init__(self, name: _Optional[str] = ..., method: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...
+    updates_param: str
+    def __init__(self, name: _Optional[str] = ..., method: _Optional[str] = ..., kind: _Optional[str] = ..., updates_param: _Optional[str] = ...) -> None: ...
 
 class WatchRequest(_message.Message):
     __slots__ = ("worker_id",)
