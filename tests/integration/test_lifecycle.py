@@ -727,3 +727,61 @@ def test_200_spawn_shutdown_cycles_leak_nothing() -> None:
     assert me.num_fds() <= fds + 5
     assert threading.active_count() <= threads + 3
     assert _listening(me) == ports
+
+
+# -- a worker that never receives its init -----------------------------------------------------------
+
+
+def test_worker_that_never_receives_its_init_exits_254_by_itself() -> None:
+    """A master that accepts the registration and then never sends InitWorker (here a stand-in
+    master server of our own): the worker gives up after connection_timeout and exits 254."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import grpc
+
+    from rpc_parallel._proto import master_pb2, master_pb2_grpc
+
+    registered = threading.Event()
+
+    class SilentMaster(master_pb2_grpc.MasterServicer):
+        def Register(self, request: Any, context: Any) -> Any:
+            registered.set()
+            return master_pb2.RegisterReply(proceed=True)
+
+        def Heartbeat(self, request: Any, context: Any) -> Iterator[Any]:
+            done = threading.Event()
+            context.add_callback(done.set)
+            yield master_pb2.HeartbeatReply()
+            done.wait(30)
+
+    server = grpc.server(ThreadPoolExecutor(4))
+    master_pb2_grpc.add_MasterServicer_to_server(SilentMaster(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    settings = json.loads(rp.RpcSettings().to_json())
+    config = {
+        "worker_id": "f" * 32, "name": "uninitialized", "class": "Counter", "module": "examples.counter",
+        "main_path": None, "sys_path": sys.path, "master_address": f"127.0.0.1:{port}", "token": "t",
+        "settings": settings, "master_settings": settings, "redirect_stdout": {"mode": "dev_null"},
+        "redirect_stderr": {"mode": "dev_null"}, "redirect": False, "cd": "/", "umask": None,
+        "connection_timeout": 1.0, "worker_argv": None, "unix_socket": False,
+    }
+    proc = subprocess.Popen([sys.executable, "-m", "rpc_parallel._worker_main", "uninitialized"],
+                            stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "RPC_PARALLEL_WORKER": "1"})
+    try:
+        assert proc.stdin is not None and proc.stderr is not None
+        proc.stdin.write(json.dumps(config).encode() + b"\n")
+        proc.stdin.close()
+        started = time.monotonic()
+        assert proc.wait(timeout=20) == 254
+        assert registered.is_set()
+        assert time.monotonic() - started < 10
+        assert b"uninitialized: no init within 1.0s" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+        server.stop(0).wait()
