@@ -10,6 +10,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	# an editable install compiles no bytecode (pip does for a regular one): without it, and with
+	# PYTHONDONTWRITEBYTECODE set, every worker process would compile rpc_parallel from source
+	$(PY) -m compileall -q rpc_parallel examples bench > /dev/null
 	touch $(STAMP)
 
 demo: $(STAMP)
