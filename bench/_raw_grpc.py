@@ -55,6 +55,16 @@ def decode_int(data: bytes) -> int:
 # -- server ------------------------------------------------------------------------------------
 
 
+def _service(echo: Any, incr: Any, size: Any, ints: Any) -> grpc.GenericRpcHandler[Any, Any]:
+    """The service of the four methods (sync or async implementations alike)."""
+    return grpc.method_handlers_generic_handler(SERVICE, {
+        "Echo": grpc.unary_unary_rpc_method_handler(echo),
+        "Incr": grpc.unary_unary_rpc_method_handler(incr),
+        "Size": grpc.unary_unary_rpc_method_handler(size),
+        "Ints": grpc.unary_stream_rpc_method_handler(ints),
+    })
+
+
 def _sync_handler() -> grpc.GenericRpcHandler[Any, Any]:
     def echo(request: bytes, context: Any) -> bytes:
         return request
@@ -69,12 +79,7 @@ def _sync_handler() -> grpc.GenericRpcHandler[Any, Any]:
         for i in range(decode_int(request)):
             yield encode_int(i)
 
-    return grpc.method_handlers_generic_handler(SERVICE, {
-        "Echo": grpc.unary_unary_rpc_method_handler(echo),
-        "Incr": grpc.unary_unary_rpc_method_handler(incr),
-        "Size": grpc.unary_unary_rpc_method_handler(size),
-        "Ints": grpc.unary_stream_rpc_method_handler(ints),
-    })
+    return _service(echo, incr, size, ints)
 
 
 def _aio_handler() -> grpc.GenericRpcHandler[Any, Any]:
@@ -91,12 +96,7 @@ def _aio_handler() -> grpc.GenericRpcHandler[Any, Any]:
         for i in range(decode_int(request)):
             yield encode_int(i)
 
-    return grpc.method_handlers_generic_handler(SERVICE, {
-        "Echo": grpc.unary_unary_rpc_method_handler(echo),
-        "Incr": grpc.unary_unary_rpc_method_handler(incr),
-        "Size": grpc.unary_unary_rpc_method_handler(size),
-        "Ints": grpc.unary_stream_rpc_method_handler(ints),
-    })
+    return _service(echo, incr, size, ints)
 
 
 def _announce(port: int) -> None:
