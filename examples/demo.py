@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -21,8 +22,14 @@ def main() -> None:
         print("rpc         incr(1) by bob ->", bob.run(Counter.incr, 1), "(worker state is shared)")
         print("rpc         whoami         ->", alice.run(Counter.whoami), "/", bob.run(Counter.whoami))
         print("submit      10 x incr(1)   ->", [f.result() for f in [alice.submit(Counter.incr, 1) for _ in range(10)]])
-        alice.run(Counter.log, "hello from alice")
-        print("one_way     log(...)       -> logged", alice.run(Counter.logged))
+        alice.run(Counter.log, "hello from alice")  # returns at once; the worker runs it on its own time
+        logged = alice.run(Counter.logged)
+        for _ in range(100):  # a one_way is not ordered with later calls: wait until it has run
+            if logged:
+                break
+            time.sleep(0.01)
+            logged = alice.run(Counter.logged)
+        print("one_way     log(...)       -> logged", logged)
         with alice.run(Counter.count_to, 5) as pipe:
             print("pipe        count_to(5)    ->", list(pipe))
         state, updates = alice.run(Counter.watch, 3)
