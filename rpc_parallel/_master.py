@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import queue
 import secrets
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +42,7 @@ class WorkerRecord:
     gave_up: bool = False
     failed: bool = False  # on_failure was called
     expected_exit: bool = False
+    outlives_master: bool = False  # CALLED_SHUTDOWN_FUNCTION
 
     @property
     def label(self) -> str:
@@ -83,11 +85,21 @@ class Master:
             return self.address
 
     def stop_server(self) -> None:
-        """Stop the master server: open heartbeat streams end, so HEARTBEATER_TIMEOUT workers exit."""
+        """Stop the master server: open heartbeat streams end, so HEARTBEATER_TIMEOUT workers exit.
+
+        Workers that must not outlive this master are also sent SIGCONT: a stopped one could not
+        notice the master is gone until continued.
+        """
         with self._lock:
             server, self._server = self._server, None
         if server is not None:
             server.stop(0).wait()
+        for record in list(self.workers.values()):
+            if record.pid and not record.outlives_master:
+                try:
+                    os.kill(record.pid, signal.SIGCONT)
+                except OSError:
+                    pass
 
     def report_failure(self, record: WorkerRecord, exc: BaseException) -> None:
         """Call ``record.on_failure(exc)`` once per worker, on the master's failure thread."""

@@ -84,7 +84,8 @@ def spawn_worker(cls: type, arg: Any, *, on_failure: Callable[[BaseException], N
     worker_id = uuid.uuid4().hex
     deadline = time.monotonic() + (spawn_timeout if spawn_timeout is not None else 2 * connection_timeout)
     record = WorkerRecord(worker_id=worker_id, name=name, expected_fingerprint=spec.fingerprint,
-                          expected_functions=dict(spec.function_fingerprints), on_failure=on_failure)
+                          expected_functions=dict(spec.function_fingerprints), on_failure=on_failure,
+                          outlives_master=shutdown_on is ShutdownOn.CALLED_SHUTDOWN_FUNCTION)
     m.workers[worker_id] = record
     config = {
         "worker_id": worker_id, "name": name, "class": cls.__qualname__, **_class_location(cls),

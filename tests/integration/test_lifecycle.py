@@ -785,3 +785,30 @@ def test_worker_that_never_receives_its_init_exits_254_by_itself() -> None:
         if proc.stderr is not None:
             proc.stderr.close()
         server.stop(0).wait()
+
+
+STOPPED_WORKER_MASTER = """
+    import json
+    import os
+    import signal
+    import rpc_parallel as rp
+    from tests.integration.lifecycle_workers import SHORT, Probe
+
+    def main():
+        handle = Probe.spawn(name="stopped")
+        os.kill(handle.pid, signal.SIGSTOP)
+        print(json.dumps(handle.pid), flush=True)
+        # and exit normally, without shutting the stopped worker down
+
+    if __name__ == "__main__":
+        rp.start_app(main, settings=SHORT)
+"""
+
+
+def test_a_stopped_worker_does_not_outlive_its_master_that_exits(tmp_path: Path, reaper: Reaper) -> None:
+    """The master continues (SIGCONT) its workers when it exits, so a stopped one sees the master
+    gone and exits too, instead of staying stopped forever."""
+    master, pid = _start_master(reaper, tmp_path, STOPPED_WORKER_MASTER)
+    (worker,) = reaper.track(pid)
+    assert master.wait(timeout=30) == 0
+    assert _wait_gone([worker], timeout=3 * HB_TIMEOUT + 5) == []
