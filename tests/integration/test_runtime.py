@@ -20,7 +20,7 @@ import pytest
 
 import rpc_parallel as rp
 from examples.counter import Counter
-from tests.integration.workers import BadConnection, BadInit, Blob, Relay, Summer
+from tests.integration.workers import BadConnection, BadInit, Blob, Relay, Streamer, Summer
 
 pytestmark = pytest.mark.integration
 
@@ -393,3 +393,21 @@ def test_spawn_in_foreground_returns_the_process_and_shutdown_exits_0() -> None:
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+def test_a_lone_pipe_item_arrives_before_the_next_is_produced_and_fast_items_share_messages() -> None:
+    handle = Streamer.spawn(name="streamer")
+    try:
+        with Streamer.connect(handle) as conn:
+            with conn.run(Streamer.one_then_gate) as pipe:
+                assert next(pipe) == 1  # would hang (test timeout) if the worker waited to fill a batch
+                conn.run(Streamer.release)
+                assert list(pipe) == [2]
+            pipe = conn.run(Streamer.fast, 100_000)
+            sizes = []
+            while (batch := pipe.next_batch()) is not None:
+                sizes.append(len(batch))
+            assert sum(sizes) == 100_000
+            assert max(sizes) > 1 and len(sizes) < 100_000 // 10, sizes[:20]
+    finally:
+        handle.shutdown()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 
 import rpc_parallel as rp
@@ -73,3 +74,24 @@ class BadConnection(rp.Worker):
     @rp.rpc
     def ping(self) -> str:
         return "pong"
+
+
+class Streamer(rp.Worker):
+    """Pipes for batching: a lone item must not wait for company; a fast producer's items share messages."""
+
+    def init_worker_state(self, arg: None) -> None:
+        self.gate = threading.Event()
+
+    @rp.pipe
+    def one_then_gate(self) -> Iterator[int]:
+        yield 1
+        self.gate.wait(60)  # until release() is called
+        yield 2
+
+    @rp.rpc
+    def release(self) -> None:
+        self.gate.set()
+
+    @rp.pipe
+    def fast(self, n: int) -> Iterator[int]:
+        yield from range(n)
