@@ -1003,6 +1003,21 @@ class MethodCodec:
             return b"".join((m.SerializeToString(), *chunks))
         return m.SerializeToString()
 
+    def encode_defaults(self) -> tuple[list[str], bytes]:
+        """The parameters with a Python default, and a request message holding only those defaults
+        (for dynamic clients, which do not know them)."""
+        m = self._request_cls()
+        names = []
+        for i, p in self._encoded:
+            param = self._params[i]
+            if param.has_default:
+                try:
+                    p.put(m, param.default)
+                except Exception:
+                    continue  # a default the field cannot hold (e.g. a sentinel): the caller must pass it
+                names.append(param.name)
+        return names, m.SerializeToString()
+
     def decode_request(self, data: bytes) -> list[Any]:
         """The parameter values of a request (a reverse pipe's updates slot: the list of updates
         this message carries, usually empty)."""

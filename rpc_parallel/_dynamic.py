@@ -224,7 +224,7 @@ class _Function:
     """One function of the described worker type."""
 
     def __init__(self, name: str, kind: str, path: str, request: type[Message], response: type[Message],
-                 updates_param: str = "") -> None:
+                 updates_param: str = "", defaulted: Iterable[str] = (), defaults: bytes = b"") -> None:
         self.name = name
         self.kind = kind
         self.path = path
@@ -239,6 +239,8 @@ class _Function:
             self.updates = repeated[0] if len(repeated) == 1 else next(
                 (f for f in repeated if f.name == "updates"), None)
         self.params = [f.name for f in fields if f is not self.updates]
+        self.defaulted = set(defaulted)
+        self.defaults = request.FromString(defaults)
 
     def request_message(self, arg: Any) -> Message:
         """The first request message from the JSON argument (see ``DynamicClient.call``)."""
@@ -252,8 +254,8 @@ class _Function:
                 raise DynamicCallError(f"{where} takes {len(self.params)} argument(s) ({', '.join(self.params)}), "
                                        f"got {len(arg)}")
             named = dict(zip(self.params, arg, strict=False))
-        elif len(self.params) == 1:
-            named = {self.params[0]: arg}
+        elif self.params and all(p in self.defaulted for p in self.params[1:]):
+            named = {self.params[0]: arg}  # one value: the first parameter, as in Python
         else:
             raise DynamicCallError(f"{where} takes {len(self.params)} arguments ({', '.join(self.params) or 'none'}): "
                                    "pass a JSON object of them by name, or a JSON list")
@@ -264,11 +266,17 @@ class _Function:
         if unknown:
             raise DynamicCallError(f"{where}: unknown argument(s) {', '.join(map(repr, unknown))}; "
                                    f"it takes {', '.join(map(repr, self.params)) or 'none'}")
-        missing = [p for p in self.params if p not in named]
+        missing = [p for p in self.params if p not in named and p not in self.defaulted]
         if missing:
-            raise DynamicCallError(f"{where}: missing argument(s) {', '.join(map(repr, missing))} "
-                                   "(rpcpar does not know Python defaults: pass every argument)")
-        return to_message(self.request, named, where)
+            raise DynamicCallError(f"{where}: missing argument(s) {', '.join(map(repr, missing))}")
+        message = to_message(self.request, named, where)
+        defaults = self.request()
+        defaults.CopyFrom(self.defaults)
+        for name in self.params:
+            if name in named:
+                defaults.ClearField(name)
+        message.MergeFrom(defaults)  # the Python defaults of the parameters not given
+        return message
 
     def updates_message(self, items: list[Any], first_line: int) -> bytes:
         assert self.updates is not None
@@ -323,7 +331,7 @@ class DynamicClient:
             functions[f.name] = _Function(
                 f.name, f.kind, f"/{service.full_name}/{method.name}",
                 message_factory.GetMessageClass(method.input_type),
-                message_factory.GetMessageClass(method.output_type), f.updates_param)
+                message_factory.GetMessageClass(method.output_type), f.updates_param, f.defaulted, f.defaults)
         return functions
 
     def _open(self, control: control_pb2_grpc.ControlStub, connection_arg: Any) -> None:

@@ -445,8 +445,12 @@ class WorkerServer:
         fdp = file_descriptor(file_spec(self.cls.__module__))
         return control_pb2.DescribeReply(
             file_descriptor=fdp.SerializeToString(), service=self.spec.full_name,
-            functions=[control_pb2.FunctionKind(name=m.name, method=m.rpc_name, kind=m.kind.value,
-                                                updates_param=m.updates_param or "") for m in self.spec.methods])
+            functions=[self._function_kind(m) for m in self.spec.methods])
+
+    def _function_kind(self, m: MethodSpec) -> control_pb2.FunctionKind:
+        defaulted, defaults = self.codec.method(m.name).encode_defaults()
+        return control_pb2.FunctionKind(name=m.name, method=m.rpc_name, kind=m.kind.value,
+                                        updates_param=m.updates_param or "", defaulted=defaulted, defaults=defaults)
 
 
 class _Control(control_pb2_grpc.ControlServicer):

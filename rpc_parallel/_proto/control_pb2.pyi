@@ -107,16 +107,20 @@ class DescribeReply(_message.Message):
     def __init__(self, file_descriptor: _Optional[bytes] = ..., service: _Optional[str] = ..., functions: _Optional[_Iterable[_Union[FunctionKind, _Mapping]]] = ...) -> None: ...
 
 class FunctionKind(_message.Message):
-    __slots__ = ("name", "method", "kind", "updates_param")
+    __slots__ = ("name", "method", "kind", "updates_param", "defaulted", "defaults")
     NAME_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     UPDATES_PARAM_FIELD_NUMBER: _ClassVar[int]
+    DEFAULTED_FIELD_NUMBER: _ClassVar[int]
+    DEFAULTS_FIELD_NUMBER: _ClassVar[int]
     name: str
     method: str
     kind: str
     updates_param: str
-    def __init__(self, name: _Optional[str] = ..., method: _Optional[str] = ..., kind: _Optional[str] = ..., updates_param: _Optional[str] = ...) -> None: ...
+    defaulted: _containers.RepeatedScalarFieldContainer[str]
+    defaults: bytes
+    def __init__(self, name: _Optional[str] = ..., method: _Optional[str] = ..., kind: _Optional[str] = ..., updates_param: _Optional[str] = ..., defaulted: _Optional[_Iterable[str]] = ..., defaults: _Optional[bytes] = ...) -> None: ...
 
 class WatchRequest(_message.Message):
     __slots__ = ("worker_id",)

@@ -161,6 +161,9 @@ def test_every_function_kind(rpcpar: Rpcpar) -> None:
             break
         time.sleep(0.05)
     assert rpcpar.lines("call", "kinds", "logged") == [["hello"]]
+    # parameters with a Python default may be left out (the worker's Describe carries the defaults)
+    assert rpcpar.lines("call", "kinds", "slow_double", "21") == [42]
+    assert rpcpar.lines("call", "kinds", "slow_double", '{"x": 4, "delay": 0.001}') == [8]
 
 
 def test_errors_are_reported_without_tracebacks(rpcpar: Rpcpar) -> None:
