@@ -385,7 +385,7 @@ def spawn(target: str, arg_json: str | None, name: str | None, max_message_size:
     """
     import rpc_parallel as rp
 
-    from ._dynamic import GONE, probe
+    from ._client import GONE, probe
 
     with user_errors(), worker_errors():
         settings = _settings(max_message_size, heartbeat_timeout, heartbeat_every, handshake_timeout)
@@ -424,7 +424,7 @@ def serve(target: str, arg_json: str | None, name: str | None, max_message_size:
     It serves until SIGINT or SIGTERM (or `rpcpar shutdown`), then exits 0. While it runs it is
     recorded like a spawned worker, so `rpcpar call NAME ...` and `rpcpar ls` find it.
     """
-    from ._dynamic import GONE, probe
+    from ._client import GONE, probe
     from ._served import stop_all
 
     stop = threading.Event()
@@ -499,7 +499,7 @@ def shutdown(handle: str) -> None:
     does not answer within its handshake_timeout (hung or stopped), the record is kept and the
     command exits 1.
     """
-    from ._dynamic import GONE, SILENT, probe
+    from ._client import GONE, SILENT, probe
 
     with user_errors(), worker_errors():
         h = load_handle(handle)
@@ -523,7 +523,7 @@ def shutdown(handle: str) -> None:
 def list_workers(as_json: bool, prune: bool, timeout: float) -> None:
     """List the workers recorded by `rpcpar spawn`/`serve`: id, name, address, pid, and whether they
     answer (a Control/Settings call within --timeout)."""
-    from ._dynamic import ANSWERING, probe
+    from ._client import ANSWERING, probe
 
     with user_errors():
         known = records()

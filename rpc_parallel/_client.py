@@ -431,3 +431,28 @@ def shutdown_worker(handle: WorkerHandle) -> None:
     finally:
         channel.close()
 
+
+ANSWERING = "answering"
+SILENT = "silent"
+GONE = "gone"
+
+
+def probe(handle: WorkerHandle, timeout: float = 2.0) -> str:
+    """Ask the worker behind ``handle`` for its settings (``Control/Settings``): ``ANSWERING``;
+    ``SILENT`` if no answer came within ``timeout`` seconds (hung, stopped, or a very busy
+    machine); ``GONE`` if nothing serves it there (refused, or another worker took the port).
+
+    The probe dials a fresh connection (a private subchannel): one shared with a stream that just
+    broke could fail at once and make a stopped worker look gone.
+    """
+    options = [*grpc_options(handle.settings, server=False), ("grpc.use_local_subchannel_pool", 1)]
+    channel = grpc.insecure_channel(handle.address, options=options)
+    try:
+        control_pb2_grpc.ControlStub(channel).Settings(
+            control_pb2.SettingsRequest(worker_id=handle.worker_id), metadata=((TOKEN_KEY, handle.token),),
+            timeout=timeout)
+    except grpc.RpcError as exc:
+        return SILENT if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED else GONE
+    finally:
+        channel.close()
+    return ANSWERING

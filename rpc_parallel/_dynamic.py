@@ -33,7 +33,7 @@ from ._server import CONN_KEY, TOKEN_KEY
 from ._settings import grpc_options
 from .codegen._model import upper_snake
 
-__all__ = ("ANSWERING", "GONE", "NOT_GIVEN", "SILENT", "DynamicCallError", "DynamicClient", "probe", "to_message",
+__all__ = ("NOT_GIVEN", "DynamicCallError", "DynamicClient", "to_message",
            "to_plain")
 
 # protobuf's stubs type descriptors as unions of its pure-Python and upb classes with optional
@@ -466,24 +466,3 @@ def _batches(lines: Iterable[str]) -> Iterator[tuple[list[Any], int]]:
             batch = []
     if batch:
         yield batch, start
-
-
-ANSWERING = "answering"
-SILENT = "silent"
-GONE = "gone"
-
-
-def probe(handle: WorkerHandle, timeout: float = 2.0) -> str:
-    """Ask the worker behind ``handle`` for its settings (``Control/Settings``): ``ANSWERING``;
-    ``SILENT`` if no answer came within ``timeout`` seconds (hung, stopped, or a very busy
-    machine); ``GONE`` if nothing serves it there (refused, or another worker took the port)."""
-    channel = grpc.insecure_channel(handle.address, options=grpc_options(handle.settings, server=False))
-    try:
-        control_pb2_grpc.ControlStub(channel).Settings(
-            control_pb2.SettingsRequest(worker_id=handle.worker_id), metadata=((TOKEN_KEY, handle.token),),
-            timeout=timeout)
-    except grpc.RpcError as exc:
-        return SILENT if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED else GONE
-    finally:
-        channel.close()
-    return ANSWERING

@@ -20,6 +20,7 @@ from typing import IO, Any
 
 import grpc
 
+from ._client import ANSWERING, GONE, probe
 from ._codec import codec_for
 from ._errors import ProtocolError, SpawnError, SpawnTimeoutError, WorkerConnectionError, WorkerCrashedError
 from ._grpc_errors import map_rpc_error
@@ -175,7 +176,7 @@ def _await_registration(proc: subprocess.Popen[bytes], record: WorkerRecord, dea
             raise _crashed(record, code, "\n".join(tail), "before registering")
         if time.monotonic() > deadline:
             raise SpawnTimeoutError(f"timed out spawning worker {record.label}: it did not register in time; "
-                                    "the process was killed" + _tail_text(tail))
+                                    "the process was killed" + _tail_text("\n".join(tail)))
     if record.rejected:
         raise ProtocolError(record.rejected)
 
@@ -216,33 +217,24 @@ def _watch(m: Master, record: WorkerRecord, proc: subprocess.Popen[bytes], handl
     A worker that exits is left to the reaper."""
     metadata = ((TOKEN_KEY, handle.token),)
     timeout = handle.settings.heartbeat.timeout
-    # a private subchannel: a fresh connection, not one already failed by the broken stream, so a
-    # probe of an exited server fails fast (refused) and one of a stopped process hangs (no handshake)
-    options = [*grpc_options(handle.settings, server=False), ("grpc.use_local_subchannel_pool", 1)]
+    options = grpc_options(handle.settings, server=False)
     while proc.poll() is None:
         channel = grpc.insecure_channel(handle.address, options=options)
-        stub = control_pb2_grpc.ControlStub(channel)
         try:
-            for _ in stub.Watch(control_pb2.WatchRequest(worker_id=handle.worker_id), metadata=metadata):
+            for _ in control_pb2_grpc.ControlStub(channel).Watch(
+                    control_pb2.WatchRequest(worker_id=handle.worker_id), metadata=metadata):
                 pass
         except grpc.RpcError:
             pass
-        try:  # the stream broke: did the worker exit, is it hung, or was it a passing network error?
-            stub.Settings(control_pb2.SettingsRequest(worker_id=handle.worker_id), metadata=metadata,
-                          timeout=timeout)
-            continue  # it answers: watch again
-        except grpc.RpcError as exc:
-            answer = exc
         finally:
             channel.close()
-        # refused: its server is gone, the process is exiting; anything else (no handshake within the
-        # deadline): stopped or hung. gRPC tells the two apart only in the details text.
-        details = (answer.details() or "").lower()
-        gone = "refused" in details or "no such file" in details
-        grace = handle.settings.handshake_timeout if gone else timeout
+        # the stream ended: did the worker exit (gone), stop or hang (silent), or was it a passing error?
+        status = probe(handle, timeout)
+        if status == ANSWERING:
+            continue
         try:
-            proc.wait(grace)  # exiting (its server is gone): the reaper reports how
-            return
+            proc.wait(handle.settings.handshake_timeout if status == GONE else timeout)
+            return  # it exited: the reaper reports how
         except subprocess.TimeoutExpired:
             pass
         if not record.expected_exit:
@@ -257,8 +249,7 @@ def _watch(m: Master, record: WorkerRecord, proc: subprocess.Popen[bytes], handl
 def _crashed(record: WorkerRecord, code: int, stderr_tail: str, when: str = "") -> WorkerCrashedError:
     sig = -code if code < 0 else None
     where = f" {when}" if when else ""
-    tail = f"; its stderr ended with:\n{stderr_tail}" if stderr_tail else ""
-    return WorkerCrashedError(f"worker {record.label} died{where}: {_status(code)}{tail}",
+    return WorkerCrashedError(f"worker {record.label} died{where}: {_status(code)}{_tail_text(stderr_tail)}",
                               worker_id=record.worker_id, worker_name=record.name,
                               exit_code=None if sig else code, signal=sig, stderr_tail=stderr_tail)
 
@@ -286,8 +277,8 @@ def _status(code: int) -> str:
     return f"exit code {code}"
 
 
-def _tail_text(tail: collections.deque[str]) -> str:
-    return ("; its stderr ended with:\n" + "\n".join(tail)) if tail else ""
+def _tail_text(stderr_tail: str) -> str:
+    return f"; its stderr ended with:\n{stderr_tail}" if stderr_tail else ""
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
