@@ -24,6 +24,7 @@ import grpc
 import psutil
 
 import rpc_parallel as rp
+from rpc_parallel._forkserver import stop as fork_server_stop
 
 from . import _mp
 from ._raw_grpc import ECHO, INCR, INTS, SIZE, RawServer, aio_channel, decode_int, encode_int, sync_channel
@@ -241,6 +242,7 @@ class Env:
                 proc.join()
         self._aio_conns, self._conns, self._handles, self._raw, self._raw_sync, self._raw_aio = [], [], [], {}, {}, {}
         self._streamer = None
+        fork_server_stop()  # it would exit with this process; the run's leak check wants it gone now
 
 
 # -- measuring helpers -------------------------------------------------------------------------

@@ -400,7 +400,9 @@ def spawn(target: str, arg_json: str | None, name: str | None, max_message_size:
                     forget(h.worker_id)  # a stale record: that worker is gone
         handle = cls.spawn(
             arg, shutdown_on=rp.ShutdownOn.CALLED_SHUTDOWN_FUNCTION, name=name, settings=settings,
-            how=rp.Local(unix_socket=unix_socket),
+            # one worker that outlives this command: a fresh interpreter is quicker than a fork server
+            # (and shows in ps as `python -m rpc_parallel._worker_main`)
+            how=rp.Local(unix_socket=unix_socket, fork_server=False),
             redirect_stdout=rp.FileAppend(stdout_path.resolve()) if stdout_path else rp.DEV_NULL,
             redirect_stderr=rp.FileAppend(stderr_path.resolve()) if stderr_path else rp.DEV_NULL,
             spawn_timeout=spawn_timeout)

@@ -23,6 +23,7 @@ import grpc
 from ._client import ANSWERING, GONE, probe
 from ._codec import codec_for
 from ._errors import ProtocolError, SpawnError, SpawnTimeoutError, WorkerConnectionError, WorkerCrashedError
+from ._forkserver import ForkedProcess, fork_server
 from ._grpc_errors import map_rpc_error
 from ._handle import WorkerHandle
 from ._master import Master, WorkerRecord, master
@@ -36,6 +37,8 @@ __all__ = ("WORKER_ENV", "spawn_worker")
 
 WORKER_ENV = "RPC_PARALLEL_WORKER"
 _TERM_GRACE = 2.0
+
+Process = subprocess.Popen[bytes] | ForkedProcess
 
 # How spawned workers start: None = `python -m rpc_parallel._worker_main`; start_app and the expert
 # API set the argv that re-executes this program in worker mode instead.
@@ -70,7 +73,7 @@ def spawn_worker(cls: type, arg: Any, *, on_failure: Callable[[BaseException], N
                  shutdown_on: ShutdownOn, name: str | None, how: Any, redirect_stdout: Redirect,
                  redirect_stderr: Redirect, cd: str, env: Mapping[str, str] | None, umask: int | None,
                  connection_timeout: float, spawn_timeout: float | None, settings: RpcSettings | None,
-                 foreground: bool) -> tuple[WorkerHandle, subprocess.Popen[bytes]]:
+                 foreground: bool) -> tuple[WorkerHandle, Process]:
     """Start a worker of ``cls`` and initialise it; see ``Worker.spawn`` for the semantics."""
     if not isinstance(how, Local):
         raise TypeError(f"how must be rp.Local() (remote workers come later), not {how!r}")
@@ -98,15 +101,19 @@ def spawn_worker(cls: type, arg: Any, *, on_failure: Callable[[BaseException], N
         "worker_argv": _worker_argv, "unix_socket": how.unix_socket,
     }
     full_env = {**os.environ, **(env or {}), WORKER_ENV: "1"}
-    argv = _worker_argv or [sys.executable, "-m", "rpc_parallel._worker_main"]
-    argv = [*argv, f"child-of-{os.getpid()}", *([name] if name else [])]
-    try:
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE if foreground else subprocess.DEVNULL,
-            stderr=subprocess.PIPE, env=full_env, close_fds=True, start_new_session=not foreground)
-    except OSError as exc:
-        m.workers.pop(worker_id, None)
-        raise SpawnError(f"could not start worker {name or worker_id}: {exc}") from exc
+    tail_argv = [f"child-of-{os.getpid()}", *([name] if name else [])]
+    proc: Process | None = None
+    if how.fork_server and not foreground and _worker_argv is None:
+        proc = _fork(tail_argv, full_env)
+    if proc is None:
+        argv = [*(_worker_argv or [sys.executable, "-m", "rpc_parallel._worker_main"]), *tail_argv]
+        try:
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE if foreground else subprocess.DEVNULL,
+                stderr=subprocess.PIPE, env=full_env, close_fds=True, start_new_session=not foreground)
+        except OSError as exc:
+            m.workers.pop(worker_id, None)
+            raise SpawnError(f"could not start worker {name or worker_id}: {exc}") from exc
     assert proc.stdin is not None and proc.stderr is not None
     tail: collections.deque[str] = collections.deque(maxlen=40)
     label = name or worker_id
@@ -152,6 +159,18 @@ def spawn_worker(cls: type, arg: Any, *, on_failure: Callable[[BaseException], N
     return handle, proc
 
 
+def _fork(argv: list[str], env: Mapping[str, str]) -> ForkedProcess | None:
+    """The worker forked from this process's fork server, or None where it cannot be (then it
+    starts as a fresh interpreter)."""
+    server = fork_server()
+    if server is None or not server.compatible(env):
+        return None
+    try:
+        return server.spawn(argv, env, new_session=True)
+    except OSError:
+        return None
+
+
 def _relay_stderr(stream: IO[bytes], label: str, tail: collections.deque[str]) -> None:
     """Copy the worker's stderr to ours, prefixed, until it redirects its stderr (EOF)."""
     prefix = f"[WORKER {label} STDERR] "
@@ -166,7 +185,7 @@ def _relay_stderr(stream: IO[bytes], label: str, tail: collections.deque[str]) -
         stream.close()
 
 
-def _await_registration(proc: subprocess.Popen[bytes], record: WorkerRecord, deadline: float,
+def _await_registration(proc: Process, record: WorkerRecord, deadline: float,
                         tail: collections.deque[str], relay: threading.Thread | None) -> None:
     while not record.registered.wait(0.02):
         code = proc.poll()
@@ -198,7 +217,7 @@ def _init_worker(handle: WorkerHandle, init_arg: bytes, shutdown_on: ShutdownOn,
         channel.close()
 
 
-def _reap(m: Master, record: WorkerRecord, proc: subprocess.Popen[bytes], stderr_tail: Callable[[], str],
+def _reap(m: Master, record: WorkerRecord, proc: Process, stderr_tail: Callable[[], str],
           relay: threading.Thread | None) -> None:
     code = proc.wait()
     if relay is not None:
@@ -208,10 +227,15 @@ def _reap(m: Master, record: WorkerRecord, proc: subprocess.Popen[bytes], stderr
         shutil.rmtree(os.path.dirname(record.address.removeprefix("unix:")), ignore_errors=True)
     if code == 0 or record.expected_exit or record.failed:
         return
+    if getattr(proc, "status_lost", False):
+        m.report_failure(record, WorkerCrashedError(
+            f"worker {record.label} exited; how is unknown: the fork server that started it was gone",
+            worker_id=record.worker_id, worker_name=record.name))
+        return
     m.report_failure(record, _crashed(record, code, stderr_tail()))
 
 
-def _watch(m: Master, record: WorkerRecord, proc: subprocess.Popen[bytes], handle: WorkerHandle) -> None:
+def _watch(m: Master, record: WorkerRecord, proc: Process, handle: WorkerHandle) -> None:
     """Hold a ``Watch`` stream to the worker; when it breaks and the worker does not answer within its
     heartbeat timeout, report it to ``on_failure`` as crashed and kill it (it may be stopped or hung).
     A worker that exits is left to the reaper."""
@@ -281,7 +305,7 @@ def _tail_text(stderr_tail: str) -> str:
     return f"; its stderr ended with:\n{stderr_tail}" if stderr_tail else ""
 
 
-def _kill(proc: subprocess.Popen[bytes]) -> None:
+def _kill(proc: Process) -> None:
     """TERM, then KILL after a grace period; always reaps."""
     if proc.poll() is None:
         try:

@@ -108,10 +108,12 @@ class Worker(metaclass=WorkerMeta):
         process's pipes, and the caller must read them and reap the process (``wait()``)."""
         from ._spawn import spawn_worker
 
-        return spawn_worker(cls, arg, on_failure=on_failure, shutdown_on=shutdown_on, name=name, how=how,
-                            redirect_stdout=DEV_NULL, redirect_stderr=DEV_NULL, cd=cd, env=env, umask=umask,
-                            connection_timeout=connection_timeout, spawn_timeout=spawn_timeout, settings=settings,
-                            foreground=True)
+        handle, proc = spawn_worker(cls, arg, on_failure=on_failure, shutdown_on=shutdown_on, name=name, how=how,
+                                    redirect_stdout=DEV_NULL, redirect_stderr=DEV_NULL, cd=cd, env=env, umask=umask,
+                                    connection_timeout=connection_timeout, spawn_timeout=spawn_timeout,
+                                    settings=settings, foreground=True)
+        assert isinstance(proc, subprocess.Popen)  # a foreground worker is never forked
+        return handle, proc
 
     @classmethod
     def serve(cls, arg: Any = None, *, settings: RpcSettings | None = None, name: str | None = None) -> WorkerHandle:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
+from rpc_parallel._forkserver import server_pid
 from rpc_parallel._master import any_master
 from rpc_parallel._served import stop_all
 
@@ -25,7 +26,8 @@ def _master_port() -> int | None:
 
 @pytest.fixture(autouse=True)
 def no_leaks() -> Iterator[None]:
-    """Fail the test if it left a child process, a zombie or a listening socket behind."""
+    """Fail the test if it left a child process, a zombie or a listening socket behind (the fork
+    server, like the master's own server, lives as long as this process)."""
     me = psutil.Process()
     children_before = {p.pid for p in me.children(recursive=True)}
     ports_before = _listening_ports(me)
@@ -33,7 +35,8 @@ def no_leaks() -> Iterator[None]:
     stop_all()
     deadline = time.monotonic() + 10
     while True:
-        children = [p for p in me.children(recursive=True) if p.pid not in children_before]
+        helpers = children_before | {server_pid()}  # the fork server lives as long as this process
+        children = [p for p in me.children(recursive=True) if p.pid not in helpers]
         live = []
         for p in children:
             try:

@@ -444,44 +444,17 @@ def test_master_paused_while_its_worker_registers_still_spawns(tmp_path: Path, r
 # -- spawn timeout ---------------------------------------------------------------------------------
 
 
-class _ChildWatch:
-    """Records the pids of this process's children whose command line contains ``marker``."""
-
-    def __init__(self, marker: str) -> None:
-        self.marker = marker
-        self.pids: set[int] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        me = psutil.Process()
-        while not self._stop.is_set():
-            for child in me.children():
-                try:
-                    if self.marker in child.cmdline():
-                        self.pids.add(child.pid)
-                except psutil.Error:
-                    pass
-            time.sleep(0.01)
-
-    def __enter__(self) -> _ChildWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def test_spawn_timeout_raises_and_the_process_is_gone(tmp_path: Path) -> None:
-    with _ChildWatch("slow-import") as watch:
-        start = time.monotonic()
-        with pytest.raises(rp.SpawnTimeoutError):
-            Probe.spawn(name="slow-import", env={"LIFECYCLE_SLEEP_AT_IMPORT": "60"}, spawn_timeout=1.0)
-        elapsed = time.monotonic() - start
-    assert elapsed < 1.0 + 3, f"spawn took {elapsed:.2f}s to give up"
-    assert len(watch.pids) == 1
-    assert not any(psutil.pid_exists(pid) for pid in watch.pids)  # killed and reaped
+@pytest.mark.parametrize("fork_server", [True, False])
+def test_spawn_timeout_raises_and_the_process_is_gone(tmp_path: Path, fork_server: bool) -> None:
+    pid_file = tmp_path / "pid"
+    start = time.monotonic()
+    with pytest.raises(rp.SpawnTimeoutError):
+        Probe.spawn(name="slow-import", how=rp.Local(fork_server=fork_server), spawn_timeout=2.0,
+                    env={"LIFECYCLE_SLEEP_AT_IMPORT": "60", "LIFECYCLE_PID_FILE": str(pid_file)})
+    elapsed = time.monotonic() - start
+    assert elapsed < 2.0 + 3, f"spawn took {elapsed:.2f}s to give up"
+    assert pid_file.exists(), "the worker did not reach its import"
+    assert not psutil.pid_exists(int(pid_file.read_text()))  # killed and reaped
 
 
 def test_spawn_timeout_kills_a_worker_that_ignores_sigterm(tmp_path: Path) -> None:

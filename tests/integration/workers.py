@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -95,3 +96,23 @@ class Streamer(rp.Worker):
     @rp.pipe
     def fast(self, n: int) -> Iterator[int]:
         yield from range(n)
+
+
+class Where(rp.Worker):
+    """Where and how its process runs (fork server tests)."""
+
+    @rp.rpc
+    def ppid(self) -> int:
+        return os.getppid()
+
+    @rp.rpc
+    def hash_randomized(self) -> bool:
+        return bool(sys.flags.hash_randomization)
+
+    @rp.rpc
+    def env(self, key: str) -> str | None:
+        return os.environ.get(key)
+
+    @rp.one_way
+    def exit(self, code: int) -> None:
+        os._exit(code)

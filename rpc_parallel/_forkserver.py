@@ -1,0 +1,387 @@
+"""The fork server: a helper process that has imported what a worker needs except gRPC, and forks
+workers from that state instead of starting each interpreter from scratch.
+
+A worker started by ``python -m rpc_parallel._worker_main`` spends most of its start-up importing
+(the interpreter, asyncio, ssl, logging, protobuf, ...: about 75 % of its CPU here). The fork server
+pays that once; each worker it forks then imports only gRPC, rpc_parallel and the user's module.
+gRPC must never be imported before a fork (its threads and polling state do not survive one), so
+the server imports no module that imports gRPC, and it runs no thread.
+
+This file is both sides: run as a script it is the server (stdlib imports only, so that running it
+does not import the ``rpc_parallel`` package, which imports gRPC); imported, ``ForkServer`` is the
+master's client. One server per master process, started on first use; it exits when the master's end
+of its socket closes. A forked worker is the server's child: the server reaps it and reports its
+exit status, which ``ForkedProcess`` (the master's view, shaped like ``subprocess.Popen``) returns.
+
+A fork server cannot apply what only takes effect when an interpreter starts (``PYTHON*``
+variables, the locale, ``LD_PRELOAD``, allocator tunables, ...): a spawn whose environment differs
+from the server's in such a variable starts a fresh interpreter instead. Workers forked from one
+server share its string hash seed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from typing import IO, Any
+
+__all__ = ("ForkServer", "ForkedProcess", "fork_server", "stop")
+
+_MAX_MESSAGE = 1 << 20
+_READY_TIMEOUT = 30.0
+# Environment variables read when an interpreter (or a library the server preloads) starts.
+_STARTUP_PREFIXES = ("PYTHON", "LD_", "MALLOC_", "GLIBC_", "LC_", "LANG", "TZ", "PROTOCOL_BUFFERS_")
+# What the server imports before it forks: everything a worker imports, except gRPC and what
+# imports it (rpc_parallel itself, the user's module). Missing ones are skipped.
+_PRELOAD = (
+    "asyncio", "asyncio.base_events", "asyncio.unix_events", "collections", "concurrent.futures",
+    "concurrent.futures.thread", "contextlib", "contextvars", "copy", "dataclasses", "enum", "faulthandler",
+    "functools", "hashlib", "hmac", "importlib", "importlib.util", "inspect", "itertools", "json", "logging",
+    "operator", "pathlib", "pickle", "platform", "queue", "runpy", "secrets", "selectors", "shutil", "signal",
+    "socket", "ssl", "struct", "subprocess", "tempfile", "textwrap", "threading", "traceback", "types",
+    "typing", "typing_extensions", "uuid", "weakref",
+    "google.protobuf.descriptor", "google.protobuf.descriptor_pb2", "google.protobuf.descriptor_pool",
+    "google.protobuf.json_format", "google.protobuf.message", "google.protobuf.message_factory",
+    "google.protobuf.reflection", "google.protobuf.symbol_database", "google.protobuf.text_format",
+    "google.protobuf.internal.builder", "google.protobuf.internal.containers",
+    "google.protobuf.internal.enum_type_wrapper", "google.protobuf.internal.python_message",
+)
+
+
+def supported() -> bool:
+    """Fork servers need Linux's pidfds and fd passing over unix sockets."""
+    return sys.platform == "linux" and hasattr(os, "pidfd_open") and hasattr(socket, "send_fds")
+
+
+def startup_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The part of ``env`` that only takes effect when an interpreter starts."""
+    return {k: v for k, v in env.items() if k.startswith(_STARTUP_PREFIXES)}
+
+
+# -- the master's side ---------------------------------------------------------------------------
+
+
+class ForkedProcess:
+    """A worker process forked by the fork server, with the part of ``subprocess.Popen``'s interface
+    that spawning uses. Signals go through a pidfd, so they never reach a reused pid."""
+
+    stdout: IO[bytes] | None = None
+
+    def __init__(self, pid: int, stdin: IO[bytes], stderr: IO[bytes]) -> None:
+        self.pid = pid
+        self.stdin: IO[bytes] | None = stdin
+        self.stderr: IO[bytes] | None = stderr
+        self.returncode: int | None = None
+        self.status_lost = False  # the fork server died first: returncode is a stand-in (255)
+        self._exited = threading.Event()
+        try:
+            self._pidfd: int | None = os.pidfd_open(pid)
+        except OSError:
+            self._pidfd = None  # already gone: its exit report is on the way
+
+    def _set_exit(self, code: int) -> None:
+        self.returncode = code
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+        self._exited.set()
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not self._exited.wait(timeout):
+            raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout or 0.0)
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        pidfd = self._pidfd
+        if self.returncode is None and pidfd is not None:
+            try:
+                signal.pidfd_send_signal(pidfd, sig)
+            except (ProcessLookupError, OSError):
+                pass
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+class ForkServer:
+    """The master's connection to its fork server process."""
+
+    def __init__(self) -> None:
+        self._env = dict(os.environ)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._sock = ours
+        self._lock = threading.Lock()  # one request at a time
+        self._replies: list[dict[str, Any]] = []
+        self._reply = threading.Condition()
+        self._procs: dict[int, ForkedProcess] = {}
+        self._early: dict[int, int] = {}  # exits read before the spawn that made them was handled
+        self._procs_lock = threading.Lock()
+        self.alive = True
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, os.path.abspath(__file__), str(theirs.fileno()), f"child-of-{os.getpid()}",
+                 "rpc_parallel-fork-server"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, pass_fds=(theirs.fileno(),),
+                close_fds=True, start_new_session=True, env=self._env)
+        finally:
+            theirs.close()
+        self._reader = threading.Thread(target=self._read, name="rpc_parallel-fork-server", daemon=True)
+        self._reader.start()
+        ready = self._await_reply(_READY_TIMEOUT)
+        if ready is None or ready.get("op") != "ready":
+            self.close()
+            raise OSError(f"the fork server did not start: {ready!r}")
+
+    def _read(self) -> None:
+        try:
+            while True:
+                data = self._sock.recv(_MAX_MESSAGE)
+                if not data:
+                    break
+                msg = json.loads(data)
+                if msg["op"] == "exited":
+                    pid, code = msg["pid"], msg["code"]
+                    with self._procs_lock:
+                        proc = self._procs.pop(pid, None)
+                        if proc is None:
+                            self._early[pid] = code
+                    if proc is not None:
+                        proc._set_exit(code)
+                else:
+                    with self._reply:
+                        self._replies.append(msg)
+                        self._reply.notify_all()
+        except OSError:
+            pass
+        finally:
+            self._lost()
+
+    def _lost(self) -> None:
+        """The server is gone (stopped, or killed): the exit statuses of its workers are lost with
+        it; each gets returncode 255 and ``status_lost`` once it exits (its pidfd turns readable)."""
+        self.alive = False
+        self._sock.close()
+        with self._reply:
+            self._reply.notify_all()
+        with self._procs_lock:
+            procs, self._procs = list(self._procs.values()), {}
+        for proc in procs:
+            threading.Thread(target=_await_pidfd, args=(proc,), daemon=True).start()
+        try:  # reap it (it exits on its own once our end is closed)
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def _await_reply(self, timeout: float) -> dict[str, Any] | None:
+        with self._reply:
+            self._reply.wait_for(lambda: self._replies or not self.alive, timeout)
+            return self._replies.pop(0) if self._replies else None
+
+    def compatible(self, env: Mapping[str, str]) -> bool:
+        """Whether a worker with environment ``env`` may be forked from this server."""
+        return self.alive and startup_env(env) == startup_env(self._env)
+
+    def spawn(self, argv: Sequence[str], env: Mapping[str, str], new_session: bool) -> ForkedProcess:
+        """Fork a worker that runs ``python -m rpc_parallel._worker_main`` with ``argv`` after it,
+        in environment ``env``; its stdin and stderr are pipes to us, its stdout /dev/null."""
+        stdin_r, stdin_w = os.pipe()
+        stderr_r, stderr_w = os.pipe()
+        request = json.dumps({"op": "spawn", "argv": list(argv), "env": dict(env), "new_session": new_session})
+        try:
+            with self._lock:
+                socket.send_fds(self._sock, [request.encode()], [stdin_r, stderr_w])
+                os.close(stdin_r)
+                os.close(stderr_w)
+                stdin_r = stderr_w = -1
+                reply = self._await_reply(_READY_TIMEOUT)
+                if reply is None or reply.get("op") != "spawned":
+                    raise OSError(f"the fork server could not start a worker: {reply!r}")
+                pid: int = reply["pid"]
+                proc = ForkedProcess(pid, os.fdopen(stdin_w, "wb"), os.fdopen(stderr_r, "rb"))
+                stdin_w = stderr_r = -1
+                with self._procs_lock:
+                    code = self._early.pop(pid, None)
+                    if code is None:
+                        self._procs[pid] = proc
+                if code is not None:
+                    proc._set_exit(code)
+                return proc
+        finally:
+            for fd in (stdin_r, stdin_w, stderr_r, stderr_w):
+                if fd >= 0:
+                    os.close(fd)
+
+    def close(self) -> None:
+        """Stop the server (its workers go on) and reap it."""
+        self.alive = False
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._sock.close()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _await_pidfd(proc: ForkedProcess) -> None:
+    proc.status_lost = True
+    pidfd = proc._pidfd
+    if pidfd is not None:
+        try:
+            with selectors.DefaultSelector() as sel:
+                sel.register(pidfd, selectors.EVENT_READ)
+                sel.select()
+        except (OSError, ValueError):
+            pass
+    proc._set_exit(255)
+
+
+_server: ForkServer | None = None
+_server_lock = threading.Lock()
+_failed = False
+
+
+def fork_server() -> ForkServer | None:
+    """This process's fork server, started on first use; None where there can be none (not Linux,
+    or it failed to start once)."""
+    global _server, _failed
+    with _server_lock:
+        if _server is not None and _server.alive:
+            return _server
+        if _failed or not supported():
+            return None
+        try:
+            _server = ForkServer()
+        except OSError:
+            _failed = True
+            return None
+        return _server
+
+
+def stop() -> None:
+    """Stop this process's fork server, if it runs. Workers it started go on, but their exit
+    statuses are lost (see ``ForkedProcess.status_lost``); otherwise the server exits with us."""
+    global _server
+    with _server_lock:
+        server, _server = _server, None
+    if server is not None:
+        server.close()
+
+
+def server_pid() -> int | None:
+    """The pid of this process's fork server, if one runs."""
+    server = _server
+    return server.proc.pid if server is not None and server.alive else None
+
+
+# -- the server ----------------------------------------------------------------------------------
+
+
+def _preload() -> None:
+    import importlib
+
+    for name in _PRELOAD:
+        try:
+            importlib.import_module(name)
+        except Exception:  # an optional module: a worker that needs it imports it
+            pass
+
+
+def _send(sock: socket.socket, msg: dict[str, Any]) -> None:
+    sock.send(json.dumps(msg).encode())
+
+
+def _serve(fd: int) -> dict[str, Any] | None:
+    """Serve spawn requests until the master's end closes (returns None); in a forked child,
+    return its request after setting up its process state."""
+    sock = socket.socket(fileno=fd)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _MAX_MESSAGE)
+    sel = selectors.DefaultSelector()
+    sel.register(sock, selectors.EVENT_READ)
+    children: dict[int, int] = {}  # pidfd -> pid
+    _send(sock, {"op": "ready", "pid": os.getpid()})
+    while True:
+        for key, _ in sel.select():
+            if key.fileobj is not sock:  # a child exited
+                pidfd = key.fd
+                pid = children.pop(pidfd)
+                sel.unregister(pidfd)
+                os.close(pidfd)
+                _, status = os.waitpid(pid, 0)
+                try:
+                    _send(sock, {"op": "exited", "pid": pid, "code": os.waitstatus_to_exitcode(status)})
+                except OSError:
+                    return None  # the master is gone
+                continue
+            try:
+                data, fds, _, _ = socket.recv_fds(sock, _MAX_MESSAGE, 2)
+            except OSError:
+                data, fds = b"", []
+            if not data:
+                return None
+            request: dict[str, Any] = json.loads(data)
+            pid = os.fork()
+            if pid == 0:
+                sel.close()
+                _child(request, fds)
+                return request
+            for received in fds:
+                os.close(received)
+            pidfd = os.pidfd_open(pid)
+            children[pidfd] = pid
+            sel.register(pidfd, selectors.EVENT_READ)
+            try:
+                _send(sock, {"op": "spawned", "pid": pid})
+            except OSError:
+                return None
+
+
+def _child(request: dict[str, Any], fds: list[int]) -> None:
+    """Make this forked process look like a freshly started worker: its own session, its pipes as
+    stdin and stderr, /dev/null as stdout, no other descriptors, the requested environment and argv."""
+    if request["new_session"]:
+        os.setsid()
+    stdin_fd, stderr_fd = fds
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(stdin_fd, 0)
+    os.dup2(devnull, 1)
+    os.dup2(stderr_fd, 2)
+    for name in os.listdir("/proc/self/fd"):  # close everything else (the server's socket above all)
+        fd = int(name)
+        if fd > 2:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    os.environ.clear()
+    os.environ.update(request["env"])
+    sys.argv = ["-m", *request["argv"]]
+
+
+if __name__ == "__main__":
+    del sys.path[0]  # this file's directory: not a place to import from
+    _preload()
+    if _serve(int(sys.argv[1])) is not None:
+        # a forked worker: run the worker's main module as `python -m` would; the interpreter then
+        # exits as any other would (atexit handlers, flushing, the exit status of SystemExit)
+        import runpy
+
+        runpy.run_module("rpc_parallel._worker_main", run_name="__main__", alter_sys=True)

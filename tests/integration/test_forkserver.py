@@ -1,0 +1,131 @@
+"""The fork server: workers forked from a process that preloaded everything but gRPC behave like
+freshly started ones, and the fork server itself never imports gRPC, runs no thread, is replaced
+if it dies and exits with its master."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+import rpc_parallel as rp
+from rpc_parallel._forkserver import server_pid
+
+from .workers import Where
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _facts(handle: rp.WorkerHandle) -> tuple[int, bool, str | None]:
+    with Where.connect(handle) as conn:
+        return conn.run(Where.ppid), conn.run(Where.hash_randomized), conn.run(Where.env, "FS_TEST")
+
+
+def test_workers_fork_from_a_server_without_grpc_or_threads() -> None:
+    handles = [Where.spawn(env={"FS_TEST": f"v{i}"}) for i in range(3)]
+    try:
+        server = server_pid()
+        assert server is not None and server != os.getpid()
+        for i, h in enumerate(handles):
+            assert _facts(h) == (server, True, f"v{i}")  # forked by it, with its own environment
+        proc = psutil.Process(server)
+        assert proc.num_threads() == 1
+        assert f"child-of-{os.getpid()}" in proc.cmdline()
+        maps = Path(f"/proc/{server}/maps").read_text()
+        assert "cygrpc" not in maps and "libprotobuf" not in maps
+    finally:
+        for h in handles:
+            h.shutdown()
+
+
+def test_an_environment_read_at_interpreter_start_gets_a_fresh_interpreter() -> None:
+    fresh = Where.spawn(env={"PYTHONHASHSEED": "0", "FS_TEST": "x"})
+    plain = Where.spawn(how=rp.Local(fork_server=False), env={"FS_TEST": "y"})
+    try:
+        assert _facts(fresh) == (os.getpid(), False, "x")  # our child, and PYTHONHASHSEED took effect
+        assert _facts(plain) == (os.getpid(), True, "y")
+    finally:
+        fresh.shutdown()
+        plain.shutdown()
+
+
+def test_a_killed_fork_server_is_replaced_and_its_workers_go_on() -> None:
+    failures: list[BaseException] = []
+    failed = threading.Event()
+
+    def on_failure(exc: BaseException) -> None:
+        failures.append(exc)
+        failed.set()
+
+    first = Where.spawn(on_failure=on_failure)
+    old_server = server_pid()
+    assert old_server is not None and _facts(first)[0] == old_server
+    os.kill(old_server, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while server_pid() == old_server and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _facts(first)[0] != old_server  # it serves on, reparented
+    second = Where.spawn()
+    try:
+        new_server = server_pid()
+        assert new_server not in (None, old_server) and _facts(second)[0] == new_server
+        os.kill(first.pid, signal.SIGKILL)  # its exit status died with the old server
+        assert failed.wait(10)
+        assert isinstance(failures[0], rp.WorkerCrashedError) and "unknown" in str(failures[0])
+        assert len(failures) == 1
+    finally:
+        second.shutdown()
+
+
+def test_the_fork_server_exits_with_its_master(tmp_path: Path) -> None:
+    script = tmp_path / "master.py"
+    script.write_text(textwrap.dedent("""
+        import json
+        from rpc_parallel._forkserver import server_pid
+        from tests.integration.workers import Where
+        h = Where.spawn()
+        print(json.dumps({"server": server_pid(), "worker": h.pid}), flush=True)
+    """))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    pids = json.loads(done.stdout)
+    deadline = time.monotonic() + 15
+    left = [pid for pid in pids.values() if psutil.pid_exists(pid)]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = [pid for pid in left if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    assert not left, f"still running after their master exited: {left}"
+
+
+@pytest.mark.parametrize("how", ["exit", "kill"])
+def test_exit_statuses_come_through_the_fork_server(how: str) -> None:
+    failures: list[BaseException] = []
+    failed = threading.Event()
+
+    def on_failure(exc: BaseException) -> None:
+        failures.append(exc)
+        failed.set()
+
+    h = Where.spawn(on_failure=on_failure)
+    assert _facts(h)[0] == server_pid()
+    if how == "kill":
+        os.kill(h.pid, signal.SIGKILL)
+    else:
+        with Where.connect(h) as conn:
+            conn.run(Where.exit, 7)
+    assert failed.wait(10)
+    exc = failures[0]
+    assert isinstance(exc, rp.WorkerCrashedError)
+    assert (exc.signal, exc.exit_code) == ((signal.SIGKILL, None) if how == "kill" else (None, 7))
+    assert len(failures) == 1
