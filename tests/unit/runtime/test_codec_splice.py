@@ -102,5 +102,8 @@ def test_sending_large_bytes_reuses_memory_instead_of_faulting_in_fresh_pages() 
                              capture_output=True, text=True).stdout
         return int(out)
 
-    assert faults("cold") > 8 * 4096  # without warming: fresh pages every call (16 x 4,096 here)
-    assert faults("warm") < 2 * 4096  # the heap grows once, then its pages are reused
+    warm = faults("warm")
+    assert warm < 2 * 4096  # the heap grows once, then its pages are reused
+    # without warming, fresh pages on most calls (how many depends on what the imports left on the
+    # heap: 6 to 16 of the 16 copies here)
+    assert faults("cold") > warm + 3 * 4096
