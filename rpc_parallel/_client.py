@@ -28,6 +28,7 @@ from ._function import (
 )
 from ._grpc_errors import map_rpc_error
 from ._handle import WorkerHandle
+from ._pipeline import MAX_REQUEST as PIPELINE_MAX_REQUEST, MIN_LIMIT as PIPELINE_MIN_LIMIT, Pipeline
 from ._pipes import Closed, DirectPipeId, Update
 from ._proto import control_pb2, control_pb2_grpc
 from ._server import CONN_KEY, TOKEN_KEY, fingerprint_messages
@@ -124,7 +125,7 @@ class Pipe(Generic[T]):
 class _Method:
     """A method's multicallable and codec on one connection (built on first use)."""
 
-    __slots__ = ("call", "codec", "kind", "name", "updates_index")
+    __slots__ = ("call", "codec", "kind", "name", "rpc_name", "updates_index")
 
     def __init__(self, channel: grpc.Channel, spec: ServiceSpec, codec: ServiceCodec, f: Function[Any]) -> None:
         m = spec.method(f.name)
@@ -132,6 +133,7 @@ class _Method:
         self.codec: MethodCodec = codec.method(f.name)
         self.kind = m.kind
         self.name = f.qualname
+        self.rpc_name = m.rpc_name
         self.updates_index = [p.name for p in m.params].index(m.updates_param) if m.updates_param else -1
         if m.kind in (Kind.RPC, Kind.ONE_WAY):
             self.call: Any = channel.unary_unary(path, None, None)
@@ -169,6 +171,9 @@ class Connection:
         self._direct_ids = itertools.count(1)
         self._closed_event = threading.Event()
         self._closing = False
+        self._pipeline: Pipeline | None = None
+        self._pipeline_lock = threading.Lock()
+        self._pipelined = handle.settings.max_message_size >= PIPELINE_MIN_LIMIT
         control = control_pb2_grpc.ControlStub(self._channel)
         self._control = control
         self._token_md: tuple[tuple[str, str], ...] = ((TOKEN_KEY, handle.token),)
@@ -339,6 +344,8 @@ class Connection:
         if m.kind is not Kind.RPC:
             raise TypeError(f"submit takes an rpc function; {m.name} is a {m.kind.value}")
         data = self._request(m, args, kwargs)
+        if self._pipelined and len(data) <= PIPELINE_MAX_REQUEST:
+            return self._pipe().submit(m.rpc_name, data, m.codec.decode_result)
         result: concurrent.futures.Future[R] = concurrent.futures.Future()
         call = m.call.future(data, metadata=self._md)
         decode = m.codec.decode_result
@@ -354,6 +361,17 @@ class Connection:
 
         call.add_done_callback(done)
         return result
+
+    def _pipe(self) -> Pipeline:
+        """This connection's pipeline stream (a new one if the last ended)."""
+        pipe = self._pipeline
+        if pipe is None or pipe.broken:
+            with self._pipeline_lock:
+                pipe = self._pipeline
+                if pipe is None or pipe.broken:
+                    self._check_open()
+                    pipe = self._pipeline = Pipeline(self._channel, self._md, self._label)
+        return pipe
 
     def abort(self, pipe_id: DirectPipeId) -> None:
         """Cancel a running direct pipe; its ``on_update`` then gets ``Closed("aborted")``."""
@@ -397,6 +415,10 @@ class Connection:
                 pass
         for call in list(self._direct.values()):
             call.cancel()
+        with self._pipeline_lock:
+            pipe, self._pipeline = self._pipeline, None
+        if pipe is not None:
+            pipe.close()
         self._session.cancel()  # the worker sees the connection end now
         # grpcio's close of a channel that carried a stream waits ~200 ms for its polling thread;
         # nothing needs to wait for that, so it happens aside

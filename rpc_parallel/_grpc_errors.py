@@ -20,7 +20,7 @@ from ._errors import (
 )
 from ._proto import errors_pb2
 
-__all__ = ("ERROR_KEY", "abort", "error_info", "map_rpc_error", "truncate_middle")
+__all__ = ("ERROR_KEY", "abort", "error_info", "map_error_info", "map_rpc_error", "truncate_middle")
 
 ERROR_KEY = "rpcpar-error-bin"
 Kind = errors_pb2.ErrorInfo.Kind
@@ -74,19 +74,7 @@ def map_rpc_error(exc: grpc.RpcError, *, worker: str = "worker") -> RpcParallelE
     details: str = (exc.details() if hasattr(exc, "details") else "") or ""
     info = _trailer(exc)
     if info is not None:
-        where: dict[str, Any] = {"worker_id": info.worker_id, "worker_name": info.worker_name or None}
-        if info.kind == Kind.REMOTE:
-            return RemoteError(info.type, info.message, info.traceback, **where)
-        if info.kind == Kind.TOO_LARGE:
-            return MessageTooLargeError(f"{info.message} (at {worker})", size=info.size, limit=info.limit)
-        if info.kind == Kind.PROTOCOL:
-            return ProtocolError(info.message)
-        if info.kind == Kind.CONNECTION_CLOSED:
-            return ConnectionClosedError(info.message)
-        if info.kind == Kind.NOT_HOSTED:
-            return WorkerConnectionError(f"{worker}: {info.message}")
-        if info.kind == Kind.BAD_REQUEST:
-            return RemoteError(info.type, info.message, info.traceback, **where)
+        return map_error_info(info, worker=worker)
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
         m = _TOO_LARGE.search(details)
         size, limit = (int(m.group(1)), int(m.group(2))) if m else (None, None)
@@ -99,6 +87,20 @@ def map_rpc_error(exc: grpc.RpcError, *, worker: str = "worker") -> RpcParallelE
         return ProtocolError(f"{worker} does not implement this function ({details}); "
                              "is it running the same worker type?")
     return WorkerConnectionError(f"lost the connection to {worker}: {code.name if code else 'error'}: {details}")
+
+
+def map_error_info(info: errors_pb2.ErrorInfo, *, worker: str = "worker") -> RpcParallelError:
+    """The rpc_parallel error for a worker-side failure described by ``info``."""
+    where: dict[str, Any] = {"worker_id": info.worker_id, "worker_name": info.worker_name or None}
+    if info.kind == Kind.TOO_LARGE:
+        return MessageTooLargeError(f"{info.message} (at {worker})", size=info.size, limit=info.limit)
+    if info.kind == Kind.PROTOCOL:
+        return ProtocolError(info.message)
+    if info.kind == Kind.CONNECTION_CLOSED:
+        return ConnectionClosedError(info.message)
+    if info.kind == Kind.NOT_HOSTED:
+        return WorkerConnectionError(f"{worker}: {info.message}")
+    return RemoteError(info.type, info.message, info.traceback, **where)  # REMOTE, BAD_REQUEST
 
 
 def _trailer(exc: grpc.RpcError) -> errors_pb2.ErrorInfo | None:

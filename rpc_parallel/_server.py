@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import grpc
 
+from . import _pipeline as pipeline
 from ._codec import MethodCodec, codec_for
 from ._errors import ProtocolError
 from ._function import Kind
@@ -159,6 +160,9 @@ class WorkerServer:
         self.server = grpc.server(self._executor, options=grpc_options(settings, server=True),
                                   interceptors=[_TokenCheck(token)])
         handlers = {self.spec.method_path(m): self._handler(m) for m in self.spec.methods}
+        self.pipeline_methods: dict[str, tuple[MethodCodec, Callable[..., Any]]] = {
+            m.rpc_name: (self.codec.method(m.name), getattr(cls, m.name).impl)
+            for m in self.spec.methods if m.kind is Kind.RPC}
         service = grpc.method_handlers_generic_handler(self.spec.full_name, {
             m.rpc_name: handlers[self.spec.method_path(m)] for m in self.spec.methods})
         self.server.add_generic_rpc_handlers((service,))
@@ -203,8 +207,9 @@ class WorkerServer:
 
     # -- failures ------------------------------------------------------------------------------
 
-    def _info(self, exc: BaseException, kind: int = ErrKind.REMOTE) -> Any:
-        return error_info(exc, kind=kind, worker_id=self.worker_id, worker_name=self.name)
+    def info(self, exc: BaseException, kind: int = ErrKind.REMOTE, *, size: int = 0, limit: int = 0) -> Any:
+        """``exc`` as the ErrorInfo the caller gets."""
+        return error_info(exc, kind=kind, worker_id=self.worker_id, worker_name=self.name, size=size, limit=limit)
 
     def background_failure(self, exc: BaseException) -> None:
         if self._on_failure is not None:
@@ -216,15 +221,28 @@ class WorkerServer:
             print(f"rpc_parallel: worker {self.name or self.worker_id} background failure:", file=sys.stderr)
             traceback.print_exception(exc, file=sys.stderr)
 
-    def _raised(self, exc: BaseException, context: grpc.ServicerContext) -> NoReturn:
-        """End the call for ``exc`` from user code: the caller's ``RemoteError``; but ``SystemExit``
-        in a spawned worker exits the process with its code (the caller sees the worker gone)."""
+    def exit_on_system_exit(self, exc: BaseException) -> None:
+        """``SystemExit`` from user code in a spawned worker exits the process with its code (the
+        caller sees the worker gone): hand it on and never return. Anything else: return."""
         if isinstance(exc, SystemExit) and self._on_failure is not None:
             self._on_failure(exc)
             threading.Event().wait()  # the process is exiting: never answer
-        abort(context, self._info(exc))
 
-    def _state_for(self, context: grpc.ServicerContext) -> Any:
+    def _raised(self, exc: BaseException, context: grpc.ServicerContext) -> NoReturn:
+        """End the call for ``exc`` from user code: the caller's ``RemoteError`` (or the process
+        exits, for ``SystemExit``)."""
+        self.exit_on_system_exit(exc)
+        abort(context, self.info(exc))
+
+    @staticmethod
+    def connection_id(context: grpc.ServicerContext) -> str:
+        return _conn_id(context)
+
+    def submit_call(self, fn: Callable[..., Any], /, *args: Any) -> None:
+        """Run ``fn(*args)`` on the thread pool that runs calls."""
+        self._executor.submit(fn, *args)
+
+    def state_for(self, context: grpc.ServicerContext) -> Any:
         conn = _conn_id(context)
         try:
             return self.connections[conn]
@@ -233,7 +251,7 @@ class WorkerServer:
                 return None  # a plain gRPC client: no connection state to give
             msg = ("this connection is closed" if conn else
                    "no rpcpar-conn metadata: open a connection first (rpc_parallel.v1.Control/OpenConnection)")
-            abort(context, self._info(ConnectionError(msg), ErrKind.CONNECTION_CLOSED))
+            abort(context, self.info(ConnectionError(msg), ErrKind.CONNECTION_CLOSED))
 
     # -- handlers ------------------------------------------------------------------------------
 
@@ -251,9 +269,9 @@ class WorkerServer:
         try:
             return codec.decode_request(data)
         except Exception as exc:
-            abort(context, self._info(exc, ErrKind.BAD_REQUEST))
+            abort(context, self.info(exc, ErrKind.BAD_REQUEST))
 
-    def _call(self, impl: Callable[..., Any], state: Any, args: list[Any]) -> Any:
+    def call(self, impl: Callable[..., Any], state: Any, args: list[Any]) -> Any:
         """Run ``impl`` with the connection state set; ``async def`` ones on the worker loop."""
         _CONNECTION_STATE.set(state)
         result = impl(self.instance, *args)
@@ -278,13 +296,13 @@ class WorkerServer:
         empty = b""
 
         def behavior(request: bytes, context: grpc.ServicerContext) -> bytes:
-            state = self._state_for(context)
+            state = self.state_for(context)
             args = self._decode(codec, request, context)
             if one_way:
                 self._one_way_executor.submit(self._run_one_way, impl, state, args)
                 return empty
             try:
-                value = self._call(impl, state, args)
+                value = self.call(impl, state, args)
             except (Exception, SystemExit) as exc:
                 self._raised(exc, context)
             return self._encode_result(codec, value, context)
@@ -293,7 +311,7 @@ class WorkerServer:
 
     def _run_one_way(self, impl: Callable[..., Any], state: Any, args: list[Any]) -> None:
         try:
-            self._call(impl, state, args)
+            self.call(impl, state, args)
         except (Exception, SystemExit) as exc:
             self.background_failure(exc)
 
@@ -303,19 +321,19 @@ class WorkerServer:
         encode = codec.encode_updates_batch if kind is Kind.STATE else codec.encode_items
 
         def behavior(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
-            state = self._state_for(context)
+            state = self.state_for(context)
             args = self._decode(codec, request, context)
             pump = Pump()
             context.add_callback(pump.stop)
             if kind is Kind.DIRECT_PIPE:
                 writer = _Writer(pump)
                 try:
-                    self._call(impl, state, [writer, *args])
+                    self.call(impl, state, [writer, *args])
                 except (Exception, SystemExit) as exc:
                     self._raised(exc, context)
             else:
                 try:
-                    produced = self._call(impl, state, args)
+                    produced = self.call(impl, state, args)
                     if kind is Kind.STATE:
                         initial, produced = produced
                         first = codec.encode_state(initial)
@@ -343,16 +361,16 @@ class WorkerServer:
         is_async = m.is_async
 
         def behavior(requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
-            state = self._state_for(context)
+            state = self.state_for(context)
             try:
                 first = next(requests)
             except StopIteration:
-                abort(context, self._info(ValueError("empty request stream"), ErrKind.BAD_REQUEST))
+                abort(context, self.info(ValueError("empty request stream"), ErrKind.BAD_REQUEST))
             args = self._decode(codec, first, context)
             updates: Iterator[Any] = _updates(args[index], requests, codec)
             args[index] = _async_updates(updates) if is_async else updates
             try:
-                value = self._call(impl, state, args)
+                value = self.call(impl, state, args)
             except (Exception, SystemExit) as exc:
                 self._raised(exc, context)
             return self._encode_result(codec, value, context)
@@ -365,7 +383,7 @@ class WorkerServer:
         """Refuse (``NOT_HOSTED``) a call naming another worker: its handle is stale, the port reused."""
         if worker_id == self.worker_id or (not worker_id and not required):
             return
-        abort(context, self._info(LookupError(
+        abort(context, self.info(LookupError(
             f"this server hosts worker {self.worker_id}, not {worker_id or '<no worker id>'}: the handle is stale "
             "(that worker is gone and its port was reused)"), ErrKind.NOT_HOSTED))
 
@@ -391,12 +409,12 @@ class WorkerServer:
             context.abort(grpc.StatusCode.UNAVAILABLE, "the worker server is closed (close_server)")
         self.check_hosted(request.worker_id, context, required=True)
         if request.fingerprint != self.spec.fingerprint:
-            abort(context, self._info(ProtocolError(self.mismatch(request.fingerprint, request.functions)),
+            abort(context, self.info(ProtocolError(self.mismatch(request.fingerprint, request.functions)),
                                       ErrKind.PROTOCOL))
         if not self.initialized.wait(self.settings.handshake_timeout):
-            abort(context, self._info(RuntimeError("the worker is not initialized")))
+            abort(context, self.info(RuntimeError("the worker is not initialized")))
         try:
-            state = self._call(self.instance.init_connection_state.__func__, None,
+            state = self.call(self.instance.init_connection_state.__func__, None,
                                [self.codec.decode_connection_init(request.arg)])
         except (Exception, SystemExit) as exc:
             self._raised(exc, context)
@@ -496,6 +514,10 @@ class _Control(control_pb2_grpc.ControlServicer):
                  ) -> control_pb2.DescribeReply:
         self._s.check_hosted(request.worker_id, context, required=False)
         return self._s.describe()
+
+    def Pipeline(self, request_iterator: Iterator[control_pb2.PipelineRequests], context: grpc.ServicerContext
+                 ) -> Iterator[control_pb2.PipelineReplies]:
+        return pipeline.serve(self._s, request_iterator, context)
 
     def Watch(self, request: control_pb2.WatchRequest, context: grpc.ServicerContext
               ) -> Iterator[control_pb2.WatchEvent]:

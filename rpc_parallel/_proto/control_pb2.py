@@ -22,49 +22,58 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from rpc_parallel._proto import errors_pb2 as rpc__parallel_dot___proto_dot_errors__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!rpc_parallel/_proto/control.proto\x12\x0frpc_parallel.v1\"\x81\x01\n\x11InitWorkerRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0b\n\x03\x61rg\x18\x02 \x01(\x0c\x12\x30\n\x0bshutdown_on\x18\x03 \x01(\x0e\x32\x1b.rpc_parallel.v1.ShutdownOn\x12\x1a\n\x12\x63onnection_timeout\x18\x04 \x01(\x01\"\x11\n\x0fInitWorkerReply\"\x85\x01\n\x15OpenConnectionRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x02 \x01(\t\x12\x37\n\tfunctions\x18\x03 \x03(\x0b\x32$.rpc_parallel.v1.FunctionFingerprint\x12\x0b\n\x03\x61rg\x18\x04 \x01(\x0c\"8\n\x13\x46unctionFingerprint\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x02 \x01(\t\"(\n\x0f\x43onnectionEvent\x12\x15\n\rconnection_id\x18\x01 \x01(\t\"$\n\x0fShutdownRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"\x0f\n\rShutdownReply\"\'\n\x12\x43loseServerRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"\x12\n\x10\x43loseServerReply\"$\n\x0fSettingsRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"&\n\rSettingsReply\x12\x15\n\rsettings_json\x18\x01 \x01(\t\"$\n\x0f\x44\x65scribeRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"k\n\rDescribeReply\x12\x17\n\x0f\x66ile_descriptor\x18\x01 \x01(\x0c\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x30\n\tfunctions\x18\x03 \x03(\x0b\x32\x1d.rpc_parallel.v1.FunctionKind\"v\n\x0c\x46unctionKind\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x15\n\rupdates_param\x18\x04 \x01(\t\x12\x11\n\tdefaulted\x18\x05 \x03(\t\x12\x10\n\x08\x64\x65\x66\x61ults\x18\x06 \x01(\x0c\"!\n\x0cWatchRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"\x0c\n\nWatchEvent*~\n\nShutdownOn\x12#\n\x1fSHUTDOWN_ON_HEARTBEATER_TIMEOUT\x10\x00\x12!\n\x1dSHUTDOWN_ON_CONNECTION_CLOSED\x10\x01\x12(\n$SHUTDOWN_ON_CALLED_SHUTDOWN_FUNCTION\x10\x02\x32\xc3\x04\n\x07\x43ontrol\x12R\n\nInitWorker\x12\".rpc_parallel.v1.InitWorkerRequest\x1a .rpc_parallel.v1.InitWorkerReply\x12\\\n\x0eOpenConnection\x12&.rpc_parallel.v1.OpenConnectionRequest\x1a .rpc_parallel.v1.ConnectionEvent0\x01\x12L\n\x08Shutdown\x12 .rpc_parallel.v1.ShutdownRequest\x1a\x1e.rpc_parallel.v1.ShutdownReply\x12U\n\x0b\x43loseServer\x12#.rpc_parallel.v1.CloseServerRequest\x1a!.rpc_parallel.v1.CloseServerReply\x12L\n\x08Settings\x12 .rpc_parallel.v1.SettingsRequest\x1a\x1e.rpc_parallel.v1.SettingsReply\x12L\n\x08\x44\x65scribe\x12 .rpc_parallel.v1.DescribeRequest\x1a\x1e.rpc_parallel.v1.DescribeReply\x12\x45\n\x05Watch\x12\x1d.rpc_parallel.v1.WatchRequest\x1a\x1b.rpc_parallel.v1.WatchEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!rpc_parallel/_proto/control.proto\x12\x0frpc_parallel.v1\x1a rpc_parallel/_proto/errors.proto\"\x81\x01\n\x11InitWorkerRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0b\n\x03\x61rg\x18\x02 \x01(\x0c\x12\x30\n\x0bshutdown_on\x18\x03 \x01(\x0e\x32\x1b.rpc_parallel.v1.ShutdownOn\x12\x1a\n\x12\x63onnection_timeout\x18\x04 \x01(\x01\"\x11\n\x0fInitWorkerReply\"\x85\x01\n\x15OpenConnectionRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x02 \x01(\t\x12\x37\n\tfunctions\x18\x03 \x03(\x0b\x32$.rpc_parallel.v1.FunctionFingerprint\x12\x0b\n\x03\x61rg\x18\x04 \x01(\x0c\"8\n\x13\x46unctionFingerprint\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x02 \x01(\t\"(\n\x0f\x43onnectionEvent\x12\x15\n\rconnection_id\x18\x01 \x01(\t\"$\n\x0fShutdownRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"\x0f\n\rShutdownReply\"\'\n\x12\x43loseServerRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"\x12\n\x10\x43loseServerReply\"$\n\x0fSettingsRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"&\n\rSettingsReply\x12\x15\n\rsettings_json\x18\x01 \x01(\t\"$\n\x0f\x44\x65scribeRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"k\n\rDescribeReply\x12\x17\n\x0f\x66ile_descriptor\x18\x01 \x01(\x0c\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x30\n\tfunctions\x18\x03 \x03(\x0b\x32\x1d.rpc_parallel.v1.FunctionKind\"v\n\x0c\x46unctionKind\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x15\n\rupdates_param\x18\x04 \x01(\t\x12\x11\n\tdefaulted\x18\x05 \x03(\t\x12\x10\n\x08\x64\x65\x66\x61ults\x18\x06 \x01(\x0c\"!\n\x0cWatchRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"\x0c\n\nWatchEvent\";\n\x0cPipelineCall\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x0f\n\x07request\x18\x03 \x01(\x0c\"@\n\x10PipelineRequests\x12,\n\x05\x63\x61lls\x18\x01 \x03(\x0b\x32\x1d.rpc_parallel.v1.PipelineCall\"d\n\x0ePipelineResult\x12\n\n\x02id\x18\x01 \x01(\x04\x12\r\n\x05reply\x18\x02 \x01(\x0c\x12\x0c\n\x04more\x18\x03 \x01(\x08\x12)\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x1a.rpc_parallel.v1.ErrorInfo\"C\n\x0fPipelineReplies\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.rpc_parallel.v1.PipelineResult*~\n\nShutdownOn\x12#\n\x1fSHUTDOWN_ON_HEARTBEATER_TIMEOUT\x10\x00\x12!\n\x1dSHUTDOWN_ON_CONNECTION_CLOSED\x10\x01\x12(\n$SHUTDOWN_ON_CALLED_SHUTDOWN_FUNCTION\x10\x02\x32\x98\x05\n\x07\x43ontrol\x12R\n\nInitWorker\x12\".rpc_parallel.v1.InitWorkerRequest\x1a .rpc_parallel.v1.InitWorkerReply\x12\\\n\x0eOpenConnection\x12&.rpc_parallel.v1.OpenConnectionRequest\x1a .rpc_parallel.v1.ConnectionEvent0\x01\x12L\n\x08Shutdown\x12 .rpc_parallel.v1.ShutdownRequest\x1a\x1e.rpc_parallel.v1.ShutdownReply\x12U\n\x0b\x43loseServer\x12#.rpc_parallel.v1.CloseServerRequest\x1a!.rpc_parallel.v1.CloseServerReply\x12L\n\x08Settings\x12 .rpc_parallel.v1.SettingsRequest\x1a\x1e.rpc_parallel.v1.SettingsReply\x12L\n\x08\x44\x65scribe\x12 .rpc_parallel.v1.DescribeRequest\x1a\x1e.rpc_parallel.v1.DescribeReply\x12\x45\n\x05Watch\x12\x1d.rpc_parallel.v1.WatchRequest\x1a\x1b.rpc_parallel.v1.WatchEvent0\x01\x12S\n\x08Pipeline\x12!.rpc_parallel.v1.PipelineRequests\x1a .rpc_parallel.v1.PipelineReplies(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'rpc_parallel._proto.control_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SHUTDOWNON']._serialized_start=951
-  _globals['_SHUTDOWNON']._serialized_end=1077
-  _globals['_INITWORKERREQUEST']._serialized_start=55
-  _globals['_INITWORKERREQUEST']._serialized_end=184
-  _globals['_INITWORKERREPLY']._serialized_start=186
-  _globals['_INITWORKERREPLY']._serialized_end=203
-  _globals['_OPENCONNECTIONREQUEST']._serialized_start=206
-  _globals['_OPENCONNECTIONREQUEST']._serialized_end=339
-  _globals['_FUNCTIONFINGERPRINT']._serialized_start=341
-  _globals['_FUNCTIONFINGERPRINT']._serialized_end=397
-  _globals['_CONNECTIONEVENT']._serialized_start=399
-  _globals['_CONNECTIONEVENT']._serialized_end=439
-  _globals['_SHUTDOWNREQUEST']._serialized_start=441
-  _globals['_SHUTDOWNREQUEST']._serialized_end=477
-  _globals['_SHUTDOWNREPLY']._serialized_start=479
-  _globals['_SHUTDOWNREPLY']._serialized_end=494
-  _globals['_CLOSESERVERREQUEST']._serialized_start=496
-  _globals['_CLOSESERVERREQUEST']._serialized_end=535
-  _globals['_CLOSESERVERREPLY']._serialized_start=537
-  _globals['_CLOSESERVERREPLY']._serialized_end=555
-  _globals['_SETTINGSREQUEST']._serialized_start=557
-  _globals['_SETTINGSREQUEST']._serialized_end=593
-  _globals['_SETTINGSREPLY']._serialized_start=595
-  _globals['_SETTINGSREPLY']._serialized_end=633
-  _globals['_DESCRIBEREQUEST']._serialized_start=635
-  _globals['_DESCRIBEREQUEST']._serialized_end=671
-  _globals['_DESCRIBEREPLY']._serialized_start=673
-  _globals['_DESCRIBEREPLY']._serialized_end=780
-  _globals['_FUNCTIONKIND']._serialized_start=782
-  _globals['_FUNCTIONKIND']._serialized_end=900
-  _globals['_WATCHREQUEST']._serialized_start=902
-  _globals['_WATCHREQUEST']._serialized_end=935
-  _globals['_WATCHEVENT']._serialized_start=937
-  _globals['_WATCHEVENT']._serialized_end=949
-  _globals['_CONTROL']._serialized_start=1080
-  _globals['_CONTROL']._serialized_end=1659
+  _globals['_SHUTDOWNON']._serialized_start=1283
+  _globals['_SHUTDOWNON']._serialized_end=1409
+  _globals['_INITWORKERREQUEST']._serialized_start=89
+  _globals['_INITWORKERREQUEST']._serialized_end=218
+  _globals['_INITWORKERREPLY']._serialized_start=220
+  _globals['_INITWORKERREPLY']._serialized_end=237
+  _globals['_OPENCONNECTIONREQUEST']._serialized_start=240
+  _globals['_OPENCONNECTIONREQUEST']._serialized_end=373
+  _globals['_FUNCTIONFINGERPRINT']._serialized_start=375
+  _globals['_FUNCTIONFINGERPRINT']._serialized_end=431
+  _globals['_CONNECTIONEVENT']._serialized_start=433
+  _globals['_CONNECTIONEVENT']._serialized_end=473
+  _globals['_SHUTDOWNREQUEST']._serialized_start=475
+  _globals['_SHUTDOWNREQUEST']._serialized_end=511
+  _globals['_SHUTDOWNREPLY']._serialized_start=513
+  _globals['_SHUTDOWNREPLY']._serialized_end=528
+  _globals['_CLOSESERVERREQUEST']._serialized_start=530
+  _globals['_CLOSESERVERREQUEST']._serialized_end=569
+  _globals['_CLOSESERVERREPLY']._serialized_start=571
+  _globals['_CLOSESERVERREPLY']._serialized_end=589
+  _globals['_SETTINGSREQUEST']._serialized_start=591
+  _globals['_SETTINGSREQUEST']._serialized_end=627
+  _globals['_SETTINGSREPLY']._serialized_start=629
+  _globals['_SETTINGSREPLY']._serialized_end=667
+  _globals['_DESCRIBEREQUEST']._serialized_start=669
+  _globals['_DESCRIBEREQUEST']._serialized_end=705
+  _globals['_DESCRIBEREPLY']._serialized_start=707
+  _globals['_DESCRIBEREPLY']._serialized_end=814
+  _globals['_FUNCTIONKIND']._serialized_start=816
+  _globals['_FUNCTIONKIND']._serialized_end=934
+  _globals['_WATCHREQUEST']._serialized_start=936
+  _globals['_WATCHREQUEST']._serialized_end=969
+  _globals['_WATCHEVENT']._serialized_start=971
+  _globals['_WATCHEVENT']._serialized_end=983
+  _globals['_PIPELINECALL']._serialized_start=985
+  _globals['_PIPELINECALL']._serialized_end=1044
+  _globals['_PIPELINEREQUESTS']._serialized_start=1046
+  _globals['_PIPELINEREQUESTS']._serialized_end=1110
+  _globals['_PIPELINERESULT']._serialized_start=1112
+  _globals['_PIPELINERESULT']._serialized_end=1212
+  _globals['_PIPELINEREPLIES']._serialized_start=1214
+  _globals['_PIPELINEREPLIES']._serialized_end=1281
+  _globals['_CONTROL']._serialized_start=1412
+  _globals['_CONTROL']._serialized_end=2076
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,4 @@
+from rpc_parallel._proto import errors_pb2 as _errors_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -131,3 +132,37 @@ class WatchRequest(_message.Message):
 class WatchEvent(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class PipelineCall(_message.Message):
+    __slots__ = ("id", "method", "request")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    method: str
+    request: bytes
+    def __init__(self, id: _Optional[int] = ..., method: _Optional[str] = ..., request: _Optional[bytes] = ...) -> None: ...
+
+class PipelineRequests(_message.Message):
+    __slots__ = ("calls",)
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    calls: _containers.RepeatedCompositeFieldContainer[PipelineCall]
+    def __init__(self, calls: _Optional[_Iterable[_Union[PipelineCall, _Mapping]]] = ...) -> None: ...
+
+class PipelineResult(_message.Message):
+    __slots__ = ("id", "reply", "more", "error")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REPLY_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    reply: bytes
+    more: bool
+    error: _errors_pb2.ErrorInfo
+    def __init__(self, id: _Optional[int] = ..., reply: _Optional[bytes] = ..., more: _Optional[bool] = ..., error: _Optional[_Union[_errors_pb2.ErrorInfo, _Mapping]] = ...) -> None: ...
+
+class PipelineReplies(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[PipelineResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[PipelineResult, _Mapping]]] = ...) -> None: ...

@@ -69,6 +69,11 @@ class ControlStub:
                 request_serializer=rpc__parallel_dot___proto_dot_control__pb2.WatchRequest.SerializeToString,
                 response_deserializer=rpc__parallel_dot___proto_dot_control__pb2.WatchEvent.FromString,
                 _registered_method=True)
+        self.Pipeline = channel.stream_stream(
+                '/rpc_parallel.v1.Control/Pipeline',
+                request_serializer=rpc__parallel_dot___proto_dot_control__pb2.PipelineRequests.SerializeToString,
+                response_deserializer=rpc__parallel_dot___proto_dot_control__pb2.PipelineReplies.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -126,6 +131,15 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Pipeline(self, request_iterator, context):
+        """The `rpc` calls that `submit` makes on a connection, multiplexed on one stream (carries
+        `rpcpar-conn` like any call of the connection): calls go in batches, their replies come back
+        in batches as they finish, in any order. Each call behaves as a unary call of its method.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -163,6 +177,11 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.Watch,
                     request_deserializer=rpc__parallel_dot___proto_dot_control__pb2.WatchRequest.FromString,
                     response_serializer=rpc__parallel_dot___proto_dot_control__pb2.WatchEvent.SerializeToString,
+            ),
+            'Pipeline': grpc.stream_stream_rpc_method_handler(
+                    servicer.Pipeline,
+                    request_deserializer=rpc__parallel_dot___proto_dot_control__pb2.PipelineRequests.FromString,
+                    response_serializer=rpc__parallel_dot___proto_dot_control__pb2.PipelineReplies.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -354,6 +373,33 @@ class Control:
             '/rpc_parallel.v1.Control/Watch',
             rpc__parallel_dot___proto_dot_control__pb2.WatchRequest.SerializeToString,
             rpc__parallel_dot___proto_dot_control__pb2.WatchEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Pipeline(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/rpc_parallel.v1.Control/Pipeline',
+            rpc__parallel_dot___proto_dot_control__pb2.PipelineRequests.SerializeToString,
+            rpc__parallel_dot___proto_dot_control__pb2.PipelineReplies.FromString,
             options,
             channel_credentials,
             insecure,

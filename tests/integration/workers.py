@@ -116,3 +116,42 @@ class Where(rp.Worker):
     @rp.one_way
     def exit(self, code: int) -> None:
         os._exit(code)
+
+
+class Calls(rp.Worker):
+    """Pipelined calls (``submit``): connection state, errors, sizes, a gate to hold calls in flight."""
+
+    def init_worker_state(self, arg: None) -> None:
+        self.gate = threading.Event()
+
+    def init_connection_state(self, tag: str) -> str:
+        return tag
+
+    @rp.rpc
+    def tagged(self, x: int) -> str:
+        return f"{self.connection_state}:{x}"
+
+    @rp.rpc
+    def fail(self, message: str) -> int:
+        raise ValueError(message)
+
+    @rp.rpc
+    def make(self, n: int) -> bytes:
+        return bytes(range(256)) * (n // 256) + b"z" * (n % 256)
+
+    @rp.rpc
+    def size(self, data: bytes) -> int:
+        return len(data)
+
+    @rp.rpc
+    def held(self) -> int:
+        self.gate.wait(60)
+        return 1
+
+    @rp.rpc
+    def release(self) -> None:
+        self.gate.set()
+
+    @rp.rpc
+    async def later(self, x: int) -> int:
+        return x * 2

@@ -43,7 +43,8 @@ function lookup(root, dotted) {
 function loadService(protoFile, serviceName) {
   const definition = protoLoader.loadSync(protoFile, {
     ...LOADER_OPTIONS,
-    includeDirs: [path.dirname(protoFile)],
+    // control.proto imports rpc_parallel/_proto/errors.proto: the proto/ root is an include path too
+    includeDirs: [path.dirname(protoFile), path.resolve(path.dirname(protoFile), '..', '..')],
   });
   const Service = lookup(grpc.loadPackageDefinition(definition), serviceName);
   if (typeof Service !== 'function') throw new Error(`no service ${serviceName} in ${protoFile}`);
