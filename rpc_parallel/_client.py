@@ -13,9 +13,10 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 import grpc
+from google.protobuf.message import DecodeError
 
-from ._codec import MethodCodec, ServiceCodec, codec_for
-from ._errors import ConnectionClosedError, MessageTooLargeError, WorkerConnectionError
+from ._codec import MethodCodec, ServiceCodec, codec_for, wire, wire_size
+from ._errors import ConnectionClosedError, MessageTooLargeError, ProtocolError, WorkerConnectionError
 from ._function import (
     DirectPipeFunction,
     Function,
@@ -31,7 +32,7 @@ from ._handle import WorkerHandle
 from ._pipeline import MAX_REQUEST as PIPELINE_MAX_REQUEST, MIN_LIMIT as PIPELINE_MIN_LIMIT, Pipeline
 from ._pipes import Closed, DirectPipeId, Update
 from ._proto import control_pb2, control_pb2_grpc
-from ._server import CONN_KEY, TOKEN_KEY, fingerprint_messages
+from ._server import CONN_KEY, SPLICED_CALL, TOKEN_KEY, fingerprint_messages
 from ._settings import RpcSettings, grpc_options
 from .codegen._model import ServiceSpec
 from .codegen._schema import service_spec
@@ -41,6 +42,9 @@ __all__ = ("Connection", "Pipe", "connect", "shutdown_worker")
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
+# an rpc whose large bytes values add up to this much goes as Spliced/Call (no copies of them); a
+# smaller one is cheaper copied into one message than streamed (a stream costs gRPC a thread)
+_SPLICED_CALL_MIN = 1 << 20
 S = TypeVar("S")
 U = TypeVar("U")
 _BATCH = 4096
@@ -171,6 +175,7 @@ class Connection:
         self._direct_ids = itertools.count(1)
         self._closed_event = threading.Event()
         self._closing = False
+        self._spliced: Any = None
         self._pipeline: Pipeline | None = None
         self._pipeline_lock = threading.Lock()
         self._pipelined = handle.settings.max_message_size >= PIPELINE_MIN_LIMIT
@@ -228,12 +233,32 @@ class Connection:
     def _encode(self, m: _Method, values: list[Any]) -> bytes:
         """The request message of bound ``values``; too large for the worker is an error here."""
         data = m.codec.encode_request(values)
-        limit = self.handle.settings.max_message_size
-        if len(data) > limit:
-            raise MessageTooLargeError(
-                f"the arguments of {m.name} encode to {len(data)} bytes, over max_message_size {limit}",
-                size=len(data), limit=limit)
+        self._check_size(m, len(data))
         return data
+
+    def _check_size(self, m: _Method, size: int) -> None:
+        limit = self.handle.settings.max_message_size
+        if size > limit:
+            raise MessageTooLargeError(
+                f"the arguments of {m.name} encode to {size} bytes, over max_message_size {limit}",
+                size=size, limit=limit)
+
+    def _run_spliced(self, m: _Method, rest: bytes, taken: list[tuple[int, bytes]]) -> Any:
+        """An rpc whose large ``bytes`` values travel unframed beside its message (Spliced/Call):
+        no copy of them on either side, where a message would need one per side."""
+        header = control_pb2.SplicedHeader(method=m.rpc_name, message=rest, fields=[n for n, _ in taken])
+        if self._spliced is None:
+            self._spliced = self._channel.stream_stream(SPLICED_CALL, None, None)
+        call = self._spliced(iter([header.SerializeToString(), *(v for _, v in taken)]), metadata=self._md)
+        try:
+            reply = control_pb2.SplicedHeader.FromString(next(call))
+            found = {number: next(call) for number in reply.fields}
+        except grpc.RpcError as exc:
+            raise map_rpc_error(exc, worker=self._label) from None
+        except (StopIteration, DecodeError) as exc:
+            call.cancel()
+            raise ProtocolError(f"{self._label} sent a malformed reply to {m.name}: {exc!r}") from None
+        return m.codec.decode_result_parts(reply.message, found)
 
     @overload
     def run(self, f: RpcFunction[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
@@ -254,9 +279,16 @@ class Connection:
         m = self._method(f)
         kind = m.kind
         if kind is Kind.RPC:
-            data = self._request(m, args, kwargs)
+            rest, taken = m.codec.encode_request_parts(m.codec.bind(args, kwargs))
+            if taken:
+                self._check_size(m, wire_size(rest, taken))
+                if sum(len(v) for _, v in taken) >= _SPLICED_CALL_MIN:
+                    return self._run_spliced(m, rest, taken)
+                rest = b"".join((rest, *wire(taken)))
+            else:
+                self._check_size(m, len(rest))
             try:
-                return m.codec.decode_result(m.call(data, metadata=self._md))
+                return m.codec.decode_result(m.call(rest, metadata=self._md))
             except grpc.RpcError as exc:
                 raise map_rpc_error(exc, worker=self._label) from None
         if kind is Kind.ONE_WAY:

@@ -650,10 +650,10 @@ class _Splice:
         self.slots = tuple(fields)  # (index in the values, field number)
         self.numbers = {number: index for index, number in fields}
 
-    def take(self, values: Sequence[Any]) -> tuple[list[Any], list[bytes]] | None:
-        """The values with the large ones replaced by ``b""``, and those as wire chunks to append
-        to the message (None: no value is large)."""
-        chunks: list[bytes] = []
+    def take(self, values: Sequence[Any]) -> tuple[list[Any], list[tuple[int, bytes]]] | None:
+        """The values with the large ones replaced by ``b""``, and those as (field number, value)
+        (None: no value is large)."""
+        taken: list[tuple[int, bytes]] = []
         rest: list[Any] | None = None
         for index, number in self.slots:
             v = values[index]
@@ -661,10 +661,16 @@ class _Splice:
                 if rest is None:
                     rest = list(values)
                 rest[index] = b""
-                chunks += (_varint(number << 3 | 2), _varint(len(v)), v)
-                if not _allocator_warm and len(v) >= _ALLOCATOR_WARM_AT:
-                    _warm_allocator()
-        return None if rest is None else (rest, chunks)
+                taken.append((number, v))
+        return None if rest is None else (rest, taken)
+
+    def put_back(self, values: list[Any], found: Mapping[int, bytes]) -> list[Any]:
+        """``values`` with the large values ``found`` (by field number) in their places."""
+        numbers = self.numbers
+        for number, value in found.items():
+            values[numbers[number]] = value
+        return values
+
 
     def cut(self, data: bytes) -> tuple[bytes, dict[int, bytes]]:
         """``data`` without its large spliced fields, and those fields' values by index."""
@@ -700,6 +706,22 @@ class _Splice:
             return data, {}
         keep.append(view[start:])
         return b"".join(keep), found
+
+
+def wire(taken: Sequence[tuple[int, bytes]]) -> list[bytes]:
+    """Large values taken out of a message as the wire chunks that append them to it (one copy
+    each, when joined; warms the allocator first, see above)."""
+    chunks: list[bytes] = []
+    for number, v in taken:
+        chunks += (_varint(number << 3 | 2), _varint(len(v)), v)
+        if not _allocator_warm and len(v) >= _ALLOCATOR_WARM_AT:
+            _warm_allocator()
+    return chunks
+
+
+def wire_size(rest: bytes, taken: Sequence[tuple[int, bytes]]) -> int:
+    """The size of the message ``rest`` with the large values ``taken`` appended."""
+    return len(rest) + sum(len(_varint(number << 3 | 2)) + len(_varint(len(v))) + len(v) for number, v in taken)
 
 
 def _read_varint(view: memoryview, pos: int) -> tuple[int, int]:
@@ -815,7 +837,25 @@ class _Value:
             raise e.error(self.function, part.label, part.root, part.declared) from None
         taken = self.splice.take((value,)) if self.splice is not None else None
         if taken is not None:
-            return b"".join(taken[1])
+            return b"".join(wire(taken[1]))
+        return self._serialize(part, value)
+
+    def encode_parts(self, value: Any) -> tuple[bytes, list[tuple[int, bytes]]]:
+        """``encode(value)`` as a message and the large ``bytes`` values taken out of it (by field
+        number), which travel unframed beside it."""
+        taken = self.splice.take((value,)) if self.splice is not None else None
+        if taken is None:
+            return self.encode(value), []
+        return b"", taken[1]
+
+    def decode_parts(self, rest: bytes, found: Mapping[int, bytes]) -> Any:
+        """The value of ``encode_parts``'s message and large values."""
+        if found:
+            ((_, value),) = found.items()
+            return value
+        return self.decode(rest)
+
+    def _serialize(self, part: _Part, value: Any) -> bytes:
         m = self.cls()
         try:
             part.put(m, value)
@@ -919,8 +959,9 @@ class MethodCodec:
             self._encode_updates, self._decode_updates = updates.encode, updates.decode
             self._updates_elem = updates.declared
         response = spec.response
+        self._result: _Value | None = None
         if kind in (Kind.RPC, Kind.REVERSE_PIPE, Kind.ONE_WAY):
-            result = _Value(compiler, response, "value", qn, "result")
+            result = self._result = _Value(compiler, response, "value", qn, "result")
             self._encode_result, self._decode_result = result.encode, result.decode
         elif kind in (Kind.PIPE, Kind.DIRECT_PIPE):
             items = _Batch(compiler, response, "items", qn, "item")
@@ -1004,12 +1045,18 @@ class MethodCodec:
     def encode_request(self, values: Sequence[Any]) -> bytes:
         """The request message for bound ``values`` (one per parameter, as ``bind`` returns them;
         a reverse pipe's updates slot is ignored: its items go in ``encode_updates`` batches)."""
+        rest, taken = self.encode_request_parts(values)
+        return b"".join((rest, *wire(taken))) if taken else rest
+
+    def encode_request_parts(self, values: Sequence[Any]) -> tuple[bytes, list[tuple[int, bytes]]]:
+        """``encode_request(values)`` as a message and the large ``bytes`` values taken out of it
+        (by field number), which can travel unframed beside it."""
         if len(values) != len(self._parts):
             raise ValueError(f"{self.qualname}: expected {len(self._parts)} values, got {len(values)}")
         taken = self._splice.take(values) if self._splice is not None else None
-        chunks: Sequence[bytes] = ()
+        large: list[tuple[int, bytes]] = []
         if taken is not None:
-            values, chunks = taken
+            values, large = taken
         m = self._request_cls()
         p: _Part | None = None
         try:
@@ -1018,9 +1065,16 @@ class MethodCodec:
         except Exception as exc:
             assert p is not None
             raise _encode_error(self.qualname, p.label, exc) from exc
-        if chunks:
-            return b"".join((m.SerializeToString(), *chunks))
-        return m.SerializeToString()
+        return m.SerializeToString(), large
+
+    def decode_request_parts(self, rest: bytes, found: Mapping[int, bytes]) -> list[Any]:
+        """The parameter values of ``encode_request_parts``'s message and large values."""
+        values = self._decode_request(rest)
+        if found:
+            if self._splice is None or not set(found) <= set(self._splice.numbers):
+                raise ProtocolError(f"{self._request_what}: no large bytes fields {sorted(found)}")
+            self._splice.put_back(values, found)
+        return values
 
     def encode_defaults(self) -> tuple[list[str], bytes]:
         """The parameters with a Python default, and a request message holding only those defaults
@@ -1059,6 +1113,18 @@ class MethodCodec:
     def decode_result(self, data: bytes) -> Any:
         """The result carried by an rpc/reverse_pipe/one_way response."""
         return self._decode_result(data)
+
+    def encode_result_parts(self, value: Any) -> tuple[bytes, list[tuple[int, bytes]]]:
+        """``encode_result(value)`` as a message and the large ``bytes`` value taken out of it."""
+        if self._result is None:
+            return self._encode_result(value), []  # refuses
+        return self._result.encode_parts(value)
+
+    def decode_result_parts(self, rest: bytes, found: Mapping[int, bytes]) -> Any:
+        """The result of ``encode_result_parts``'s message and large value."""
+        if self._result is None:
+            return self._decode_result(rest)  # refuses
+        return self._result.decode_parts(rest, found)
 
     def encode_items(self, items: Sequence[Any]) -> bytes:
         """A pipe/direct_pipe response message carrying a batch of items (type-checked)."""

@@ -18,9 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from . import _pipeline as pipeline
-from ._codec import MethodCodec, codec_for
+from ._codec import MethodCodec, codec_for, wire_size
 from ._errors import ProtocolError
 from ._function import Kind
 from ._grpc_errors import Kind as ErrKind, abort, error_info
@@ -35,10 +36,12 @@ from .codegen._descriptor import file_descriptor
 from .codegen._model import MethodSpec, ServiceSpec, differing_functions
 from .codegen._schema import file_spec, service_spec
 
-__all__ = ("CONN_KEY", "TOKEN_KEY", "WorkerServer", "fingerprint_messages", "token_interceptor")
+__all__ = ("CONN_KEY", "SPLICED_CALL", "TOKEN_KEY", "WorkerServer", "fingerprint_messages", "token_interceptor")
 
 TOKEN_KEY = "rpcpar-token"
 CONN_KEY = "rpcpar-conn"
+SPLICED_SERVICE = "rpc_parallel.v1.Spliced"
+SPLICED_CALL = f"/{SPLICED_SERVICE}/Call"
 _MAX_THREADS = 512
 if TYPE_CHECKING:  # generic only in the type stubs
     _HandlerBase = grpc.RpcMethodHandler[Any, Any]
@@ -165,7 +168,9 @@ class WorkerServer:
             for m in self.spec.methods if m.kind is Kind.RPC}
         service = grpc.method_handlers_generic_handler(self.spec.full_name, {
             m.rpc_name: handlers[self.spec.method_path(m)] for m in self.spec.methods})
-        self.server.add_generic_rpc_handlers((service,))
+        spliced = grpc.method_handlers_generic_handler(SPLICED_SERVICE, {
+            "Call": grpc.stream_stream_rpc_method_handler(self._spliced)})
+        self.server.add_generic_rpc_handlers((service, spliced))
         control_pb2_grpc.add_ControlServicer_to_server(_Control(self), self.server)
         self._socket_dir = tempfile.mkdtemp(prefix="rpcpar-") if unix_socket else None  # mkdtemp: mode 0700
         if self._socket_dir is not None:
@@ -308,6 +313,36 @@ class WorkerServer:
             return self._encode_result(codec, value, context)
 
         return behavior
+
+    def _spliced(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+        """``Spliced/Call``: an rpc whose large ``bytes`` values travel unframed (control.proto,
+        SplicedHeader), so neither side copies them; otherwise the unary call of its method."""
+        try:
+            header = control_pb2.SplicedHeader.FromString(next(requests))
+            found = {number: next(requests) for number in header.fields}
+        except (StopIteration, DecodeError) as exc:
+            abort(context, self.info(ProtocolError(f"malformed spliced call: {exc!r}"), ErrKind.BAD_REQUEST))
+        entry = self.pipeline_methods.get(header.method)
+        if entry is None:
+            abort(context, self.info(LookupError(f"no rpc function with method {header.method!r}"),
+                                     ErrKind.BAD_REQUEST))
+        codec, impl = entry
+        state = self.state_for(context)
+        try:
+            args = codec.decode_request_parts(header.message, found)
+        except Exception as exc:
+            abort(context, self.info(exc, ErrKind.BAD_REQUEST))
+        try:
+            rest, taken = codec.encode_result_parts(self.call(impl, state, args))
+        except (Exception, SystemExit) as exc:
+            self._raised(exc, context)
+        size, limit = wire_size(rest, taken), self.settings.max_message_size
+        if size > limit:
+            abort(context, self.info(ValueError(f"result of {size} bytes exceeds max_message_size {limit}"),
+                                     ErrKind.TOO_LARGE, size=size, limit=limit))
+        yield control_pb2.SplicedHeader(message=rest, fields=[number for number, _ in taken]).SerializeToString()
+        for _, value in taken:
+            yield value
 
     def _run_one_way(self, impl: Callable[..., Any], state: Any, args: list[Any]) -> None:
         try:

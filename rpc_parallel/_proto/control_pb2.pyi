@@ -166,3 +166,13 @@ class PipelineReplies(_message.Message):
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[PipelineResult]
     def __init__(self, results: _Optional[_Iterable[_Union[PipelineResult, _Mapping]]] = ...) -> None: ...
+
+class SplicedHeader(_message.Message):
+    __slots__ = ("method", "message", "fields")
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    method: str
+    message: bytes
+    fields: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, method: _Optional[str] = ..., message: _Optional[bytes] = ..., fields: _Optional[_Iterable[int]] = ...) -> None: ...

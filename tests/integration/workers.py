@@ -144,6 +144,14 @@ class Calls(rp.Worker):
         return len(data)
 
     @rp.rpc
+    def concat(self, a: bytes, sep: str, b: bytes) -> bytes:
+        return a + sep.encode() + b
+
+    @rp.rpc
+    def reject(self, data: bytes) -> int:
+        raise ValueError(f"rejected {len(data)} bytes from {self.connection_state}")
+
+    @rp.rpc
     def held(self) -> int:
         self.gate.wait(60)
         return 1

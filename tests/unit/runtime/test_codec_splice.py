@@ -11,7 +11,7 @@ import sys
 import pytest
 
 import rpc_parallel as rp
-from rpc_parallel._codec import _SPLICE_MIN, MethodCodec, codec_for, message_classes
+from rpc_parallel._codec import _SPLICE_MIN, MethodCodec, codec_for, message_classes, wire, wire_size
 from rpc_parallel.codegen._schema import file_spec
 
 from .codec_bytes_decls import Bytesy
@@ -51,6 +51,33 @@ def test_results_round_trip(put: MethodCodec) -> None:
     response = message_classes(file_spec(Bytesy.__module__))["BytesyPutResponse"]
     assert response.FromString(wire).value == BIG
     assert put.decode_result(response(value=BIG).SerializeToString()) == BIG
+
+
+@pytest.mark.parametrize("data,more", [(BIG, b"small"), (b"small", BIG), (BIG, OTHER), (b"", b"")])
+def test_parts_are_the_message_and_its_large_values_unframed(put: MethodCodec, data: bytes, more: bytes) -> None:
+    values = [-5, data, "héllo", more]
+    rest, taken = put.encode_request_parts(values)
+    assert all(value is values[1] or value is values[3] for _, value in taken)  # the caller's objects: no copy
+    assert b"".join((rest, *wire(taken))) == put.encode_request(values)
+    assert wire_size(rest, taken) == len(put.encode_request(values))
+    assert put.decode_request_parts(rest, dict(taken)) == values
+    fields = _request_cls().DESCRIPTOR.fields_by_name
+    large = [fields[name].number for name, v in (("data", data), ("more", more)) if len(v) >= _SPLICE_MIN]
+    assert [n for n, _ in taken] == large and len(rest) < _SPLICE_MIN
+
+
+def test_result_parts(put: MethodCodec) -> None:
+    rest, taken = put.encode_result_parts(BIG)
+    assert (rest, taken) == (b"", [(1, BIG)]) and taken[0][1] is BIG
+    assert put.decode_result_parts(rest, dict(taken)) == BIG
+    small_rest, none = put.encode_result_parts(b"abc")
+    assert none == [] and put.decode_result_parts(small_rest, {}) == b"abc"
+
+
+def test_large_values_for_fields_that_are_not_large_bytes_ones_are_refused(put: MethodCodec) -> None:
+    rest, _ = put.encode_request_parts([1, b"", "t", b""])
+    with pytest.raises(rp.ProtocolError):
+        put.decode_request_parts(rest, {3: b"x" * 10})
 
 
 def test_optional_and_repeated_bytes_take_the_protobuf_path() -> None:
