@@ -32,7 +32,15 @@ from ._handle import WorkerHandle
 from ._pipeline import MAX_REQUEST as PIPELINE_MAX_REQUEST, MIN_LIMIT as PIPELINE_MIN_LIMIT, Pipeline
 from ._pipes import Closed, DirectPipeId, Update
 from ._proto import control_pb2, control_pb2_grpc
-from ._server import CONN_KEY, SPLICED_CALL, TOKEN_KEY, fingerprint_messages
+from ._server import (
+    CONN_KEY,
+    SPLICED_CALL,
+    SPLICED_HEADER_MAX,
+    SPLICED_KEY,
+    SPLICED_ONE,
+    TOKEN_KEY,
+    fingerprint_messages,
+)
 from ._settings import RpcSettings, grpc_options
 from .codegen._model import ServiceSpec
 from .codegen._schema import service_spec
@@ -176,6 +184,7 @@ class Connection:
         self._closed_event = threading.Event()
         self._closing = False
         self._spliced: Any = None
+        self._spliced_one: Any = None
         self._pipeline: Pipeline | None = None
         self._pipeline_lock = threading.Lock()
         self._pipelined = handle.settings.max_message_size >= PIPELINE_MIN_LIMIT
@@ -247,6 +256,8 @@ class Connection:
         """An rpc whose large ``bytes`` values travel unframed beside its message (Spliced/Call):
         no copy of them on either side, where a message would need one per side."""
         header = control_pb2.SplicedHeader(method=m.rpc_name, message=rest, fields=[n for n, _ in taken])
+        if len(taken) == 1 and len(rest) <= SPLICED_HEADER_MAX:
+            return self._run_spliced_one(m, header, taken[0][1])
         if self._spliced is None:
             self._spliced = self._channel.stream_stream(SPLICED_CALL, None, None)
         call = self._spliced(iter([header.SerializeToString(), *(v for _, v in taken)]), metadata=self._md)
@@ -259,6 +270,27 @@ class Connection:
             call.cancel()
             raise ProtocolError(f"{self._label} sent a malformed reply to {m.name}: {exc!r}") from None
         return m.codec.decode_result_parts(reply.message, found)
+
+    def _run_spliced_one(self, m: _Method, header: control_pb2.SplicedHeader, value: bytes) -> Any:
+        """One large value: a unary call (Spliced/One), the header in metadata. Unlike a stream, it
+        copies the value into gRPC on this thread, as a plain unary call does."""
+        if self._spliced_one is None:
+            self._spliced_one = self._channel.unary_unary(SPLICED_ONE, None, None)
+        try:
+            reply, call = self._spliced_one.with_call(
+                value, metadata=(*self._md, (SPLICED_KEY, header.SerializeToString())))
+        except grpc.RpcError as exc:
+            raise map_rpc_error(exc, worker=self._label) from None
+        raw = next((v for k, v in call.trailing_metadata() or () if k == SPLICED_KEY), None)
+        if raw is None:
+            raise ProtocolError(f"{self._label} sent a reply to {m.name} without its spliced header")
+        if not raw:  # the reply is the whole result message
+            return m.codec.decode_result(reply)
+        try:
+            result = control_pb2.SplicedHeader.FromString(raw)
+        except DecodeError as exc:
+            raise ProtocolError(f"{self._label} sent a malformed reply to {m.name}: {exc!r}") from None
+        return m.codec.decode_result_parts(result.message, dict.fromkeys(result.fields, reply))
 
     @overload
     def run(self, f: RpcFunction[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...

@@ -21,7 +21,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from . import _pipeline as pipeline
-from ._codec import MethodCodec, codec_for, wire_size
+from ._codec import MethodCodec, codec_for, wire, wire_size
 from ._errors import ProtocolError
 from ._function import Kind
 from ._grpc_errors import Kind as ErrKind, abort, error_info
@@ -36,12 +36,15 @@ from .codegen._descriptor import file_descriptor
 from .codegen._model import MethodSpec, ServiceSpec, differing_functions
 from .codegen._schema import file_spec, service_spec
 
-__all__ = ("CONN_KEY", "SPLICED_CALL", "TOKEN_KEY", "WorkerServer", "fingerprint_messages", "token_interceptor")
+__all__ = ("CONN_KEY", "SPLICED_CALL", "SPLICED_HEADER_MAX", "SPLICED_KEY", "SPLICED_ONE", "TOKEN_KEY", "WorkerServer", "fingerprint_messages", "token_interceptor")
 
 TOKEN_KEY = "rpcpar-token"
 CONN_KEY = "rpcpar-conn"
 SPLICED_SERVICE = "rpc_parallel.v1.Spliced"
 SPLICED_CALL = f"/{SPLICED_SERVICE}/Call"
+SPLICED_ONE = f"/{SPLICED_SERVICE}/One"
+SPLICED_KEY = "rpcpar-spliced-bin"
+SPLICED_HEADER_MAX = 4096  # a header that travels in metadata (Spliced/One) stays this small
 _MAX_THREADS = 512
 if TYPE_CHECKING:  # generic only in the type stubs
     _HandlerBase = grpc.RpcMethodHandler[Any, Any]
@@ -169,7 +172,8 @@ class WorkerServer:
         service = grpc.method_handlers_generic_handler(self.spec.full_name, {
             m.rpc_name: handlers[self.spec.method_path(m)] for m in self.spec.methods})
         spliced = grpc.method_handlers_generic_handler(SPLICED_SERVICE, {
-            "Call": grpc.stream_stream_rpc_method_handler(self._spliced)})
+            "Call": grpc.stream_stream_rpc_method_handler(self._spliced),
+            "One": grpc.unary_unary_rpc_method_handler(self._spliced_one)})
         self.server.add_generic_rpc_handlers((service, spliced))
         control_pb2_grpc.add_ControlServicer_to_server(_Control(self), self.server)
         self._socket_dir = tempfile.mkdtemp(prefix="rpcpar-") if unix_socket else None  # mkdtemp: mode 0700
@@ -322,6 +326,33 @@ class WorkerServer:
             found = {number: next(requests) for number in header.fields}
         except (StopIteration, DecodeError) as exc:
             abort(context, self.info(ProtocolError(f"malformed spliced call: {exc!r}"), ErrKind.BAD_REQUEST))
+        rest, taken = self._run_spliced(header, found, context)
+        yield control_pb2.SplicedHeader(message=rest, fields=[number for number, _ in taken]).SerializeToString()
+        for _, value in taken:
+            yield value
+
+    def _spliced_one(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        """``Spliced/One``: ``Spliced/Call`` for one large value, as a unary call: the value is the
+        request, the header is in ``rpcpar-spliced-bin`` metadata; the reply is the result's large
+        value or message, its header in the same trailer."""
+        raw = next((v for k, v in context.invocation_metadata() if k == SPLICED_KEY), b"")
+        try:
+            header = control_pb2.SplicedHeader.FromString(raw if isinstance(raw, bytes) else b"")
+            if len(header.fields) != 1:
+                raise ValueError(f"{len(header.fields)} large values for Spliced/One")
+        except (DecodeError, ValueError) as exc:
+            abort(context, self.info(ProtocolError(f"malformed spliced call: {exc!r}"), ErrKind.BAD_REQUEST))
+        rest, taken = self._run_spliced(header, {header.fields[0]: request}, context)
+        if len(taken) == 1 and len(rest) <= SPLICED_HEADER_MAX:
+            context.set_trailing_metadata(((SPLICED_KEY, control_pb2.SplicedHeader(
+                message=rest, fields=[taken[0][0]]).SerializeToString()),))
+            return taken[0][1]
+        context.set_trailing_metadata(((SPLICED_KEY, b""),))
+        return b"".join((rest, *wire(taken)))
+
+    def _run_spliced(self, header: control_pb2.SplicedHeader, found: dict[int, bytes],
+                     context: grpc.ServicerContext) -> tuple[bytes, list[tuple[int, bytes]]]:
+        """Run the rpc of a spliced call; its result as a message and large values."""
         entry = self.pipeline_methods.get(header.method)
         if entry is None:
             abort(context, self.info(LookupError(f"no rpc function with method {header.method!r}"),
@@ -340,9 +371,7 @@ class WorkerServer:
         if size > limit:
             abort(context, self.info(ValueError(f"result of {size} bytes exceeds max_message_size {limit}"),
                                      ErrKind.TOO_LARGE, size=size, limit=limit))
-        yield control_pb2.SplicedHeader(message=rest, fields=[number for number, _ in taken]).SerializeToString()
-        for _, value in taken:
-            yield value
+        return rest, taken
 
     def _run_one_way(self, impl: Callable[..., Any], state: Any, args: list[Any]) -> None:
         try:

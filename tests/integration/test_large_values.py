@@ -12,7 +12,7 @@ import pytest
 import rpc_parallel as rp
 from rpc_parallel._codec import codec_for
 from rpc_parallel._proto import control_pb2
-from rpc_parallel._server import CONN_KEY, SPLICED_CALL, TOKEN_KEY
+from rpc_parallel._server import CONN_KEY, SPLICED_CALL, SPLICED_KEY, SPLICED_ONE, TOKEN_KEY
 
 from .workers import Calls
 
@@ -34,11 +34,13 @@ def test_large_values_in_and_out_equal_what_unary_calls_give(calls: rp.WorkerHan
     a, b = _pattern(2 * MiB, 1), _pattern(MiB + 77, 2)
     with Calls.connect(calls, "t") as conn:
         assert conn.run(Calls.concat, b"x", "-", b"y") == b"x-y"  # small: one unary message
-        assert conn._spliced is None
+        assert conn._spliced is None and conn._spliced_one is None
         assert conn.run(Calls.size, a) == len(a)
-        assert conn._spliced is not None  # large: went spliced
+        assert conn._spliced_one is not None and conn._spliced is None  # one large value: Spliced/One
+        assert conn.run(Calls.concat, b"", "", b) == b  # ... and a large result comes back raw
+        assert conn.run(Calls.concat, b"", "x" * 5000, b) == b"x" * 5000 + b  # a header too large for metadata
         assert conn.run(Calls.concat, a, "--", b) == a + b"--" + b  # two large values, a small one between
-        assert conn.run(Calls.concat, b"", "", b) == b
+        assert conn._spliced is not None  # went as a stream
         made = conn.run(Calls.make, 3 * MiB + 5)  # a large result comes back unframed too
         assert made == bytes(range(256)) * ((3 * MiB + 5) // 256) + b"z" * 5
         assert conn.submit(Calls.size, a).result(30) == len(a)  # submit: unary (too large to batch)
@@ -99,5 +101,12 @@ def test_malformed_spliced_calls_are_refused_and_the_worker_serves_on(calls: rp.
         with pytest.raises(grpc.RpcError) as no_token:
             list(call(iter([good, b"abc"])))
         assert no_token.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        one = channel.unary_unary(SPLICED_ONE, None, None)
+        for header in (b"", b"\xff\xff", control_pb2.SplicedHeader(method="Size", fields=[1, 1]).SerializeToString()):
+            with pytest.raises(grpc.RpcError) as err:
+                one(b"abc", metadata=(*md, (SPLICED_KEY, header)))
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, header
+        reply, done = one.with_call(b"abc", metadata=(*md, (SPLICED_KEY, good)))
+        assert (reply, dict(done.trailing_metadata())[SPLICED_KEY]) == (b"\x08\x06", b"")  # a whole message
     with opened:
         assert opened.run(Calls.size, bytes(2 * MiB)) == 2 * MiB
