@@ -154,13 +154,7 @@ class ForkServer:
                     break
                 msg = json.loads(data)
                 if msg["op"] == "exited":
-                    pid, code = msg["pid"], msg["code"]
-                    with self._procs_lock:
-                        proc = self._procs.pop(pid, None)
-                        if proc is None:
-                            self._early[pid] = code
-                    if proc is not None:
-                        proc._set_exit(code)
+                    self._pair(msg["pid"], code=msg["code"])
                 else:
                     with self._reply:
                         self._replies.append(msg)
@@ -169,6 +163,24 @@ class ForkServer:
             pass
         finally:
             self._lost()
+
+    def _pair(self, pid: int, *, proc: ForkedProcess | None = None, code: int | None = None) -> None:
+        """Match a forked process with its exit report, whichever of the two comes first (the report
+        can be read before the spawn that made the process has finished)."""
+        with self._procs_lock:
+            if proc is None:
+                proc = self._procs.pop(pid, None)
+                if proc is None:
+                    assert code is not None
+                    self._early[pid] = code
+                    return
+            else:
+                code = self._early.pop(pid, None)
+                if code is None:
+                    self._procs[pid] = proc
+                    return
+        assert code is not None
+        proc._set_exit(code)
 
     def _lost(self) -> None:
         """The server is gone (stopped, or killed): the exit statuses of its workers are lost with
@@ -181,7 +193,11 @@ class ForkServer:
             procs, self._procs = list(self._procs.values()), {}
         for proc in procs:
             threading.Thread(target=_await_pidfd, args=(proc,), daemon=True).start()
-        try:  # reap it (it exits on its own once our end is closed)
+        self._reap()
+
+    def _reap(self) -> None:
+        """Reap the server process: it exits on its own once our end is closed."""
+        try:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:
             self.proc.kill()
@@ -214,12 +230,7 @@ class ForkServer:
                 pid: int = reply["pid"]
                 proc = ForkedProcess(pid, os.fdopen(stdin_w, "wb"), os.fdopen(stderr_r, "rb"))
                 stdin_w = stderr_r = -1
-                with self._procs_lock:
-                    code = self._early.pop(pid, None)
-                    if code is None:
-                        self._procs[pid] = proc
-                if code is not None:
-                    proc._set_exit(code)
+                self._pair(pid, proc=proc)
                 return proc
         finally:
             for fd in (stdin_r, stdin_w, stderr_r, stderr_w):
@@ -234,11 +245,7 @@ class ForkServer:
         except OSError:
             pass
         self._sock.close()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        self._reap()
 
 
 def _await_pidfd(proc: ForkedProcess) -> None:

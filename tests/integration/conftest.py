@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -55,3 +56,25 @@ def no_leaks() -> Iterator[None]:
         except psutil.NoSuchProcess:
             pass
     pytest.fail(f"leaked child processes {live} / listening ports {sorted(p for p in ports if p)}")
+
+
+class Failures:
+    """An ``on_failure`` callback that records what it gets."""
+
+    def __init__(self) -> None:
+        self.got: list[BaseException] = []
+        self._called = threading.Event()
+
+    def __call__(self, exc: BaseException) -> None:
+        self.got.append(exc)
+        self._called.set()
+
+    def first(self, timeout: float = 10.0) -> BaseException:
+        """The first failure reported, waiting up to ``timeout`` for it."""
+        assert self._called.wait(timeout), f"on_failure was not called within {timeout}s"
+        return self.got[0]
+
+
+@pytest.fixture
+def failures() -> Failures:
+    return Failures()

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 import rpc_parallel as rp
 from rpc_parallel._forkserver import server_pid
 
+from .conftest import Failures
 from .workers import Where
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,15 +58,8 @@ def test_an_environment_read_at_interpreter_start_gets_a_fresh_interpreter() -> 
         plain.shutdown()
 
 
-def test_a_killed_fork_server_is_replaced_and_its_workers_go_on() -> None:
-    failures: list[BaseException] = []
-    failed = threading.Event()
-
-    def on_failure(exc: BaseException) -> None:
-        failures.append(exc)
-        failed.set()
-
-    first = Where.spawn(on_failure=on_failure)
+def test_a_killed_fork_server_is_replaced_and_its_workers_go_on(failures: Failures) -> None:
+    first = Where.spawn(on_failure=failures)
     old_server = server_pid()
     assert old_server is not None and _facts(first)[0] == old_server
     os.kill(old_server, signal.SIGKILL)
@@ -79,9 +72,9 @@ def test_a_killed_fork_server_is_replaced_and_its_workers_go_on() -> None:
         new_server = server_pid()
         assert new_server not in (None, old_server) and _facts(second)[0] == new_server
         os.kill(first.pid, signal.SIGKILL)  # its exit status died with the old server
-        assert failed.wait(10)
-        assert isinstance(failures[0], rp.WorkerCrashedError) and "unknown" in str(failures[0])
-        assert len(failures) == 1
+        exc = failures.first()
+        assert isinstance(exc, rp.WorkerCrashedError) and "unknown" in str(exc)
+        assert len(failures.got) == 1
     finally:
         second.shutdown()
 
@@ -109,23 +102,15 @@ def test_the_fork_server_exits_with_its_master(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("how", ["exit", "kill"])
-def test_exit_statuses_come_through_the_fork_server(how: str) -> None:
-    failures: list[BaseException] = []
-    failed = threading.Event()
-
-    def on_failure(exc: BaseException) -> None:
-        failures.append(exc)
-        failed.set()
-
-    h = Where.spawn(on_failure=on_failure)
+def test_exit_statuses_come_through_the_fork_server(how: str, failures: Failures) -> None:
+    h = Where.spawn(on_failure=failures)
     assert _facts(h)[0] == server_pid()
     if how == "kill":
         os.kill(h.pid, signal.SIGKILL)
     else:
         with Where.connect(h) as conn:
             conn.run(Where.exit, 7)
-    assert failed.wait(10)
-    exc = failures[0]
+    exc = failures.first()
     assert isinstance(exc, rp.WorkerCrashedError)
     assert (exc.signal, exc.exit_code) == ((signal.SIGKILL, None) if how == "kill" else (None, 7))
-    assert len(failures) == 1
+    assert len(failures.got) == 1

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +13,7 @@ import pytest
 import rpc_parallel as rp
 from rpc_parallel import _pipeline
 
+from .conftest import Failures
 from .workers import Calls
 
 
@@ -94,15 +94,8 @@ def test_closing_the_connection_fails_calls_in_flight_and_the_worker_goes_on(cal
         assert again.submit(Calls.tagged, 1).result(30) == "u:1"
 
 
-def test_a_dead_worker_fails_calls_in_flight_and_later_ones() -> None:
-    failures: list[BaseException] = []
-    crashed = threading.Event()
-
-    def on_failure(exc: BaseException) -> None:
-        failures.append(exc)
-        crashed.set()
-
-    worker = Calls.spawn(on_failure=on_failure)
+def test_a_dead_worker_fails_calls_in_flight_and_later_ones(failures: Failures) -> None:
+    worker = Calls.spawn(on_failure=failures)
     with Calls.connect(worker, "t") as conn:
         held = [conn.submit(Calls.held) for _ in range(5)]
         assert conn.submit(Calls.tagged, 1).result(30) == "t:1"
@@ -112,7 +105,7 @@ def test_a_dead_worker_fails_calls_in_flight_and_later_ones() -> None:
                 f.result(30)
         with pytest.raises(rp.RpcParallelError):
             conn.submit(Calls.tagged, 2).result(30)
-    assert crashed.wait(10) and isinstance(failures[0], rp.WorkerCrashedError)
+    assert isinstance(failures.first(), rp.WorkerCrashedError)
 
 
 def test_a_small_max_message_size_keeps_calls_unary() -> None:
