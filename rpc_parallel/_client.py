@@ -256,7 +256,7 @@ class Connection:
         """An rpc whose large ``bytes`` values travel unframed beside its message (Spliced/Call):
         no copy of them on either side, where a message would need one per side."""
         header = control_pb2.SplicedHeader(method=m.rpc_name, message=rest, fields=[n for n, _ in taken])
-        if len(taken) == 1 and len(rest) <= SPLICED_HEADER_MAX:
+        if len(taken) == 1 and header.ByteSize() <= SPLICED_HEADER_MAX:
             return self._run_spliced_one(m, header, taken[0][1])
         if self._spliced is None:
             self._spliced = self._channel.stream_stream(SPLICED_CALL, None, None)
@@ -402,7 +402,8 @@ class Connection:
             raise map_rpc_error(exc, worker=self._label) from None
 
     def submit(self, f: RpcFunction[P, R], *args: P.args, **kwargs: P.kwargs) -> concurrent.futures.Future[R]:
-        """Start an ``rpc`` call and return a future of its result (pipelines calls without threads)."""
+        """Start an ``rpc`` call and return a future of its result. Calls on a connection share one
+        stream (docs/function-kinds.md); a call on its way cannot be cancelled (``cancel()`` is False)."""
         self._check_open()
         m = self._method(f)
         if m.kind is not Kind.RPC:
@@ -411,6 +412,7 @@ class Connection:
         if self._pipelined and len(data) <= PIPELINE_MAX_REQUEST:
             return self._pipe().submit(m.rpc_name, data, m.codec.decode_result)
         result: concurrent.futures.Future[R] = concurrent.futures.Future()
+        result.set_running_or_notify_cancel()  # on its way: cancel() cannot stop it
         call = m.call.future(data, metadata=self._md)
         decode = m.codec.decode_result
         label = self._label
@@ -434,7 +436,8 @@ class Connection:
                 pipe = self._pipeline
                 if pipe is None or pipe.broken:
                     self._check_open()
-                    pipe = self._pipeline = Pipeline(self._channel, self._md, self._label)
+                    pipe = self._pipeline = Pipeline(self._channel, self._md, self._label,
+                                                     self.handle.settings.max_message_size)
         return pipe
 
     def abort(self, pipe_id: DirectPipeId) -> None:
@@ -507,6 +510,12 @@ def connect(cls: type, handle: WorkerHandle, connection_arg: Any = None) -> Conn
 
 def shutdown_worker(handle: WorkerHandle) -> None:
     """Ask the worker process behind ``handle`` to exit 0."""
+    from ._master import any_master
+
+    m = any_master()
+    record = m.workers.get(handle.worker_id) if m is not None else None
+    if record is not None:  # before asking: the exit can be seen before the answer
+        record.shutdown_requested = True
     channel = _open_channel(handle)
     try:
         control_pb2_grpc.ControlStub(channel).Shutdown(

@@ -851,8 +851,9 @@ class _Value:
     def decode_parts(self, rest: bytes, found: Mapping[int, bytes]) -> Any:
         """The value of ``encode_parts``'s message and large values."""
         if found:
-            ((_, value),) = found.items()
-            return value
+            if self.splice is None or list(found) != [self.splice.slots[0][1]]:
+                raise ProtocolError(f"{self.what}: no large bytes fields {sorted(found)}")
+            return found[self.splice.slots[0][1]]
         return self.decode(rest)
 
     def _serialize(self, part: _Part, value: Any) -> bytes:

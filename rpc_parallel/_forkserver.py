@@ -32,12 +32,14 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
-__all__ = ("ForkServer", "ForkedProcess", "fork_server", "stop")
+__all__ = ("ForkServer", "ForkedProcess", "fork_server", "server_pid", "stop")
 
-_MAX_MESSAGE = 1 << 20
-_READY_TIMEOUT = 30.0
+_MAX_REQUEST = 1 << 20  # a spawn request carries the environment
+_MAX_REPLY = 1 << 12
+_REPLY_TIMEOUT = 30.0
+_STOP_WAIT = 5.0
 # Environment variables read when an interpreter (or a library the server preloads) starts.
-_STARTUP_PREFIXES = ("PYTHON", "LD_", "MALLOC_", "GLIBC_", "LC_", "LANG", "TZ", "PROTOCOL_BUFFERS_")
+_STARTUP_PREFIXES = ("PYTHON", "LD_", "MALLOC_", "GLIBC_", "LC_", "LANG", "TZ", "PROTOCOL_BUFFERS_", "OPENSSL_")
 # What the server imports before it forks: everything a worker imports, except gRPC and what
 # imports it (rpc_parallel itself, the user's module). Missing ones are skipped.
 _PRELOAD = (
@@ -68,29 +70,41 @@ def startup_env(env: Mapping[str, str]) -> dict[str, str]:
 # -- the master's side ---------------------------------------------------------------------------
 
 
+def _umask() -> int | None:
+    """This process's umask, read without changing it (os.umask would, for every thread)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 class ForkedProcess:
     """A worker process forked by the fork server, with the part of ``subprocess.Popen``'s interface
-    that spawning uses. Signals go through a pidfd, so they never reach a reused pid."""
+    that spawning uses. Signals go through the pidfd the fork server opened when it forked the
+    process, so they reach that process or none, never a reused pid."""
 
     stdout: IO[bytes] | None = None
 
-    def __init__(self, pid: int, stdin: IO[bytes], stderr: IO[bytes]) -> None:
+    def __init__(self, pid: int, pidfd: int, stdin: IO[bytes], stderr: IO[bytes]) -> None:
         self.pid = pid
         self.stdin: IO[bytes] | None = stdin
         self.stderr: IO[bytes] | None = stderr
         self.returncode: int | None = None
         self.status_lost = False  # the fork server died first: returncode is a stand-in (255)
         self._exited = threading.Event()
-        try:
-            self._pidfd: int | None = os.pidfd_open(pid)
-        except OSError:
-            self._pidfd = None  # already gone: its exit report is on the way
+        self._pidfd: int | None = pidfd
+        self._pidfd_lock = threading.Lock()
 
     def _set_exit(self, code: int) -> None:
-        self.returncode = code
-        if self._pidfd is not None:
-            os.close(self._pidfd)
-            self._pidfd = None
+        with self._pidfd_lock:
+            self.returncode = code
+            if self._pidfd is not None:
+                os.close(self._pidfd)
+                self._pidfd = None
         self._exited.set()
 
     def poll(self) -> int | None:
@@ -103,12 +117,12 @@ class ForkedProcess:
         return self.returncode
 
     def send_signal(self, sig: int) -> None:
-        pidfd = self._pidfd
-        if self.returncode is None and pidfd is not None:
-            try:
-                signal.pidfd_send_signal(pidfd, sig)
-            except (ProcessLookupError, OSError):
-                pass
+        with self._pidfd_lock:
+            if self.returncode is None and self._pidfd is not None:
+                try:
+                    signal.pidfd_send_signal(self._pidfd, sig)
+                except ProcessLookupError:
+                    pass  # exited; its report is on the way
 
     def terminate(self) -> None:
         self.send_signal(signal.SIGTERM)
@@ -125,44 +139,64 @@ class ForkServer:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._sock = ours
         self._lock = threading.Lock()  # one request at a time
-        self._replies: list[dict[str, Any]] = []
+        self._seq = 0
+        self._replies: dict[int, tuple[dict[str, Any], list[int]]] = {}
+        self._abandoned: set[int] = set()  # requests whose reply came too late for them
         self._reply = threading.Condition()
         self._procs: dict[int, ForkedProcess] = {}
         self._early: dict[int, int] = {}  # exits read before the spawn that made them was handled
         self._procs_lock = threading.Lock()
-        self.alive = True
+        self._dead = False  # no more exit reports will come (under _procs_lock)
+        self.alive = True  # takes spawn requests
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, os.path.abspath(__file__), str(theirs.fileno()), f"child-of-{os.getpid()}",
                  "rpc_parallel-fork-server"],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, pass_fds=(theirs.fileno(),),
                 close_fds=True, start_new_session=True, env=self._env)
+        except OSError:
+            ours.close()
+            raise
         finally:
             theirs.close()
         self._reader = threading.Thread(target=self._read, name="rpc_parallel-fork-server", daemon=True)
         self._reader.start()
-        ready = self._await_reply(_READY_TIMEOUT)
-        if ready is None or ready.get("op") != "ready":
-            self.close()
+        ready, _ = self._await_reply(0, _REPLY_TIMEOUT)
+        if ready.get("op") != "ready":
+            self._close()
             raise OSError(f"the fork server did not start: {ready!r}")
 
     def _read(self) -> None:
         try:
             while True:
-                data = self._sock.recv(_MAX_MESSAGE)
+                data, fds, _, _ = socket.recv_fds(self._sock, _MAX_REPLY, 1)
                 if not data:
                     break
                 msg = json.loads(data)
                 if msg["op"] == "exited":
                     self._pair(msg["pid"], code=msg["code"])
-                else:
-                    with self._reply:
-                        self._replies.append(msg)
-                        self._reply.notify_all()
+                    continue
+                with self._reply:
+                    seq = msg.get("seq", 0)
+                    if seq in self._abandoned:
+                        self._abandoned.discard(seq)
+                        for fd in fds:
+                            os.close(fd)
+                        continue
+                    self._replies[seq] = (msg, fds)
+                    self._reply.notify_all()
         except OSError:
             pass
         finally:
             self._lost()
+
+    def _await_reply(self, seq: int, timeout: float) -> tuple[dict[str, Any], list[int]]:
+        """The reply to request ``seq`` (0: the server's "ready"); an empty one if none came."""
+        with self._reply:
+            self._reply.wait_for(lambda: seq in self._replies or self._dead, timeout)
+            if seq not in self._replies:
+                self._abandoned.add(seq)
+            return self._replies.pop(seq, ({}, []))
 
     def _pair(self, pid: int, *, proc: ForkedProcess | None = None, code: int | None = None) -> None:
         """Match a forked process with its exit report, whichever of the two comes first (the report
@@ -177,36 +211,35 @@ class ForkServer:
             else:
                 code = self._early.pop(pid, None)
                 if code is None:
-                    self._procs[pid] = proc
+                    if self._dead:  # no report will come
+                        threading.Thread(target=_await_pidfd, args=(proc,), daemon=True).start()
+                    else:
+                        self._procs[pid] = proc
                     return
         assert code is not None
         proc._set_exit(code)
 
     def _lost(self) -> None:
-        """The server is gone (stopped, or killed): the exit statuses of its workers are lost with
-        it; each gets returncode 255 and ``status_lost`` once it exits (its pidfd turns readable)."""
+        """The server is gone (stopped, or killed): the exit statuses of the workers it still had
+        are lost with it; each gets returncode 255 and ``status_lost`` once it exits (its pidfd
+        turns readable)."""
         self.alive = False
         self._sock.close()
-        with self._reply:
-            self._reply.notify_all()
         with self._procs_lock:
+            self._dead = True
             procs, self._procs = list(self._procs.values()), {}
+        with self._reply:
+            for _, fds in self._replies.values():  # replies nobody waits for any more
+                for fd in fds:
+                    os.close(fd)
+            self._reply.notify_all()
         for proc in procs:
             threading.Thread(target=_await_pidfd, args=(proc,), daemon=True).start()
-        self._reap()
-
-    def _reap(self) -> None:
-        """Reap the server process: it exits on its own once our end is closed."""
-        try:
-            self.proc.wait(5)
+        try:  # it exits on its own once our end is closed or its last worker is gone
+            self.proc.wait(_STOP_WAIT)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-
-    def _await_reply(self, timeout: float) -> dict[str, Any] | None:
-        with self._reply:
-            self._reply.wait_for(lambda: self._replies or not self.alive, timeout)
-            return self._replies.pop(0) if self._replies else None
 
     def compatible(self, env: Mapping[str, str]) -> bool:
         """Whether a worker with environment ``env`` may be forked from this server."""
@@ -214,21 +247,27 @@ class ForkServer:
 
     def spawn(self, argv: Sequence[str], env: Mapping[str, str], new_session: bool) -> ForkedProcess:
         """Fork a worker that runs ``python -m rpc_parallel._worker_main`` with ``argv`` after it,
-        in environment ``env``; its stdin and stderr are pipes to us, its stdout /dev/null."""
+        in environment ``env``, with our umask; its stdin and stderr are pipes to us, its stdout
+        /dev/null."""
         stdin_r, stdin_w = os.pipe()
         stderr_r, stderr_w = os.pipe()
-        request = json.dumps({"op": "spawn", "argv": list(argv), "env": dict(env), "new_session": new_session})
         try:
             with self._lock:
+                self._seq += 1
+                seq = self._seq
+                request = json.dumps({"op": "spawn", "seq": seq, "argv": list(argv), "env": dict(env),
+                                      "new_session": new_session, "umask": _umask()})
                 socket.send_fds(self._sock, [request.encode()], [stdin_r, stderr_w])
                 os.close(stdin_r)
                 os.close(stderr_w)
                 stdin_r = stderr_w = -1
-                reply = self._await_reply(_READY_TIMEOUT)
-                if reply is None or reply.get("op") != "spawned":
-                    raise OSError(f"the fork server could not start a worker: {reply!r}")
+                reply, fds = self._await_reply(seq, _REPLY_TIMEOUT)
+                if reply.get("op") != "spawned" or len(fds) != 1:
+                    for fd in fds:
+                        os.close(fd)
+                    raise OSError(f"the fork server could not start a worker: {reply or 'no reply'}")
                 pid: int = reply["pid"]
-                proc = ForkedProcess(pid, os.fdopen(stdin_w, "wb"), os.fdopen(stderr_r, "rb"))
+                proc = ForkedProcess(pid, fds[0], os.fdopen(stdin_w, "wb"), os.fdopen(stderr_r, "rb"))
                 stdin_w = stderr_r = -1
                 self._pair(pid, proc=proc)
                 return proc
@@ -237,20 +276,32 @@ class ForkServer:
                 if fd >= 0:
                     os.close(fd)
 
-    def close(self) -> None:
-        """Stop the server (its workers go on) and reap it."""
+    def stop(self) -> None:
+        """Take no more spawns. The server exits once its last worker has (reporting each exit),
+        or at once with none; wait for that in the second case."""
         self.alive = False
+        try:
+            self._sock.send(json.dumps({"op": "stop"}).encode())
+        except OSError:
+            return  # already gone
+        with self._procs_lock:
+            idle = not self._procs
+        if idle:
+            self._reader.join(_STOP_WAIT)
+
+    def _close(self) -> None:
+        """Drop the server at once (a failed start)."""
         try:
             self._sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
-        self._sock.close()
-        self._reap()
+        self._reader.join(_STOP_WAIT)
 
 
 def _await_pidfd(proc: ForkedProcess) -> None:
     proc.status_lost = True
-    pidfd = proc._pidfd
+    with proc._pidfd_lock:
+        pidfd = proc._pidfd
     if pidfd is not None:
         try:
             with selectors.DefaultSelector() as sel:
@@ -284,13 +335,13 @@ def fork_server() -> ForkServer | None:
 
 
 def stop() -> None:
-    """Stop this process's fork server, if it runs. Workers it started go on, but their exit
-    statuses are lost (see ``ForkedProcess.status_lost``); otherwise the server exits with us."""
+    """Stop this process's fork server, if it runs; the next spawn starts a new one. Workers it
+    started go on (it reports their exits until the last one is gone); otherwise it exits with us."""
     global _server
     with _server_lock:
         server, _server = _server, None
     if server is not None:
-        server.close()
+        server.stop()
 
 
 def server_pid() -> int | None:
@@ -312,20 +363,36 @@ def _preload() -> None:
             pass
 
 
-def _send(sock: socket.socket, msg: dict[str, Any]) -> None:
-    sock.send(json.dumps(msg).encode())
+def _send(sock: socket.socket, msg: dict[str, Any], fds: Sequence[int] = ()) -> None:
+    socket.send_fds(sock, [json.dumps(msg).encode()], list(fds))
+
+
+def _unsafe() -> str:
+    """Why forking this process would be unsafe ("" if it is not): something (a .pth hook,
+    sitecustomize) started a thread or imported gRPC."""
+    if threading.active_count() != 1:
+        return f"{threading.active_count()} threads run"
+    if "grpc" in sys.modules:
+        return "grpc is imported"
+    return ""
 
 
 def _serve(fd: int) -> dict[str, Any] | None:
-    """Serve spawn requests until the master's end closes (returns None); in a forked child,
-    return its request after setting up its process state."""
+    """Serve spawn requests until the master's end closes, or until a stop request and the exit of
+    the last child (returns None); in a forked child, return its request once its process state is
+    set up."""
     sock = socket.socket(fileno=fd)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _MAX_MESSAGE)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _MAX_REQUEST)
+    why = _unsafe()
+    if why:
+        _send(sock, {"op": "unsafe", "why": why})
+        return None
     sel = selectors.DefaultSelector()
     sel.register(sock, selectors.EVENT_READ)
     children: dict[int, int] = {}  # pidfd -> pid
+    stopping = False
     _send(sock, {"op": "ready", "pid": os.getpid()})
-    while True:
+    while not (stopping and not children):
         for key, _ in sel.select():
             if key.fileobj is not sock:  # a child exited
                 pidfd = key.fd
@@ -339,33 +406,41 @@ def _serve(fd: int) -> dict[str, Any] | None:
                     return None  # the master is gone
                 continue
             try:
-                data, fds, _, _ = socket.recv_fds(sock, _MAX_MESSAGE, 2)
+                data, fds, _, _ = socket.recv_fds(sock, _MAX_REQUEST, 2)
             except OSError:
                 data, fds = b"", []
             if not data:
-                return None
+                return None  # the master is gone
             request: dict[str, Any] = json.loads(data)
+            if request["op"] == "stop":
+                stopping = True
+                continue
             pid = os.fork()
             if pid == 0:
                 sel.close()
-                _child(request, fds)
+                _child(request, fds, sock)
                 return request
             for received in fds:
                 os.close(received)
-            pidfd = os.pidfd_open(pid)
+            pidfd = os.pidfd_open(pid)  # before the child can be reaped: it names this process
             children[pidfd] = pid
             sel.register(pidfd, selectors.EVENT_READ)
             try:
-                _send(sock, {"op": "spawned", "pid": pid})
+                _send(sock, {"op": "spawned", "seq": request["seq"], "pid": pid}, [pidfd])
             except OSError:
                 return None
+    return None
 
 
-def _child(request: dict[str, Any], fds: list[int]) -> None:
+def _child(request: dict[str, Any], fds: list[int], sock: socket.socket) -> None:
     """Make this forked process look like a freshly started worker: its own session, its pipes as
-    stdin and stderr, /dev/null as stdout, no other descriptors, the requested environment and argv."""
+    stdin and stderr, /dev/null as stdout, no other descriptors, the master's umask, the requested
+    environment and argv."""
     if request["new_session"]:
         os.setsid()
+    if request.get("umask") is not None:
+        os.umask(request["umask"])
+    sock.detach()  # closed below with the rest; the object must not close that number again later
     stdin_fd, stderr_fd = fds
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(stdin_fd, 0)

@@ -39,10 +39,18 @@ def truncate_middle(text: str, limit: int = _MAX_TEXT) -> str:
 
 def error_info(exc: BaseException, *, kind: int = Kind.REMOTE, worker_id: str = "",
                worker_name: str | None = None, size: int = 0, limit: int = 0) -> errors_pb2.ErrorInfo:
-    """Describe ``exc`` (its type, message and traceback) for the caller."""
-    tb = "".join(traceback.format_exception(exc))
+    """Describe ``exc`` (its type, message and traceback) for the caller; an exception that cannot
+    be turned into text (its ``__str__`` raises) is described as such."""
+    try:
+        message = str(exc)
+    except Exception as e:
+        message = f"<{_type_name(exc)} whose str() raised {type(e).__name__}>"
+    try:
+        tb = "".join(traceback.format_exception(exc))
+    except Exception:
+        tb = "".join(traceback.format_tb(exc.__traceback__)) + message
     return errors_pb2.ErrorInfo(
-        kind=kind, type=_type_name(exc), message=truncate_middle(str(exc)), traceback=truncate_middle(tb),  # type: ignore[arg-type]
+        kind=kind, type=_type_name(exc), message=truncate_middle(message), traceback=truncate_middle(tb),  # type: ignore[arg-type]
         worker_id=worker_id, worker_name=worker_name or "", size=size, limit=limit)
 
 

@@ -42,6 +42,7 @@ class WorkerRecord:
     gave_up: bool = False
     failed: bool = False  # on_failure was called
     expected_exit: bool = False
+    shutdown_requested: bool = False  # by handle.shutdown() in this process
     outlives_master: bool = False  # CALLED_SHUTDOWN_FUNCTION
 
     @property

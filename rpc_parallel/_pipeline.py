@@ -23,7 +23,7 @@ import grpc
 
 from ._errors import ConnectionClosedError, RpcParallelError, WorkerConnectionError
 from ._grpc_errors import Kind as ErrKind, map_error_info, map_rpc_error
-from ._proto import control_pb2, control_pb2_grpc
+from ._proto import control_pb2, control_pb2_grpc, errors_pb2
 
 if TYPE_CHECKING:
     from ._codec import MethodCodec
@@ -44,8 +44,10 @@ _END = object()
 class Pipeline:
     """One connection's pipeline stream; opened on first use, failed as a whole if the stream ends."""
 
-    def __init__(self, channel: grpc.Channel, metadata: tuple[tuple[str, str], ...], label: str) -> None:
+    def __init__(self, channel: grpc.Channel, metadata: tuple[tuple[str, str], ...], label: str,
+                 limit: int) -> None:
         self._label = label
+        self._batch = max(1, min(_BATCH, limit // 2))  # bytes of requests per message
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._pending: dict[int, tuple[concurrent.futures.Future[Any], Callable[[bytes], Any]]] = {}
         self._parts: dict[int, list[bytes]] = {}
@@ -61,8 +63,10 @@ class Pipeline:
         return self._failure is not None
 
     def submit(self, method: str, request: bytes, decode: Callable[[bytes], Any]) -> concurrent.futures.Future[Any]:
-        """Start a call of ``method``; the future gets ``decode(reply)`` or the call's error."""
+        """Start a call of ``method``; the future gets ``decode(reply)`` or the call's error. It is
+        running from the start: a call on its way cannot be cancelled (``cancel()`` is False)."""
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        future.set_running_or_notify_cancel()
         call_id = next(self._ids)
         with self._lock:
             failure = self._failure
@@ -77,26 +81,31 @@ class Pipeline:
     def _requests(self) -> Iterator[control_pb2.PipelineRequests]:
         """The request stream (gRPC consumes it on its own thread): batches of queued calls."""
         get, get_nowait = self._queue.get, self._queue.get_nowait
-        while True:
-            call = get()
-            if call is _END:
-                return
-            batch, size = [call], len(call.request)
-            while size < _BATCH:
+        cap = self._batch
+        call = get()
+        while call is not _END:
+            batch, size = [call], call.ByteSize() + 8
+            while True:  # add what is queued while it fits; what does not opens the next batch
                 try:
                     call = get_nowait()
                 except queue.Empty:
+                    call = None
                     break
                 if call is _END:
-                    yield control_pb2.PipelineRequests(calls=batch)
-                    return
+                    break
+                more = call.ByteSize() + 8  # the call's own framing inside the batch
+                if size + more > cap:
+                    break
                 batch.append(call)
-                size += len(call.request) + 16
+                size += more
             yield control_pb2.PipelineRequests(calls=batch)
+            if call is None:
+                call = get()
 
     def _read(self) -> None:
         label = self._label
-        failure: Callable[[], RpcParallelError]
+        failure: Callable[[], RpcParallelError] = functools.partial(
+            WorkerConnectionError, f"{label} ended the pipeline stream")
         try:
             for replies in self._call:
                 for result in replies.results:
@@ -106,9 +115,8 @@ class Pipeline:
                 failure = _closed
             else:  # each call gets its own exception object
                 failure = functools.partial(map_rpc_error, exc, worker=label)
-        else:
-            failure = functools.partial(WorkerConnectionError, f"{label} ended the pipeline stream")
-        self._fail(failure)
+        finally:
+            self._fail(failure)
 
     def _deliver(self, result: control_pb2.PipelineResult) -> None:
         if result.more:
@@ -178,33 +186,43 @@ def serve(server: WorkerServer, requests: Iterator[control_pb2.PipelineRequests]
     threading.Thread(target=read, name="rpc_parallel-pipeline", daemon=True).start()
     delivered, total = 0, -1
     get, get_nowait = out.get, out.get_nowait
+    batch: list[control_pb2.PipelineResult] = []
+    size = 0
     while delivered != total:
         item = get()
-        batch: list[control_pb2.PipelineResult] = []
-        size = 0
-        while True:
+        while True:  # take what is ready; a message never holds more than ``part`` bytes of results
             if item is None:
                 return
             if type(item) is tuple:
                 total = item[1]
             else:
                 delivered += 1
-                for result in item:
+                for result in item:  # a call's result, or the parts of a large one, each <= part
+                    more = result.ByteSize() + 8
+                    if batch and size + more > part:
+                        yield control_pb2.PipelineReplies(results=batch)
+                        batch, size = [], 0
                     batch.append(result)
-                    size += len(result.reply) + (result.error.ByteSize() if result.HasField("error") else 0) + 16
-            if size >= part:
-                break
+                    size += more
             try:
                 item = get_nowait()
             except queue.Empty:
                 break
         if batch:
             yield control_pb2.PipelineReplies(results=batch)
+            batch, size = [], 0
 
 
 def _run(server: WorkerServer, conn: str, call: control_pb2.PipelineCall, part: int,
          out: queue.SimpleQueue[Any]) -> None:
-    out.put(_outcome(server, conn, call, part))
+    """Run one call; always answer it (the stream ends once every call got its answer)."""
+    try:
+        results = _outcome(server, conn, call, part)
+    except BaseException as exc:  # what _outcome lets through (e.g. an error that cannot describe itself)
+        results = [control_pb2.PipelineResult(id=call.id, error=errors_pb2.ErrorInfo(
+            type=type(exc).__qualname__, message="(the error could not be described)",
+            worker_id=server.worker_id, worker_name=server.name or ""))]
+    out.put(results)
 
 
 def _outcome(server: WorkerServer, conn: str, call: control_pb2.PipelineCall,

@@ -343,10 +343,11 @@ class WorkerServer:
         except (DecodeError, ValueError) as exc:
             abort(context, self.info(ProtocolError(f"malformed spliced call: {exc!r}"), ErrKind.BAD_REQUEST))
         rest, taken = self._run_spliced(header, {header.fields[0]: request}, context)
-        if len(taken) == 1 and len(rest) <= SPLICED_HEADER_MAX:
-            context.set_trailing_metadata(((SPLICED_KEY, control_pb2.SplicedHeader(
-                message=rest, fields=[taken[0][0]]).SerializeToString()),))
-            return taken[0][1]
+        if len(taken) == 1:
+            reply = control_pb2.SplicedHeader(message=rest, fields=[taken[0][0]]).SerializeToString()
+            if len(reply) <= SPLICED_HEADER_MAX:
+                context.set_trailing_metadata(((SPLICED_KEY, reply),))
+                return taken[0][1]
         context.set_trailing_metadata(((SPLICED_KEY, b""),))
         return b"".join((rest, *wire(taken)))
 
@@ -359,6 +360,10 @@ class WorkerServer:
                                      ErrKind.BAD_REQUEST))
         codec, impl = entry
         state = self.state_for(context)
+        size, limit = wire_size(header.message, list(found.items())), self.settings.max_message_size
+        if size > limit:  # what gRPC refuses for a unary request (rpc_parallel's clients check first)
+            abort(context, self.info(ValueError(f"request of {size} bytes exceeds max_message_size {limit}"),
+                                     ErrKind.TOO_LARGE, size=size, limit=limit))
         try:
             args = codec.decode_request_parts(header.message, found)
         except Exception as exc:

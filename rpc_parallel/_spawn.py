@@ -228,6 +228,8 @@ def _reap(m: Master, record: WorkerRecord, proc: Process, stderr_tail: Callable[
     if code == 0 or record.expected_exit or record.failed:
         return
     if getattr(proc, "status_lost", False):
+        if record.shutdown_requested:
+            return  # most likely the exit it was asked for
         m.report_failure(record, WorkerCrashedError(
             f"worker {record.label} exited; how is unknown: the fork server that started it was gone",
             worker_id=record.worker_id, worker_name=record.name))

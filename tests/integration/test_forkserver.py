@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 import rpc_parallel as rp
-from rpc_parallel._forkserver import server_pid
+from rpc_parallel._forkserver import server_pid, stop as fork_server_stop
 
 from .conftest import Failures
 from .workers import Where
@@ -83,7 +83,7 @@ def test_the_fork_server_exits_with_its_master(tmp_path: Path) -> None:
     script = tmp_path / "master.py"
     script.write_text(textwrap.dedent("""
         import json
-        from rpc_parallel._forkserver import server_pid
+        from rpc_parallel._forkserver import server_pid, stop as fork_server_stop
         from tests.integration.workers import Where
         h = Where.spawn()
         print(json.dumps({"server": server_pid(), "worker": h.pid}), flush=True)
@@ -114,3 +114,60 @@ def test_exit_statuses_come_through_the_fork_server(how: str, failures: Failures
     assert isinstance(exc, rp.WorkerCrashedError)
     assert (exc.signal, exc.exit_code) == ((signal.SIGKILL, None) if how == "kill" else (None, 7))
     assert len(failures.got) == 1
+
+
+def test_a_stopped_fork_server_still_reports_its_workers_exits(failures: Failures) -> None:
+    worker = Where.spawn(on_failure=failures)
+    old_server = server_pid()
+    assert old_server is not None and _facts(worker)[0] == old_server
+    fork_server_stop()  # takes no more spawns, but stays for its worker
+    assert server_pid() is None and psutil.pid_exists(old_server)
+    other = Where.spawn()  # a new server
+    try:
+        assert _facts(other)[0] not in (None, old_server)
+        os.kill(worker.pid, signal.SIGKILL)
+        exc = failures.first()
+        assert isinstance(exc, rp.WorkerCrashedError) and exc.signal == signal.SIGKILL  # its real status
+        deadline = time.monotonic() + 10
+        while psutil.pid_exists(old_server) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not psutil.pid_exists(old_server)  # gone with its last worker, and reaped
+    finally:
+        other.shutdown()
+
+
+def test_after_a_killed_fork_server_a_shutdown_is_no_failure(failures: Failures) -> None:
+    worker = Where.spawn(on_failure=failures)
+    server = server_pid()
+    assert server is not None
+    os.kill(server, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while server_pid() == server and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.shutdown()
+    deadline = time.monotonic() + 10
+    while psutil.pid_exists(worker.pid) and psutil.Process(worker.pid).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the worker did not exit"
+        time.sleep(0.02)
+    time.sleep(0.3)  # the reaper's turn
+    assert failures.got == []
+
+
+def test_the_fork_server_refuses_to_serve_a_process_with_threads_or_grpc() -> None:
+    script = textwrap.dedent(f"""
+        import runpy, sys, threading
+        server = runpy.run_path({str(ROOT / "rpc_parallel" / "_forkserver.py")!r}, run_name="not_main")
+        assert server["_unsafe"]() == "", server["_unsafe"]()
+        stop = threading.Event()
+        threading.Thread(target=stop.wait).start()
+        print(server["_unsafe"]())
+        stop.set()
+        import grpc
+        for t in threading.enumerate():
+            if t is not threading.main_thread():
+                t.join()
+        print(server["_unsafe"]())
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["2 threads run", "grpc is imported"]

@@ -4,6 +4,8 @@ fate of calls in flight when the connection closes or the worker dies."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 from collections.abc import Iterator
@@ -12,6 +14,7 @@ import pytest
 
 import rpc_parallel as rp
 from rpc_parallel import _pipeline
+from rpc_parallel._codec import codec_for
 
 from .conftest import Failures
 from .workers import Calls
@@ -116,3 +119,48 @@ def test_a_small_max_message_size_keeps_calls_unary() -> None:
             assert _pipeline_of(conn) is None
     finally:
         worker.shutdown()
+
+
+def test_a_submitted_call_cannot_be_cancelled_and_the_stream_goes_on(calls: rp.WorkerHandle) -> None:
+    with Calls.connect(calls, "t") as conn:
+        held = conn.submit(Calls.held)
+        assert not held.cancel() and not held.cancelled()  # on its way: it will run
+        conn.run(Calls.release)
+        assert held.result(30) == 1
+        assert conn.submit(Calls.tagged, 3).result(30) == "t:3"
+
+        async def impatient() -> str:
+            aconn = rp.aio.Connection(conn)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(aconn.run(Calls.make, 3 << 20), 0.001)  # its asyncio side is cancelled
+            return await aconn.run(Calls.tagged, 4)
+
+        assert asyncio.run(impatient()) == "t:4"
+        assert conn.submit(Calls.tagged, 5).result(30) == "t:5"
+
+
+def test_results_at_the_limit_and_requests_near_it_share_the_stream() -> None:
+    limit = _pipeline.MIN_LIMIT  # the smallest max_message_size that pipelines: 256 KiB
+    worker = Calls.spawn(settings=rp.RpcSettings(max_message_size=limit))
+    make_overhead = len(codec_for(Calls).method("make").encode_result(bytes(limit - 100))) - (limit - 100)
+    try:
+        with Calls.connect(worker, "t") as conn:
+            at_limit = [conn.submit(Calls.make, limit - make_overhead) for _ in range(3)]
+            requests = [conn.submit(Calls.size, bytes(_pipeline.MAX_REQUEST - 64)) for _ in range(40)]
+            small = [conn.submit(Calls.tagged, i) for i in range(100)]
+            assert [len(f.result(60)) for f in at_limit] == [limit - make_overhead] * 3
+            assert [f.result(60) for f in requests] == [_pipeline.MAX_REQUEST - 64] * 40
+            assert [f.result(60) for f in small] == [f"t:{i}" for i in range(100)]
+            pipe = _pipeline_of(conn)
+            assert pipe is not None and not pipe.broken
+    finally:
+        worker.shutdown()
+
+
+def test_an_error_that_cannot_describe_itself_still_answers_its_call(calls: rp.WorkerHandle) -> None:
+    with Calls.connect(calls, "t") as conn:
+        for failed in (conn.submit(Calls.unprintable), None):
+            with pytest.raises(rp.RemoteError) as err:
+                failed.result(30) if failed is not None else conn.run(Calls.unprintable)
+            assert err.value.remote_type.endswith("Unprintable") and "str() raised" in err.value.remote_message
+        assert conn.submit(Calls.tagged, 1).result(30) == "t:1"

@@ -118,6 +118,11 @@ class Where(rp.Worker):
         os._exit(code)
 
 
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text for this error")
+
+
 class Calls(rp.Worker):
     """Pipelined calls (``submit``): connection state, errors, sizes, a gate to hold calls in flight."""
 
@@ -150,6 +155,10 @@ class Calls(rp.Worker):
     @rp.rpc
     def reject(self, data: bytes) -> int:
         raise ValueError(f"rejected {len(data)} bytes from {self.connection_state}")
+
+    @rp.rpc
+    def unprintable(self) -> int:
+        raise Unprintable()
 
     @rp.rpc
     def held(self) -> int:
