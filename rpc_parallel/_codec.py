@@ -826,43 +826,38 @@ class _Value:
             self.decode = _spliced_decoder(self.splice, self.decode, lambda _, found: found[0])
 
     def encode(self, value: Any) -> bytes:
+        rest, taken = self.encode_parts(value)
+        return b"".join((rest, *wire(taken))) if taken else rest
+
+    def encode_parts(self, value: Any) -> tuple[bytes, list[tuple[int, bytes]]]:
+        """``encode(value)`` as a message and the large ``bytes`` value taken out of it (by field
+        number), which can travel unframed beside it."""
         part = self.part
         if part is None:
             if value is not None:
                 raise _Bad("None", value).error(self.function, self.label, self.label, "None")
-            return b""
+            return b"", []
         try:
             part.check(value)
         except _Bad as e:
             raise e.error(self.function, part.label, part.root, part.declared) from None
         taken = self.splice.take((value,)) if self.splice is not None else None
         if taken is not None:
-            return b"".join(wire(taken[1]))
-        return self._serialize(part, value)
-
-    def encode_parts(self, value: Any) -> tuple[bytes, list[tuple[int, bytes]]]:
-        """``encode(value)`` as a message and the large ``bytes`` values taken out of it (by field
-        number), which travel unframed beside it."""
-        taken = self.splice.take((value,)) if self.splice is not None else None
-        if taken is None:
-            return self.encode(value), []
-        return b"", taken[1]
-
-    def decode_parts(self, rest: bytes, found: Mapping[int, bytes]) -> Any:
-        """The value of ``encode_parts``'s message and large values."""
-        if found:
-            if self.splice is None or list(found) != [self.splice.slots[0][1]]:
-                raise ProtocolError(f"{self.what}: no large bytes fields {sorted(found)}")
-            return found[self.splice.slots[0][1]]
-        return self.decode(rest)
-
-    def _serialize(self, part: _Part, value: Any) -> bytes:
+            return b"", taken[1]
         m = self.cls()
         try:
             part.put(m, value)
         except Exception as exc:
             raise _encode_error(self.function, part.label, exc) from exc
-        return m.SerializeToString()
+        return m.SerializeToString(), []
+
+    def decode_parts(self, rest: bytes, found: Mapping[int, bytes]) -> Any:
+        """The value of ``encode_parts``'s message and large value."""
+        if found:
+            if self.splice is None or list(found) != [self.splice.slots[0][1]]:
+                raise ProtocolError(f"{self.what}: no large bytes fields {sorted(found)}")
+            return found[self.splice.slots[0][1]]
+        return self.decode(rest)
 
 
 def _none(m: Message) -> None:

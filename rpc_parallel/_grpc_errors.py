@@ -20,7 +20,7 @@ from ._errors import (
 )
 from ._proto import errors_pb2
 
-__all__ = ("ERROR_KEY", "abort", "error_info", "map_error_info", "map_rpc_error", "truncate_middle")
+__all__ = ("ERROR_KEY", "CallFailed", "abort", "error_info", "map_error_info", "map_rpc_error", "truncate_middle")
 
 ERROR_KEY = "rpcpar-error-bin"
 Kind = errors_pb2.ErrorInfo.Kind
@@ -67,6 +67,15 @@ _STATUS = {
     Kind.BAD_REQUEST: grpc.StatusCode.INVALID_ARGUMENT,
     Kind.NOT_HOSTED: grpc.StatusCode.NOT_FOUND,
 }
+
+
+class CallFailed(Exception):
+    """A call that failed on the worker, described for its caller: ``abort`` it with ``info``, or
+    (a pipelined call) send ``info`` as its result."""
+
+    def __init__(self, info: errors_pb2.ErrorInfo) -> None:
+        super().__init__(info.message)
+        self.info = info
 
 
 def abort(context: grpc.ServicerContext, info: errors_pb2.ErrorInfo) -> NoReturn:

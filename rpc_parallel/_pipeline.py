@@ -22,11 +22,10 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from ._errors import ConnectionClosedError, RpcParallelError, WorkerConnectionError
-from ._grpc_errors import Kind as ErrKind, map_error_info, map_rpc_error
+from ._grpc_errors import CallFailed, map_error_info, map_rpc_error
 from ._proto import control_pb2, control_pb2_grpc, errors_pb2
 
 if TYPE_CHECKING:
-    from ._codec import MethodCodec
     from ._server import WorkerServer
 
 __all__ = ("MAX_REQUEST", "MIN_LIMIT", "Pipeline", "serve")
@@ -229,38 +228,14 @@ def _outcome(server: WorkerServer, conn: str, call: control_pb2.PipelineCall,
              part: int) -> list[control_pb2.PipelineResult]:
     """What a unary call of ``call.method`` would have answered, as results (parts) or an error."""
     try:
-        codec, impl = server.pipeline_methods[call.method]
-    except KeyError:
-        return _error(server, call, LookupError(f"no rpc function with method {call.method!r}"), ErrKind.BAD_REQUEST)
-    state = server.connections.get(conn, _END)
-    if state is _END:
-        return _error(server, call, ConnectionError("this connection is closed"), ErrKind.CONNECTION_CLOSED)
-    try:
-        args = codec.decode_request(call.request)
-    except Exception as exc:
-        return _error(server, call, exc, ErrKind.BAD_REQUEST)
-    try:
-        data = _result(server, codec, impl, state, args)
-    except (Exception, SystemExit) as exc:
-        server.exit_on_system_exit(exc)
-        return _error(server, call, exc, ErrKind.REMOTE)
-    limit = server.settings.max_message_size
-    if len(data) > limit:
-        info = server.info(ValueError(f"result of {len(data)} bytes exceeds max_message_size {limit}"),
-                           ErrKind.TOO_LARGE, size=len(data), limit=limit)
-        return [control_pb2.PipelineResult(id=call.id, error=info)]
+        codec, impl = server.rpc(call.method)
+        state = server.state_of(conn)
+        data = server.run_rpc(impl, state, codec.decode_request, call.request, codec.encode_result, len)
+    except CallFailed as failed:
+        return [control_pb2.PipelineResult(id=call.id, error=failed.info)]
     if len(data) <= part:
         return [control_pb2.PipelineResult(id=call.id, reply=data)]
     view = memoryview(data)
     last = (len(data) - 1) // part
     return [control_pb2.PipelineResult(id=call.id, reply=bytes(view[i * part:(i + 1) * part]), more=i < last)
             for i in range(last + 1)]
-
-
-def _result(server: WorkerServer, codec: MethodCodec, impl: Callable[..., Any], state: Any, args: list[Any]) -> bytes:
-    return codec.encode_result(server.call(impl, state, args))
-
-
-def _error(server: WorkerServer, call: control_pb2.PipelineCall, exc: BaseException,
-           kind: int) -> list[control_pb2.PipelineResult]:
-    return [control_pb2.PipelineResult(id=call.id, error=server.info(exc, kind))]

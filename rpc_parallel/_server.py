@@ -7,6 +7,7 @@ codec) and the built-in ``rpc_parallel.v1.Control`` service. Both a spawned work
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import shutil
@@ -15,7 +16,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -24,7 +25,7 @@ from . import _pipeline as pipeline
 from ._codec import MethodCodec, codec_for, wire, wire_size
 from ._errors import ProtocolError
 from ._function import Kind
-from ._grpc_errors import Kind as ErrKind, abort, error_info
+from ._grpc_errors import CallFailed, Kind as ErrKind, abort, error_info
 from ._handle import WorkerHandle
 from ._loop import run_coroutine, worker_loop
 from ._pipes import DirectWriter
@@ -104,6 +105,12 @@ def _conn_id(context: grpc.ServicerContext) -> str:
 
 
 _MISSING: Any = object()
+_D = TypeVar("_D")
+_E = TypeVar("_E")
+
+
+def _parts_size(parts: tuple[bytes, list[tuple[int, bytes]]]) -> int:
+    return wire_size(*parts)
 
 
 class _Writer(DirectWriter[Any]):
@@ -166,7 +173,7 @@ class WorkerServer:
         self.server = grpc.server(self._executor, options=grpc_options(settings, server=True),
                                   interceptors=[_TokenCheck(token)])
         handlers = {self.spec.method_path(m): self._handler(m) for m in self.spec.methods}
-        self.pipeline_methods: dict[str, tuple[MethodCodec, Callable[..., Any]]] = {
+        self._rpcs: dict[str, tuple[MethodCodec, Callable[..., Any]]] = {  # by method name, for calls that name it
             m.rpc_name: (self.codec.method(m.name), getattr(cls, m.name).impl)
             for m in self.spec.methods if m.kind is Kind.RPC}
         service = grpc.method_handlers_generic_handler(self.spec.full_name, {
@@ -252,7 +259,15 @@ class WorkerServer:
         self._executor.submit(fn, *args)
 
     def state_for(self, context: grpc.ServicerContext) -> Any:
-        conn = _conn_id(context)
+        """The connection state of the call's connection; no (or a closed) connection ends the call."""
+        try:
+            return self.state_of(_conn_id(context))
+        except CallFailed as failed:
+            abort(context, failed.info)
+
+    def state_of(self, conn: str) -> Any:
+        """The state of connection ``conn`` (``CallFailed`` if it is closed or, where the worker
+        type has connection state, missing)."""
         try:
             return self.connections[conn]
         except KeyError:
@@ -260,7 +275,36 @@ class WorkerServer:
                 return None  # a plain gRPC client: no connection state to give
             msg = ("this connection is closed" if conn else
                    "no rpcpar-conn metadata: open a connection first (rpc_parallel.v1.Control/OpenConnection)")
-            abort(context, self.info(ConnectionError(msg), ErrKind.CONNECTION_CLOSED))
+            raise CallFailed(self.info(ConnectionError(msg), ErrKind.CONNECTION_CLOSED)) from None
+
+    def rpc(self, method: str) -> tuple[MethodCodec, Callable[..., Any]]:
+        """The codec and implementation of the ``rpc`` function with gRPC method name ``method``."""
+        try:
+            return self._rpcs[method]
+        except KeyError:
+            raise CallFailed(self.info(LookupError(f"no rpc function with method {method!r}"),
+                                       ErrKind.BAD_REQUEST)) from None
+
+    def run_rpc(self, impl: Callable[..., Any], state: Any, decode: Callable[[_D], list[Any]], data: _D,
+                encode: Callable[[Any], _E], size: Callable[[_E], int]) -> _E:
+        """One call of an ``rpc`` (or reverse pipe) function, however it arrived: ``decode(data)``
+        (failing: ``BAD_REQUEST``), run it, ``encode`` its result (a failure of either: the
+        caller's ``RemoteError``, or the process exits, for ``SystemExit``), no larger than
+        max_message_size by ``size``. Raises ``CallFailed`` for the caller."""
+        try:
+            args = decode(data)
+        except Exception as exc:
+            raise CallFailed(self.info(exc, ErrKind.BAD_REQUEST)) from None
+        try:
+            out = encode(self.call(impl, state, args))
+        except (Exception, SystemExit) as exc:
+            self.exit_on_system_exit(exc)
+            raise CallFailed(self.info(exc)) from None
+        n, limit = size(out), self.settings.max_message_size
+        if n > limit:
+            raise CallFailed(self.info(ValueError(f"result of {n} bytes exceeds max_message_size {limit}"),
+                                       ErrKind.TOO_LARGE, size=n, limit=limit))
+        return out
 
     # -- handlers ------------------------------------------------------------------------------
 
@@ -288,33 +332,22 @@ class WorkerServer:
             return run_coroutine(_with_state(result, state))
         return result
 
-    def _encode_result(self, codec: MethodCodec, value: Any, context: grpc.ServicerContext) -> bytes:
-        try:
-            data = codec.encode_result(value)
-        except (Exception, SystemExit) as exc:
-            self._raised(exc, context)
-        if len(data) > self.settings.max_message_size:
-            abort(context, error_info(
-                ValueError(f"result of {len(data)} bytes exceeds max_message_size {self.settings.max_message_size}"),
-                kind=ErrKind.TOO_LARGE, worker_id=self.worker_id, worker_name=self.name,
-                size=len(data), limit=self.settings.max_message_size))
-        return data
-
     def _unary(self, m: MethodSpec, codec: MethodCodec, impl: Callable[..., Any]) -> Callable[..., bytes]:
         one_way = m.kind is Kind.ONE_WAY
         empty = b""
 
+        decode, encode = codec.decode_request, codec.encode_result
+
         def behavior(request: bytes, context: grpc.ServicerContext) -> bytes:
             state = self.state_for(context)
-            args = self._decode(codec, request, context)
             if one_way:
+                args = self._decode(codec, request, context)
                 self._one_way_executor.submit(self._run_one_way, impl, state, args)
                 return empty
             try:
-                value = self.call(impl, state, args)
-            except (Exception, SystemExit) as exc:
-                self._raised(exc, context)
-            return self._encode_result(codec, value, context)
+                return self.run_rpc(impl, state, decode, request, encode, len)
+            except CallFailed as failed:
+                abort(context, failed.info)
 
         return behavior
 
@@ -354,29 +387,17 @@ class WorkerServer:
     def _run_spliced(self, header: control_pb2.SplicedHeader, found: dict[int, bytes],
                      context: grpc.ServicerContext) -> tuple[bytes, list[tuple[int, bytes]]]:
         """Run the rpc of a spliced call; its result as a message and large values."""
-        entry = self.pipeline_methods.get(header.method)
-        if entry is None:
-            abort(context, self.info(LookupError(f"no rpc function with method {header.method!r}"),
-                                     ErrKind.BAD_REQUEST))
-        codec, impl = entry
-        state = self.state_for(context)
-        size, limit = wire_size(header.message, list(found.items())), self.settings.max_message_size
-        if size > limit:  # what gRPC refuses for a unary request (rpc_parallel's clients check first)
-            abort(context, self.info(ValueError(f"request of {size} bytes exceeds max_message_size {limit}"),
-                                     ErrKind.TOO_LARGE, size=size, limit=limit))
         try:
-            args = codec.decode_request_parts(header.message, found)
-        except Exception as exc:
-            abort(context, self.info(exc, ErrKind.BAD_REQUEST))
-        try:
-            rest, taken = codec.encode_result_parts(self.call(impl, state, args))
-        except (Exception, SystemExit) as exc:
-            self._raised(exc, context)
-        size, limit = wire_size(rest, taken), self.settings.max_message_size
-        if size > limit:
-            abort(context, self.info(ValueError(f"result of {size} bytes exceeds max_message_size {limit}"),
-                                     ErrKind.TOO_LARGE, size=size, limit=limit))
-        return rest, taken
+            codec, impl = self.rpc(header.method)
+            state = self.state_of(_conn_id(context))
+            size, limit = wire_size(header.message, list(found.items())), self.settings.max_message_size
+            if size > limit:  # what gRPC refuses for a unary request (rpc_parallel's clients check first)
+                raise CallFailed(self.info(ValueError(f"request of {size} bytes exceeds max_message_size {limit}"),
+                                           ErrKind.TOO_LARGE, size=size, limit=limit))
+            return self.run_rpc(impl, state, functools.partial(codec.decode_request_parts, header.message), found,
+                                codec.encode_result_parts, _parts_size)
+        except CallFailed as failed:
+            abort(context, failed.info)
 
     def _run_one_way(self, impl: Callable[..., Any], state: Any, args: list[Any]) -> None:
         try:
@@ -429,20 +450,23 @@ class WorkerServer:
         index = [p.name for p in m.params].index(m.updates_param or "")
         is_async = m.is_async
 
-        def behavior(requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
-            state = self.state_for(context)
+        def decode(requests: Iterator[bytes]) -> list[Any]:
+            """The first message's arguments, the updates parameter streaming the rest."""
             try:
                 first = next(requests)
             except StopIteration:
-                abort(context, self.info(ValueError("empty request stream"), ErrKind.BAD_REQUEST))
-            args = self._decode(codec, first, context)
+                raise ValueError("empty request stream") from None
+            args = codec.decode_request(first)
             updates: Iterator[Any] = _updates(args[index], requests, codec)
             args[index] = _async_updates(updates) if is_async else updates
+            return args
+
+        def behavior(requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
+            state = self.state_for(context)
             try:
-                value = self.call(impl, state, args)
-            except (Exception, SystemExit) as exc:
-                self._raised(exc, context)
-            return self._encode_result(codec, value, context)
+                return self.run_rpc(impl, state, decode, requests, codec.encode_result, len)
+            except CallFailed as failed:
+                abort(context, failed.info)
 
         return behavior
 

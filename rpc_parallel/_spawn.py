@@ -227,7 +227,7 @@ def _reap(m: Master, record: WorkerRecord, proc: Process, stderr_tail: Callable[
         shutil.rmtree(os.path.dirname(record.address.removeprefix("unix:")), ignore_errors=True)
     if code == 0 or record.expected_exit or record.failed:
         return
-    if getattr(proc, "status_lost", False):
+    if isinstance(proc, ForkedProcess) and proc.status_lost:
         if record.shutdown_requested:
             return  # most likely the exit it was asked for
         m.report_failure(record, WorkerCrashedError(
