@@ -50,6 +50,7 @@ class Sizes:
     calls: int
     in_flight: int
     payload_bytes: int
+    payload_warmup: int  # gRPC's flow-control windows grow over a connection's first large messages
     payload_calls: int
     pipe_items: int
     cap_s: float  # a variant stops early (and reports its rate so far) after this many seconds
@@ -57,11 +58,11 @@ class Sizes:
 
 SIZES = {
     "full": Sizes(repetitions=3, rtt_warmup=200, rtt_calls=2000, calls=20_000, in_flight=64,
-                  payload_bytes=16 * MIB, payload_calls=20, pipe_items=100_000, cap_s=8.0),
+                  payload_bytes=16 * MIB, payload_warmup=4, payload_calls=20, pipe_items=100_000, cap_s=8.0),
     "quick": Sizes(repetitions=1, rtt_warmup=100, rtt_calls=500, calls=4_000, in_flight=64,
-                   payload_bytes=16 * MIB, payload_calls=5, pipe_items=20_000, cap_s=3.0),
+                   payload_bytes=16 * MIB, payload_warmup=4, payload_calls=5, pipe_items=20_000, cap_s=3.0),
     "smoke": Sizes(repetitions=1, rtt_warmup=5, rtt_calls=20, calls=200, in_flight=64,
-                   payload_bytes=1 * MIB, payload_calls=2, pipe_items=1_000, cap_s=5.0),
+                   payload_bytes=1 * MIB, payload_warmup=1, payload_calls=2, pipe_items=1_000, cap_s=5.0),
 }
 
 
@@ -547,9 +548,7 @@ def payload(env: Env, sizes: Sizes) -> dict[str, float]:
 
         runners[f"payload_grpc_{mode}_server_sync_client_mb_s"] = sequential(sync_size)
         runners[f"payload_grpc_{mode}_server_aio_client_mb_s"] = sequential(aio_size_blocking)
-    # gRPC's HTTP/2 flow-control windows grow over a connection's first large messages (the first
-    # 16 MiB call takes ~4x as long as the fifth): warm every variant past that
-    _warm(runners, 1 if sizes is SIZES["smoke"] else 4)
+    _warm(runners, sizes.payload_warmup)  # the first 16 MiB call of a connection takes ~4x the fifth
     out: dict[str, float] = {}
     for name, t in _interleave(runners, n, -(-n // _ROUNDS), sizes.cap_s).items():
         if t.results != [size] * t.done:
