@@ -1,5 +1,5 @@
-"""The worker process: read the config from stdin, load the worker class, serve it, register with
-the master, redirect output, and exit by the shutdown policy (0 orderly, 254 on error paths).
+"""The worker process: read the config from stdin, load the worker class, serve it, redirect output,
+register with the master, and exit by the shutdown policy (0 orderly, 254 on error paths).
 
 Run as ``python -m rpc_parallel._worker_main`` or, under ``start_app``/the expert API, by the user's
 own program re-executed with ``RPC_PARALLEL_WORKER`` set.
@@ -130,15 +130,6 @@ def main() -> NoReturn:
     threading.excepthook = lambda args: fail(args.exc_value) if args.exc_value is not None else None
     on_loop_exception(fail)
     server.start()
-    spec = server.spec
-    reply = master_stub.Register(master_pb2.RegisterRequest(
-        worker_id=config["worker_id"], address=server.address, pid=os.getpid(), fingerprint=spec.fingerprint,
-        functions=fingerprint_messages(spec)),
-        metadata=metadata, timeout=config["connection_timeout"], wait_for_ready=True)
-    if not reply.proceed:
-        print(f"rpc_parallel: worker {label}: the master refused the registration: {reply.reason}", file=sys.stderr)
-        os._exit(1)
-
     cd = config["cd"]
     if config["redirect"]:
         sys.stdout.flush()
@@ -189,6 +180,17 @@ def main() -> NoReturn:
 
     server.on_init = on_init
     server.on_init_failed = lambda: finish(EXIT_ERROR)
+    # register last: the master sends InitWorker as soon as it has the registration, so the
+    # redirects, cd, umask and the on_init hook (which starts the heartbeat) must be in place
+    spec = server.spec
+    reply = master_stub.Register(master_pb2.RegisterRequest(
+        worker_id=config["worker_id"], address=server.address, pid=os.getpid(), fingerprint=spec.fingerprint,
+        functions=fingerprint_messages(spec)),
+        metadata=metadata, timeout=config["connection_timeout"], wait_for_ready=True)
+    if not reply.proceed:
+        print(f"rpc_parallel: worker {label}: the master refused the registration: {reply.reason}", file=sys.stderr)
+        os._exit(1)
+
     _timer(connection_timeout, no_init)
     done.wait()
     server.stop(0.2)

@@ -90,6 +90,17 @@ class Probe(rp.Worker):
         raise RuntimeError(message)
 
 
+class Settled(rp.Worker):
+    """Prints, from ``init_worker_state``, the directory it runs in (its spawn's ``cd``)."""
+
+    def init_worker_state(self, tag: str) -> None:
+        print(f"{tag} in {os.getcwd()}", flush=True)
+
+    @rp.rpc
+    def pid(self) -> int:
+        return os.getpid()
+
+
 @dataclass
 class ChainReport:
     pids: list[int]  # every level's pid, outermost first

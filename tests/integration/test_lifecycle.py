@@ -246,6 +246,49 @@ def test_sigstop_master_heartbeater_workers_exit_within_twice_the_timeout(tmp_pa
     assert elapsed < 2 * T + 2, f"workers took {elapsed:.2f}s to notice the stopped master"
 
 
+SLOW_REDIRECT_MASTER = """
+    import json
+    import os
+    import threading
+    import time
+    import rpc_parallel as rp
+    from tests.integration.lifecycle_workers import SHORT, Settled
+
+    def main():
+        fifo = os.path.abspath("out.fifo")
+        lines = []
+
+        def read():
+            time.sleep(1.0)  # until then, the worker's open() of its stdout (a FIFO) blocks
+            with open(fifo) as f:
+                lines.append(f.readline())
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        handle = Settled.spawn("init", name="settled", cd=os.path.abspath("sub"), redirect_stdout=rp.FileTruncate(fifo))
+        reader.join(10)
+        print(json.dumps({"pid": handle.pid, "line": lines[0] if lines else None}), flush=True)
+        time.sleep(600)
+
+    if __name__ == "__main__":
+        rp.start_app(main, settings=SHORT)
+"""
+
+
+def test_worker_is_initialized_only_after_its_redirects_cd_and_heartbeat_are_in_place(
+        tmp_path: Path, reaper: Reaper) -> None:
+    """A worker slow to open its redirect (a FIFO nobody reads for 1 s) registers only once it has:
+    the master's InitWorker follows the registration at once, and must find the worker settled.
+    (It once registered first: init ran in the wrong directory and the heartbeat never started.)"""
+    os.mkfifo(tmp_path / "out.fifo")
+    (tmp_path / "sub").mkdir()
+    master, out = _start_master(reaper, tmp_path, SLOW_REDIRECT_MASTER)
+    (worker,) = reaper.track(out["pid"])
+    assert out["line"] == f"init in {tmp_path / 'sub'}\n"
+    _kill_master(master)
+    assert _wait_gone([worker], timeout=3 * T + 3) == [], "the worker outlived its master: no heartbeat"
+
+
 # -- a busy worker, a stopped worker -------------------------------------------------------------------
 
 BUSY_MASTER = """
