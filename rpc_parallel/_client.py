@@ -29,6 +29,7 @@ from ._function import (
 )
 from ._grpc_errors import map_rpc_error
 from ._handle import WorkerHandle
+from ._inorder import SEQ_KEY
 from ._pipeline import MAX_REQUEST as PIPELINE_MAX_REQUEST, MIN_LIMIT as PIPELINE_MIN_LIMIT, Pipeline
 from ._pipes import Closed, DirectPipeId, Update
 from ._proto import control_pb2, control_pb2_grpc
@@ -205,6 +206,7 @@ class Connection:
             raise WorkerConnectionError(f"{self._label} closed the connection while opening it") from None
         self.connection_id: str = event.connection_id
         self._md = ((TOKEN_KEY, handle.token), (CONN_KEY, self.connection_id))
+        self._one_way_seq = itertools.count()
         self._session.add_done_callback(lambda _: self._closed_event.set())
 
     # -- properties ----------------------------------------------------------------------------
@@ -325,7 +327,8 @@ class Connection:
                 raise map_rpc_error(exc, worker=self._label) from None
         if kind is Kind.ONE_WAY:
             data = self._request(m, args, kwargs)
-            fut = m.call.future(data, metadata=self._md)
+            # numbered: the worker runs this connection's one-way calls in this order (_inorder)
+            fut = m.call.future(data, metadata=(*self._md, (SEQ_KEY, str(next(self._one_way_seq)))))
             with self._pending_lock:
                 self._pending.add(fut)
             fut.add_done_callback(self._one_way_done)

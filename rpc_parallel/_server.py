@@ -27,6 +27,7 @@ from ._errors import ProtocolError
 from ._function import Kind
 from ._grpc_errors import CallFailed, Kind as ErrKind, abort, error_info
 from ._handle import WorkerHandle
+from ._inorder import SEQ_KEY, InOrder
 from ._loop import run_coroutine, worker_loop
 from ._pipes import DirectWriter
 from ._proto import control_pb2, control_pb2_grpc
@@ -104,6 +105,16 @@ def _conn_id(context: grpc.ServicerContext) -> str:
     return ""
 
 
+def _seq(context: grpc.ServicerContext) -> int | None:
+    """The call's one-way number (``rpcpar-seq``), if it has one (``ValueError`` if malformed)."""
+    for key, value in context.invocation_metadata():
+        if key == SEQ_KEY:
+            if not (isinstance(value, str) and value.isdecimal() and value.isascii()):
+                raise ValueError(f"{SEQ_KEY} metadata must be a number from 0, got {value!r}")
+            return int(value)
+    return None
+
+
 _MISSING: Any = object()
 _D = TypeVar("_D")
 _E = TypeVar("_E")
@@ -153,6 +164,7 @@ class WorkerServer:
         self.instance: Any = object.__new__(cls)
         self.initialized = threading.Event()
         self.connections: dict[str, Any] = {}
+        self._one_ways: dict[str, InOrder] = {}  # by connection, for numbered one_way calls
         self.connection_count = 0
         self.on_init: Callable[[control_pb2.InitWorkerRequest], None] | None = None
         self.on_init_failed: Callable[[], None] | None = None
@@ -341,8 +353,7 @@ class WorkerServer:
         def behavior(request: bytes, context: grpc.ServicerContext) -> bytes:
             state = self.state_for(context)
             if one_way:
-                args = self._decode(codec, request, context)
-                self._one_way_executor.submit(self._run_one_way, impl, state, args)
+                self._one_way(codec, impl, state, request, context)
                 return empty
             try:
                 return self.run_rpc(impl, state, decode, request, encode, len)
@@ -398,6 +409,27 @@ class WorkerServer:
                                 codec.encode_result_parts, _parts_size)
         except CallFailed as failed:
             abort(context, failed.info)
+
+    def _one_way(self, codec: MethodCodec, impl: Callable[..., Any], state: Any, request: bytes,
+                 context: grpc.ServicerContext) -> None:
+        """Queue a one_way call: in its connection's order if numbered (``_inorder``), else at once."""
+        try:
+            seq = _seq(context)
+        except ValueError as exc:
+            abort(context, self.info(exc, ErrKind.BAD_REQUEST))
+        order = self._one_ways.get(_conn_id(context)) if seq is not None else None
+        job = None
+        try:
+            args = self._decode(codec, request, context)
+            job = functools.partial(self._run_one_way, impl, state, args)
+        finally:  # a call that cannot run still takes its number
+            if order is not None and seq is not None:
+                try:
+                    order.put(seq, job)
+                except ValueError as exc:
+                    abort(context, self.info(exc, ErrKind.BAD_REQUEST))
+            elif job is not None:
+                self._one_way_executor.submit(job)
 
     def _run_one_way(self, impl: Callable[..., Any], state: Any, args: list[Any]) -> None:
         try:
@@ -514,6 +546,7 @@ class WorkerServer:
         conn = uuid.uuid4().hex
         with self._lock:
             self.connections[conn] = state
+            self._one_ways[conn] = InOrder(self._one_way_executor)
             self.connection_count += 1
             first = self.connection_count == 1
         if self.on_connection_opened is not None:
@@ -523,6 +556,7 @@ class WorkerServer:
         def ended() -> None:
             self.release(done)
             with self._lock:
+                self._one_ways.pop(conn, None)  # its queued calls still run: they were acknowledged
                 if self.connections.pop(conn, _MISSING) is _MISSING:
                     return  # already ended
             if self.on_connection_closed is not None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
+import grpc
 import pytest
 
 import rpc_parallel as rp
+from examples import counter_pb2
 from examples.counter import Counter, Point
 
 pytestmark = pytest.mark.integration
@@ -47,6 +50,59 @@ def test_one_way_returns_at_once_and_runs(counter: rp.WorkerHandle) -> None:
             if c.run(Counter.logged) == ["x", "y"]:
                 break
         assert c.run(Counter.logged) == ["x", "y"]
+
+
+def _logged(c: rp.Connection, n: int) -> list[str]:
+    """The worker's log once it has ``n`` lines (or after 10 s)."""
+    deadline = time.monotonic() + 10
+    while len(lines := c.run(Counter.logged)) < n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return lines
+
+
+def test_one_way_calls_of_a_connection_run_in_the_order_made(counter: rp.WorkerHandle) -> None:
+    with Counter.connect(counter, "a") as a, Counter.connect(counter, "b") as b:
+        def log(conn: rp.Connection, tag: str) -> None:
+            for i in range(300):
+                conn.run(Counter.log, f"{tag}{i}")
+
+        threads = [threading.Thread(target=log, args=(conn, tag)) for conn, tag in ((a, "a"), (b, "b"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        lines = _logged(a, 600)
+    for tag in "ab":
+        assert [line for line in lines if line[0] == tag] == [f"{tag}{i}" for i in range(300)]
+
+
+def test_numbered_one_way_calls_wait_for_lower_numbers_and_bad_ones_take_their_number(
+        counter: rp.WorkerHandle) -> None:
+    """What the rpc_parallel client sends (``rpcpar-seq``), sent out of order by a raw gRPC client."""
+    with Counter.connect(counter, "c") as c, grpc.insecure_channel(counter.address) as channel:
+        log = channel.unary_unary("/examples.counter.Counter/Log")
+        md = (("rpcpar-token", counter.token), ("rpcpar-conn", c.connection_id))
+
+        def send(seq: str, request: bytes) -> grpc.StatusCode:
+            try:
+                log(request, metadata=(*md, ("rpcpar-seq", seq)), timeout=10)
+                return grpc.StatusCode.OK
+            except grpc.RpcError as exc:
+                return exc.code()  # type: ignore[no-any-return]
+
+        assert send("1", counter_pb2.CounterLogRequest(line="y").SerializeToString()) == grpc.StatusCode.OK
+        time.sleep(0.3)
+        assert c.run(Counter.logged) == []  # number 1 waits for number 0
+        assert send("0", b"\xff\xff") == grpc.StatusCode.INVALID_ARGUMENT  # cannot decode: runs nothing
+        assert _logged(c, 1) == ["y"]
+        assert send("2", counter_pb2.CounterLogRequest(line="z").SerializeToString()) == grpc.StatusCode.OK
+        assert _logged(c, 2) == ["y", "z"]
+        for seq in ("1", "-1", "x", ""):  # taken already, or not a number
+            assert send(seq, counter_pb2.CounterLogRequest(line="no").SerializeToString()) \
+                == grpc.StatusCode.INVALID_ARGUMENT
+        unnumbered = counter_pb2.CounterLogRequest(line="free").SerializeToString()
+        assert log(unnumbered, metadata=md, timeout=10) == b""  # other clients: runs at once
+        assert _logged(c, 3) == ["y", "z", "free"]
 
 
 def test_pipe_full_and_closed_early(counter: rp.WorkerHandle) -> None:

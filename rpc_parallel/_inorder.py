@@ -1,0 +1,60 @@
+"""One-way calls of one connection run one at a time, in the order the caller made them.
+
+A one_way is a unary call acknowledged on receipt, so two of them race between the client's
+channel and the worker's thread pool. The rpc_parallel client numbers each connection's one-way
+calls (``rpcpar-seq`` metadata, from 0); the worker queues each as it arrives and runs them by
+number, as OCaml's single-threaded worker runs a connection's one-way messages in order. A call
+that arrives but cannot run (a bad request) still takes its number, so later ones never wait on it.
+Calls without a number (other gRPC clients) run at once, in no particular order.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor
+
+__all__ = ("SEQ_KEY", "InOrder")
+
+SEQ_KEY = "rpcpar-seq"
+
+
+class InOrder:
+    """The one-way calls of one connection: ``put(seq, job)`` in any order; jobs run on
+    ``executor`` one at a time, by ``seq`` (0, 1, 2, ...)."""
+
+    def __init__(self, executor: Executor) -> None:
+        self._executor = executor
+        self._lock = threading.Lock()
+        self._next = 0  # the lowest number not yet put
+        self._early: dict[int, Callable[[], None] | None] = {}  # put, waiting for lower numbers
+        self._ready: deque[Callable[[], None]] = deque()
+        self._running = False
+
+    def put(self, seq: int, job: Callable[[], None] | None) -> None:
+        """Queue call ``seq`` (``job`` None: the call takes its number but runs nothing; a job
+        must not raise). ``ValueError`` if ``seq`` was already put."""
+        with self._lock:
+            if seq < self._next or seq in self._early:
+                raise ValueError(f"one-way call number {seq} was already received on this connection")
+            self._early[seq] = job
+            while self._next in self._early:
+                ready = self._early.pop(self._next)
+                self._next += 1
+                if ready is not None:
+                    self._ready.append(ready)
+            start = bool(self._ready) and not self._running
+            if start:
+                self._running = True
+        if start:
+            self._executor.submit(self._drain)
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                if not self._ready:
+                    self._running = False
+                    return
+                job = self._ready.popleft()
+            job()

@@ -1,0 +1,73 @@
+"""InOrder: numbered one-way calls run by number, one at a time, on a real thread pool."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from rpc_parallel._inorder import InOrder
+
+
+@pytest.fixture
+def pool() -> Iterator[ThreadPoolExecutor]:
+    with ThreadPoolExecutor(8) as executor:
+        yield executor
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.ran: list[int] = []
+        self.running = 0
+        self.most_at_once = 0
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+
+    def job(self, n: int, *, last: bool = False) -> Callable[[], None]:
+        def run() -> None:
+            with self.lock:
+                self.running += 1
+                self.most_at_once = max(self.most_at_once, self.running)
+            time.sleep(0.0005)
+            with self.lock:
+                self.running -= 1
+                self.ran.append(n)
+            if last:
+                self.done.set()
+
+        return run
+
+
+def test_jobs_put_in_any_order_from_many_threads_run_by_number_one_at_a_time(pool: ThreadPoolExecutor) -> None:
+    order, rec = InOrder(pool), Recorder()
+    numbers = list(range(300))
+    random.Random(7).shuffle(numbers)
+    with ThreadPoolExecutor(4) as putters:
+        list(putters.map(lambda n: order.put(n, rec.job(n, last=n == 299)), numbers))
+    assert rec.done.wait(10)
+    assert rec.ran == list(range(300))
+    assert rec.most_at_once == 1
+
+
+def test_a_job_waits_for_lower_numbers_and_none_takes_a_number_without_running(pool: ThreadPoolExecutor) -> None:
+    order, rec = InOrder(pool), Recorder()
+    order.put(2, rec.job(2, last=True))
+    order.put(1, rec.job(1))
+    time.sleep(0.05)
+    assert rec.ran == []  # 0 has not come
+    order.put(0, None)
+    assert rec.done.wait(10)
+    assert rec.ran == [1, 2]
+
+
+@pytest.mark.parametrize("seq", [0, 3])  # already run; waiting for lower numbers
+def test_a_number_put_twice_is_refused(pool: ThreadPoolExecutor, seq: int) -> None:
+    order = InOrder(pool)
+    order.put(0, None)
+    order.put(3, None)
+    with pytest.raises(ValueError, match=f"number {seq} was already received"):
+        order.put(seq, None)
