@@ -16,7 +16,7 @@ class DirectWriter(abc.ABC, Generic[T]):
 
     Items written before the function returns are queued and sent once it has returned (the OCaml
     rule); after that, ``write`` sends at once. ``close()`` ends the stream; ``closed`` turns true
-    when it ended on either side (``conn.abort`` on the caller's side).
+    when it ended on either side (``conn.abort`` on the caller's side). Any thread may write.
     """
 
     @abc.abstractmethod

@@ -17,9 +17,11 @@ __all__ = ("Pump",)
 
 
 class Pump:
-    """A bounded, batching hand-off of items from one producer to one consumer."""
+    """A bounded, batching hand-off of items from one producer (``shared``: several producer
+    threads) to one consumer."""
 
-    def __init__(self, high_water: int = 65536, max_batch: int = 8192) -> None:
+    def __init__(self, high_water: int = 65536, max_batch: int = 8192, *, shared: bool = False) -> None:
+        self._shared = shared  # several producer threads (a direct pipe's writer)
         self._items: deque[Any] = deque()
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)  # items arrived, or finished
@@ -45,12 +47,18 @@ class Pump:
         if self._stopped:
             return False
         items = self._items
-        items.append(item)
-        if len(items) == 1:
-            # the consumer waits only on an empty queue, so only the first item needs a wake-up
+        if self._shared:
             with self._lock:
+                items.append(item)
                 self._ready.notify()
-        elif len(items) > self._high:
+        else:
+            items.append(item)
+            if len(items) == 1:
+                # the consumer waits only on an empty queue, so with one producer only the first
+                # item needs a wake-up (two producers could both see 2 and neither wake it)
+                with self._lock:
+                    self._ready.notify()
+        if len(items) > self._high:
             if not block:
                 return False
             with self._lock:

@@ -145,8 +145,8 @@ class WorkerServer:
 
     ``on_background_failure`` gets exceptions raised after a function returned (one_way bodies);
     ``on_shutdown`` is called when a client asks for shutdown. Hooks a spawned worker sets:
-    ``on_init(request)`` when ``InitWorker`` arrives, ``on_init_failed()`` after a failed init
-    was reported, ``on_connection_opened()``, and ``on_connection_closed(first)`` after each
+    ``on_init(request)`` when ``InitWorker`` arrives, ``on_initialized()`` once its init succeeded,
+    ``on_init_failed()`` after a failed init was reported, ``on_connection_opened()``, and ``on_connection_closed(first)`` after each
     connection closes (``first``: it was the first connection of this server).
     """
 
@@ -167,6 +167,7 @@ class WorkerServer:
         self._one_ways: dict[str, InOrder] = {}  # by connection, for numbered one_way calls
         self.connection_count = 0
         self.on_init: Callable[[control_pb2.InitWorkerRequest], None] | None = None
+        self.on_initialized: Callable[[], None] | None = None
         self.on_init_failed: Callable[[], None] | None = None
         self.on_connection_closed: Callable[[bool], None] | None = None
         self.on_connection_opened: Callable[[], None] | None = None
@@ -445,7 +446,7 @@ class WorkerServer:
         def behavior(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
             state = self.state_for(context)
             args = self._decode(codec, request, context)
-            pump = Pump()
+            pump = Pump(shared=kind is Kind.DIRECT_PIPE)  # a writer may be used from any thread
             context.add_callback(pump.stop)
             if kind is Kind.DIRECT_PIPE:
                 writer = _Writer(pump)
@@ -614,6 +615,8 @@ class _Control(control_pb2_grpc.ControlServicer):
             if s.on_init_failed is not None and not isinstance(exc, SystemExit):
                 context.add_callback(s.on_init_failed)
             s._raised(exc, context)
+        if s.on_initialized is not None:
+            s.on_initialized()
         return control_pb2.InitWorkerReply()
 
     def OpenConnection(self, request: control_pb2.OpenConnectionRequest, context: grpc.ServicerContext

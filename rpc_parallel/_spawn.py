@@ -37,6 +37,7 @@ __all__ = ("WORKER_ENV", "spawn_worker")
 
 WORKER_ENV = "RPC_PARALLEL_WORKER"
 _TERM_GRACE = 2.0
+_DEATH_GRACE = 5.0  # for a worker whose init failed to exit (it is then reported as crashed)
 
 Process = subprocess.Popen[bytes] | ForkedProcess
 
@@ -137,7 +138,7 @@ def spawn_worker(cls: type, arg: Any, *, on_failure: Callable[[BaseException], N
         record.expected_exit = True
         if isinstance(exc, WorkerConnectionError):  # did it die during init? then say how
             try:
-                code = proc.wait(_TERM_GRACE)
+                code = proc.wait(_DEATH_GRACE)
             except subprocess.TimeoutExpired:
                 pass
             else:
@@ -191,7 +192,7 @@ def _await_registration(proc: Process, record: WorkerRecord, deadline: float,
         code = proc.poll()
         if code is not None:
             if relay is not None:
-                relay.join(1.0)
+                relay.join(5.0)  # it exited: its stderr ends now, unless a child of its holds it
             raise _crashed(record, code, "\n".join(tail), "before registering")
         if time.monotonic() > deadline:
             raise SpawnTimeoutError(f"timed out spawning worker {record.label}: it did not register in time; "

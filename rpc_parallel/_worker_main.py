@@ -142,9 +142,10 @@ def main() -> NoReturn:
 
     connection_timeout = float(config["connection_timeout"])
     opened = threading.Event()
+    init_arrived = threading.Event()
 
     def no_init() -> None:
-        if not server.initialized.is_set():
+        if not init_arrived.is_set():  # an init that arrived may take as long as it takes
             print(f"rpc_parallel: worker {label}: no init within {connection_timeout}s; shutting down",
                   file=sys.stderr)
             finish(EXIT_ERROR)
@@ -163,20 +164,23 @@ def main() -> NoReturn:
         finish(EXIT_ERROR)
 
     def on_init(request: control_pb2.InitWorkerRequest) -> None:
+        init_arrived.set()
         policy = ShutdownOn(request.shutdown_on)
         if policy is not ShutdownOn.CALLED_SHUTDOWN_FUNCTION:
             threading.Thread(target=heartbeat, args=(policy,), name="rpc_parallel-heartbeat", daemon=True).start()
         if policy is ShutdownOn.CONNECTION_CLOSED:
             server.on_connection_opened = opened.set
             server.on_connection_closed = lambda first: finish(0) if first else None
+            wait = request.connection_timeout or connection_timeout
 
             def no_connection() -> None:
                 if not opened.is_set():
-                    print(f"rpc_parallel: worker {label}: no connection within {connection_timeout}s; "
-                          "shutting down", file=sys.stderr)
+                    print(f"rpc_parallel: worker {label}: no connection within {wait}s; shutting down",
+                          file=sys.stderr)
                     finish(EXIT_ERROR)
 
-            _timer(request.connection_timeout or connection_timeout, no_connection)
+            # counted from the end of init: the spawner connects only after init returned
+            server.on_initialized = lambda: _timer(wait, no_connection)
 
     server.on_init = on_init
     server.on_init_failed = lambda: finish(EXIT_ERROR)

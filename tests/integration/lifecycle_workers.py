@@ -101,6 +101,17 @@ class Settled(rp.Worker):
         return os.getpid()
 
 
+class SlowInit(rp.Worker):
+    """Its ``init_worker_state`` sleeps ``seconds``."""
+
+    def init_worker_state(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    @rp.rpc
+    def pid(self) -> int:
+        return os.getpid()
+
+
 @dataclass
 class ChainReport:
     pids: list[int]  # every level's pid, outermost first

