@@ -16,6 +16,7 @@ field whose type spells the message's name, and travel as the plain value they b
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import threading
 from collections.abc import Iterable, Iterator
@@ -28,6 +29,7 @@ from google.protobuf.message import Message
 from ._errors import RpcParallelError, WorkerConnectionError
 from ._grpc_errors import map_rpc_error
 from ._handle import WorkerHandle
+from ._inorder import SEQ_KEY
 from ._proto import control_pb2, control_pb2_grpc
 from ._server import CONN_KEY, TOKEN_KEY
 from ._settings import grpc_options
@@ -353,6 +355,7 @@ class DynamicClient:
         except StopIteration:
             raise WorkerConnectionError(f"{self._label} closed the connection while opening it") from None
         self._md = (*self._token_md, (CONN_KEY, event.connection_id))
+        self._one_way_seq = itertools.count()  # numbered, so they run in order (_inorder)
 
     def function(self, name: str) -> _Function:
         """The function called ``name`` (``DynamicCallError`` naming the others if there is none)."""
@@ -374,10 +377,11 @@ class DynamicClient:
         f = self.function(name)
         request = f.request_message(arg).SerializeToString()
         try:
-            if f.kind in ("rpc", "one_way"):
-                data = self._channel.unary_unary(f.path, None, None)(request, metadata=self._md)
-                if f.kind == "rpc":
-                    yield self._value(f, data)
+            if f.kind == "rpc":
+                yield self._value(f, self._channel.unary_unary(f.path, None, None)(request, metadata=self._md))
+            elif f.kind == "one_way":
+                self._channel.unary_unary(f.path, None, None)(
+                    request, metadata=(*self._md, (SEQ_KEY, str(next(self._one_way_seq)))))
             elif f.kind == "reverse_pipe":
                 yield self._reverse_pipe(f, request, updates)
             else:

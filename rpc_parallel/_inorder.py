@@ -4,7 +4,8 @@ A one_way is a unary call acknowledged on receipt, so two of them race between t
 channel and the worker's thread pool. The rpc_parallel client numbers each connection's one-way
 calls (``rpcpar-seq`` metadata, from 0); the worker queues each as it arrives and runs them by
 number, as OCaml's single-threaded worker runs a connection's one-way messages in order. A call
-that arrives but cannot run (a bad request) still takes its number, so later ones never wait on it.
+that arrives but cannot run (a bad request) still takes its number, so later ones never wait on it;
+when the connection ends, calls still waiting for a number that never came run anyway, in order.
 Calls without a number (other gRPC clients) run at once, in no particular order.
 """
 
@@ -33,8 +34,8 @@ class InOrder:
         self._running = False
 
     def put(self, seq: int, job: Callable[[], None] | None) -> None:
-        """Queue call ``seq`` (``job`` None: the call takes its number but runs nothing; a job
-        must not raise). ``ValueError`` if ``seq`` was already put."""
+        """Queue call ``seq`` (``job`` None: the call takes its number but runs nothing).
+        ``ValueError`` if ``seq`` was already put; ``RuntimeError`` if the executor is shut down."""
         with self._lock:
             if seq < self._next or seq in self._early:
                 raise ValueError(f"one-way call number {seq} was already received on this connection")
@@ -44,11 +45,29 @@ class InOrder:
                 self._next += 1
                 if ready is not None:
                     self._ready.append(ready)
-            start = bool(self._ready) and not self._running
-            if start:
-                self._running = True
-        if start:
+        self._start()
+
+    def flush(self) -> None:
+        """The connection ended: no lower number will come, so run every call still waiting, in order."""
+        with self._lock:
+            for seq in sorted(self._early):
+                job = self._early.pop(seq)
+                if job is not None:
+                    self._ready.append(job)
+                self._next = seq + 1
+        self._start()
+
+    def _start(self) -> None:
+        with self._lock:
+            if not self._ready or self._running:
+                return
+            self._running = True
+        try:
             self._executor.submit(self._drain)
+        except BaseException:
+            with self._lock:
+                self._running = False
+            raise
 
     def _drain(self) -> None:
         while True:
@@ -57,4 +76,10 @@ class InOrder:
                     self._running = False
                     return
                 job = self._ready.popleft()
-            job()
+            try:
+                job()
+            except BaseException:
+                with self._lock:  # the rest still runs, on another thread
+                    self._running = False
+                self._start()
+                raise

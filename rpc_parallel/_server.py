@@ -424,18 +424,20 @@ class WorkerServer:
             args = self._decode(codec, request, context)
             job = functools.partial(self._run_one_way, impl, state, args)
         finally:  # a call that cannot run still takes its number
-            if order is not None and seq is not None:
-                try:
+            try:
+                if order is not None and seq is not None:
                     order.put(seq, job)
-                except ValueError as exc:
-                    abort(context, self.info(exc, ErrKind.BAD_REQUEST))
-            elif job is not None:
-                self._one_way_executor.submit(job)
+                elif job is not None:
+                    self._one_way_executor.submit(job)
+            except ValueError as exc:
+                abort(context, self.info(exc, ErrKind.BAD_REQUEST))
+            except RuntimeError:  # the executor is shut down
+                abort(context, self.info(ConnectionError("the worker is shutting down"), ErrKind.CONNECTION_CLOSED))
 
     def _run_one_way(self, impl: Callable[..., Any], state: Any, args: list[Any]) -> None:
         try:
             self.call(impl, state, args)
-        except (Exception, SystemExit) as exc:
+        except BaseException as exc:  # whatever it is, the caller is gone: on_failure hears of it
             self.background_failure(exc)
 
     def _stream(self, m: MethodSpec, codec: MethodCodec, impl: Callable[..., Any]) -> Callable[..., Iterator[bytes]]:
@@ -557,9 +559,14 @@ class WorkerServer:
         def ended() -> None:
             self.release(done)
             with self._lock:
-                self._one_ways.pop(conn, None)  # its queued calls still run: they were acknowledged
+                order = self._one_ways.pop(conn, None)
                 if self.connections.pop(conn, _MISSING) is _MISSING:
                     return  # already ended
+            if order is not None:
+                try:
+                    order.flush()  # they were acknowledged: they run, even past a number that never came
+                except RuntimeError:
+                    pass  # the worker is stopping: its one-way pool is shut down
             if self.on_connection_closed is not None:
                 self.on_connection_closed(first)
 

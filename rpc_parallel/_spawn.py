@@ -83,6 +83,7 @@ def spawn_worker(cls: type, arg: Any, *, on_failure: Callable[[BaseException], N
     spec = service_spec(cls)
     codec = codec_for(cls)
     init_arg = codec.encode_init(arg)  # a TypeError here, before any process starts
+    cd = os.path.abspath(cd)  # relative to this process's directory now (a forked worker starts elsewhere)
     m = master()
     m.ensure_server()
     worker_settings = resolve(settings, m.app_settings)
@@ -129,7 +130,8 @@ def spawn_worker(cls: type, arg: Any, *, on_failure: Callable[[BaseException], N
     except OSError:
         pass  # the worker died at once; reported below with its exit status
     try:
-        _await_registration(proc, record, deadline, tail, relay)
+        _await_registration(proc, record, deadline, functools.partial(_stderr_tail, tail, redirect_stderr, cd),
+                            relay)
         handle = WorkerHandle(worker_id=worker_id, address=record.address, name=name, settings=worker_settings,
                               token=m.token, fingerprint=spec.fingerprint, pid=proc.pid)
         _init_worker(handle, init_arg, shutdown_on, connection_timeout, deadline)
@@ -186,17 +188,19 @@ def _relay_stderr(stream: IO[bytes], label: str, tail: collections.deque[str]) -
         stream.close()
 
 
-def _await_registration(proc: Process, record: WorkerRecord, deadline: float,
-                        tail: collections.deque[str], relay: threading.Thread | None) -> None:
+def _await_registration(proc: Process, record: WorkerRecord, deadline: float, stderr_tail: Callable[[], str],
+                        relay: threading.Thread | None) -> None:
+    """Wait for the worker's registration; its stderr tail (relayed, then its redirect file: it
+    redirects before registering) explains a death or a timeout."""
     while not record.registered.wait(0.02):
         code = proc.poll()
         if code is not None:
             if relay is not None:
                 relay.join(5.0)  # it exited: its stderr ends now, unless a child of its holds it
-            raise _crashed(record, code, "\n".join(tail), "before registering")
+            raise _crashed(record, code, stderr_tail(), "before registering")
         if time.monotonic() > deadline:
             raise SpawnTimeoutError(f"timed out spawning worker {record.label}: it did not register in time; "
-                                    "the process was killed" + _tail_text("\n".join(tail)))
+                                    "the process was killed" + _tail_text(stderr_tail()))
     if record.rejected:
         raise ProtocolError(record.rejected)
 

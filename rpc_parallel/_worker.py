@@ -79,10 +79,10 @@ class Worker(metaclass=WorkerMeta):
 
         Returns its handle, or with ``shutdown_on=CONNECTION_CLOSED`` a connection opened with
         ``connection_arg``. ``on_failure(exc)`` gets, once, a ``WorkerFailedError`` (an exception
-        after a function returned) or a ``WorkerCrashedError`` (the process died). The worker's
-        stdout/stderr go to ``redirect_stdout``/``redirect_stderr`` once it registered (until then
-        its stderr is relayed to ours, prefixed ``[WORKER <name> STDERR]``); it runs in ``cd``
-        with ``env`` added to our environment. ``spawn_timeout`` (default 2 x
+        after a function returned) or a ``WorkerCrashedError`` (the process died). The worker
+        moves to ``cd`` (relative to our directory), then sends its stdout/stderr to
+        ``redirect_stdout``/``redirect_stderr`` (until then its stderr is relayed to ours, prefixed
+        ``[WORKER <name> STDERR]``), then registers; it runs with ``env`` added to our environment. ``spawn_timeout`` (default 2 x
         ``connection_timeout``) bounds the whole start; past it the process is killed and
         ``SpawnTimeoutError`` raised. ``settings`` apply to this worker's server (see RpcSettings).
         """

@@ -15,6 +15,7 @@ import sys
 import threading
 import traceback
 import types
+from collections.abc import Iterator
 from typing import Any, NoReturn
 
 import grpc
@@ -131,6 +132,7 @@ def main() -> NoReturn:
     on_loop_exception(fail)
     server.start()
     cd = config["cd"]
+    os.chdir(cd)  # first: a bad cd fails while stderr is still relayed
     if config["redirect"]:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -138,7 +140,6 @@ def main() -> NoReturn:
         _redirect(config["redirect_stderr"], 2, cd)
     if config["umask"] is not None:
         os.umask(config["umask"])
-    os.chdir(cd)
 
     connection_timeout = float(config["connection_timeout"])
     opened = threading.Event()
@@ -150,15 +151,16 @@ def main() -> NoReturn:
                   file=sys.stderr)
             finish(EXIT_ERROR)
 
-    def heartbeat(policy: ShutdownOn) -> None:
+    def heartbeat(policy: ShutdownOn, call: Iterator[master_pb2.HeartbeatReply]) -> None:
         try:
-            for _ in master_stub.Heartbeat(master_pb2.HeartbeatRequest(worker_id=config["worker_id"]),
-                                           metadata=metadata):
+            for _ in call:
                 pass
         except grpc.RpcError:
             pass
         if policy is ShutdownOn.CONNECTION_CLOSED and opened.is_set():
             return  # from now on the first connection decides
+        if policy is ShutdownOn.CALLED_SHUTDOWN_FUNCTION and server.initialized.is_set():
+            return  # initialized: it outlives its master from now on
         print(f"rpc_parallel: worker {label}: lost the heartbeat connection to the master; shutting down",
               file=sys.stderr)
         finish(EXIT_ERROR)
@@ -166,8 +168,11 @@ def main() -> NoReturn:
     def on_init(request: control_pb2.InitWorkerRequest) -> None:
         init_arrived.set()
         policy = ShutdownOn(request.shutdown_on)
-        if policy is not ShutdownOn.CALLED_SHUTDOWN_FUNCTION:
-            threading.Thread(target=heartbeat, args=(policy,), name="rpc_parallel-heartbeat", daemon=True).start()
+        call = master_stub.Heartbeat(master_pb2.HeartbeatRequest(worker_id=config["worker_id"]), metadata=metadata)
+        if policy is ShutdownOn.CALLED_SHUTDOWN_FUNCTION:
+            # only until init returns: a master that dies during init never got a handle to this worker
+            server.on_initialized = call.cancel
+        threading.Thread(target=heartbeat, args=(policy, call), name="rpc_parallel-heartbeat", daemon=True).start()
         if policy is ShutdownOn.CONNECTION_CLOSED:
             server.on_connection_opened = opened.set
             server.on_connection_closed = lambda first: finish(0) if first else None

@@ -102,9 +102,14 @@ class Settled(rp.Worker):
 
 
 class SlowInit(rp.Worker):
-    """Its ``init_worker_state`` sleeps ``seconds``."""
+    """Its ``init_worker_state`` writes its pid to ``$SLOW_INIT_PID_FILE`` (if set), then sleeps
+    ``seconds``."""
 
     def init_worker_state(self, seconds: float) -> None:
+        if os.environ.get("SLOW_INIT_PID_FILE"):
+            with open(os.environ["SLOW_INIT_PID_FILE"] + ".tmp", "w") as f:
+                f.write(str(os.getpid()))
+            os.rename(os.environ["SLOW_INIT_PID_FILE"] + ".tmp", os.environ["SLOW_INIT_PID_FILE"])
         time.sleep(seconds)
 
     @rp.rpc

@@ -295,3 +295,22 @@ def test_plain_json_round_trips_through_nested_types() -> None:
                 call("get", ["zz", {"shape": "CIRCLE"}])
     finally:
         h.shutdown()
+
+
+def test_one_way_calls_of_a_dynamic_connection_run_in_order() -> None:
+    """A slow note, then quick ones: run as they arrive, the quick ones would finish first."""
+    from rpc_parallel._dynamic import DynamicClient
+    from tests.integration.workers import Journal
+
+    handle = Journal.spawn(None, name="dynamic-order")
+    try:
+        with DynamicClient(handle) as client:
+            assert list(client.call("note", ["slow", 0.3])) == []
+            for i in range(20):
+                assert list(client.call("note", [str(i), 0.0])) == []
+            deadline = time.monotonic() + 10
+            while len(notes := next(client.call("notes"))) < 21 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        assert notes == ["slow", *(str(i) for i in range(20))]
+    finally:
+        handle.shutdown()

@@ -426,6 +426,44 @@ def test_an_init_that_outlasts_connection_timeout_completes() -> None:
         handle.shutdown()
 
 
+def test_connection_closed_waits_for_its_connection_from_the_end_of_init() -> None:
+    conn = SlowInit.spawn(3.0, name="slow-init-cc", shutdown_on=rp.ShutdownOn.CONNECTION_CLOSED,
+                          connection_timeout=2.0, spawn_timeout=30)
+    worker = psutil.Process(conn.handle.pid)
+    with conn:
+        assert conn.run(SlowInit.pid) == worker.pid
+    assert _wait_gone([worker], timeout=10) == []
+
+
+SLOW_INIT_MASTER = """
+    import json
+    import os
+    import rpc_parallel as rp
+    from tests.integration.lifecycle_workers import SHORT, SlowInit
+
+    def main():
+        print("{}", flush=True)
+        SlowInit.spawn(60.0, name="orphan?", shutdown_on=rp.ShutdownOn.CALLED_SHUTDOWN_FUNCTION,
+                       env={"SLOW_INIT_PID_FILE": os.path.abspath("init.pid")}, spawn_timeout=120)
+
+    if __name__ == "__main__":
+        rp.start_app(main, settings=SHORT)
+"""
+
+
+def test_a_called_shutdown_function_worker_whose_master_dies_during_init_exits(
+        tmp_path: Path, reaper: Reaper) -> None:
+    """Its master never got a handle to it, so nobody could ever shut it down."""
+    master, _ = _start_master(reaper, tmp_path, SLOW_INIT_MASTER)
+    pid_file = tmp_path / "init.pid"
+    deadline = time.monotonic() + 30
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (worker,) = reaper.track(int(pid_file.read_text()))
+    _kill_master(master)
+    assert _wait_gone([worker], timeout=3 * T + 3) == [], "the worker outlived the master that was initializing it"
+
+
 LEAVING_MASTER = """
     import json
     import rpc_parallel as rp
@@ -541,6 +579,27 @@ def test_redirects_truncate_and_append_relative_to_cd(tmp_path: Path) -> None:
     err = (tmp_path / "err.txt").read_text()
     assert err.startswith("OLD STDERR\n")
     assert "to stderr\n" in err
+
+
+def test_a_relative_cd_is_taken_from_the_masters_directory_at_the_spawn(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path)  # the fork server, if already running, started elsewhere
+    handle = Probe.spawn(name="relative", cd="sub", redirect_stdout=rp.FileTruncate("out.txt"))
+    try:
+        with Probe.connect(handle) as conn:
+            assert conn.run(Probe.cwd) == str(tmp_path / "sub")
+            conn.run(Probe.say, "here", "")
+    finally:
+        handle.shutdown()
+    assert (tmp_path / "sub" / "out.txt").read_text() == "here\n"
+
+
+def test_a_worker_that_cannot_enter_its_cd_says_why(tmp_path: Path) -> None:
+    with pytest.raises(rp.WorkerCrashedError, match="before registering") as raised:
+        Probe.spawn(name="lost", cd=str(tmp_path / "missing"), redirect_stderr=rp.FileTruncate("err.txt"))
+    assert "FileNotFoundError" in raised.value.stderr_tail
+    assert str(tmp_path / "missing") in raised.value.stderr_tail
 
 
 def test_dev_null_is_the_default_and_writes_nothing_anywhere(tmp_path: Path, capfd: pytest.CaptureFixture[str]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 import rpc_parallel as rp
@@ -172,3 +173,19 @@ class Calls(rp.Worker):
     @rp.rpc
     async def later(self, x: int) -> int:
         return x * 2
+
+
+class Journal(rp.Worker):
+    """One-way notes that take their time: run concurrently, a slow early note ends last."""
+
+    def init_worker_state(self, arg: None) -> None:
+        self.lines: list[str] = []
+
+    @rp.one_way
+    def note(self, line: str, delay: float) -> None:
+        time.sleep(delay)
+        self.lines.append(line)
+
+    @rp.rpc
+    def notes(self) -> list[str]:
+        return list(self.lines)

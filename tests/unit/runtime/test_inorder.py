@@ -71,3 +71,37 @@ def test_a_number_put_twice_is_refused(pool: ThreadPoolExecutor, seq: int) -> No
     order.put(3, None)
     with pytest.raises(ValueError, match=f"number {seq} was already received"):
         order.put(seq, None)
+
+
+def test_a_job_that_raises_does_not_stop_the_ones_after_it(pool: ThreadPoolExecutor) -> None:
+    order, rec = InOrder(pool), Recorder()
+
+    def interrupt() -> None:
+        raise KeyboardInterrupt  # not an Exception: the server's wrapper sends it to on_failure
+
+    order.put(0, rec.job(0))
+    order.put(1, interrupt)
+    order.put(2, rec.job(2, last=True))
+    assert rec.done.wait(10)
+    assert rec.ran == [0, 2]
+
+
+def test_flush_runs_the_jobs_waiting_past_a_missing_number_in_order(pool: ThreadPoolExecutor) -> None:
+    order, rec = InOrder(pool), Recorder()
+    order.put(3, rec.job(3, last=True))
+    order.put(1, rec.job(1))  # 0 and 2 never come
+    order.flush()
+    assert rec.done.wait(10)
+    assert rec.ran == [1, 3]
+    with pytest.raises(ValueError):
+        order.put(2, None)  # the connection ended: the numbers up to 3 are spent
+
+
+def test_a_shut_down_executor_is_reported_to_the_caller() -> None:
+    executor = ThreadPoolExecutor(1)
+    executor.shutdown()
+    order = InOrder(executor)
+    with pytest.raises(RuntimeError):
+        order.put(0, lambda: None)
+    with pytest.raises(RuntimeError):  # not stuck believing a drain is running
+        order.put(1, lambda: None)

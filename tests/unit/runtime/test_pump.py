@@ -44,7 +44,13 @@ def test_items_two_threads_put_at_once_wake_a_waiting_consumer() -> None:
 
 def test_one_producer_items_arrive_in_order_in_batches() -> None:
     pump = Pump(max_batch=100)
-    producer = threading.Thread(target=lambda: ([pump.put(i) for i in range(1000)], pump.finish()))
+
+    def produce() -> None:
+        for i in range(1000):
+            pump.put(i)
+        pump.finish()
+
+    producer = threading.Thread(target=produce)
     producer.start()
     batches = list(pump.batches())
     producer.join()
