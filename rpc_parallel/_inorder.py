@@ -45,7 +45,9 @@ class InOrder:
                 self._next += 1
                 if ready is not None:
                     self._ready.append(ready)
-        self._start()
+            start = self._claim()
+        if start:
+            self._submit()
 
     def flush(self) -> None:
         """The connection ended: no lower number will come, so run every call still waiting, in order."""
@@ -55,13 +57,18 @@ class InOrder:
                 if job is not None:
                     self._ready.append(job)
                 self._next = seq + 1
-        self._start()
+            start = self._claim()
+        if start:
+            self._submit()
 
-    def _start(self) -> None:
-        with self._lock:
-            if not self._ready or self._running:
-                return
+    def _claim(self) -> bool:
+        """With the lock held: whether the caller must start a drain (there is work and none runs)."""
+        if self._ready and not self._running:
             self._running = True
+            return True
+        return False
+
+    def _submit(self) -> None:
         try:
             self._executor.submit(self._drain)
         except BaseException:
@@ -79,7 +86,5 @@ class InOrder:
             try:
                 job()
             except BaseException:
-                with self._lock:  # the rest still runs, on another thread
-                    self._running = False
-                self._start()
+                self._submit()  # still claimed: the rest runs on another thread
                 raise

@@ -173,11 +173,12 @@ def serve(server: WorkerServer, requests: Iterator[control_pb2.PipelineRequests]
     submitted = [0]
 
     def read() -> None:
+        submit = server.submit_call
         try:
             for batch in requests:
                 for call in batch.calls:
                     submitted[0] += 1
-                    server.submit_call(_run, server, conn, call, part, out)
+                    submit(_run, server, conn, call, part, out)
         except Exception:  # the stream failed or the server is stopping: the writer hears of it
             pass
         out.put((_END, submitted[0]))

@@ -419,20 +419,22 @@ class WorkerServer:
         except ValueError as exc:
             abort(context, self.info(exc, ErrKind.BAD_REQUEST))
         order = self._one_ways.get(_conn_id(context)) if seq is not None else None
-        job = None
         try:
-            args = self._decode(codec, request, context)
-            job = functools.partial(self._run_one_way, impl, state, args)
-        finally:  # a call that cannot run still takes its number
-            try:
-                if order is not None and seq is not None:
-                    order.put(seq, job)
-                elif job is not None:
-                    self._one_way_executor.submit(job)
-            except ValueError as exc:
-                abort(context, self.info(exc, ErrKind.BAD_REQUEST))
-            except RuntimeError:  # the executor is shut down
-                abort(context, self.info(ConnectionError("the worker is shutting down"), ErrKind.CONNECTION_CLOSED))
+            job = functools.partial(self._run_one_way, impl, state, codec.decode_request(request))
+            bad = None
+        except Exception as exc:
+            job, bad = None, exc
+        try:
+            if order is not None and seq is not None:
+                order.put(seq, job)  # a call that cannot run still takes its number
+            elif job is not None:
+                self._one_way_executor.submit(job)
+        except ValueError as exc:
+            abort(context, self.info(exc, ErrKind.BAD_REQUEST))
+        except RuntimeError:  # the executor is shut down
+            abort(context, self.info(ConnectionError("the worker is shutting down"), ErrKind.CONNECTION_CLOSED))
+        if bad is not None:
+            abort(context, self.info(bad, ErrKind.BAD_REQUEST))
 
     def _run_one_way(self, impl: Callable[..., Any], state: Any, args: list[Any]) -> None:
         try:
