@@ -15,7 +15,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 import grpc
 from google.protobuf.message import DecodeError
 
-from ._codec import MethodCodec, ServiceCodec, codec_for, wire, wire_size
+from ._codec import MethodCodec, ServiceCodec, codec_for, joined, wire_size
 from ._errors import ConnectionClosedError, MessageTooLargeError, ProtocolError, WorkerConnectionError
 from ._function import (
     DirectPipeFunction,
@@ -318,7 +318,7 @@ class Connection:
                 self._check_size(m, wire_size(rest, taken))
                 if sum(len(v) for _, v in taken) >= _SPLICED_CALL_MIN:
                     return self._run_spliced(m, rest, taken)
-                rest = b"".join((rest, *wire(taken)))
+                rest = joined(rest, taken)
             else:
                 self._check_size(m, len(rest))
             try:

@@ -671,7 +671,6 @@ class _Splice:
             values[numbers[number]] = value
         return values
 
-
     def cut(self, data: bytes) -> tuple[bytes, dict[int, bytes]]:
         """``data`` without its large spliced fields, and those fields' values by index."""
         found: dict[int, bytes] = {}
@@ -717,6 +716,11 @@ def wire(taken: Sequence[tuple[int, bytes]]) -> list[bytes]:
         if not _allocator_warm and len(v) >= _ALLOCATOR_WARM_AT:
             _warm_allocator()
     return chunks
+
+
+def joined(rest: bytes, taken: Sequence[tuple[int, bytes]]) -> bytes:
+    """The whole message: ``rest`` with the large values ``taken`` appended."""
+    return b"".join((rest, *wire(taken))) if taken else rest
 
 
 def wire_size(rest: bytes, taken: Sequence[tuple[int, bytes]]) -> int:
@@ -827,7 +831,7 @@ class _Value:
 
     def encode(self, value: Any) -> bytes:
         rest, taken = self.encode_parts(value)
-        return b"".join((rest, *wire(taken))) if taken else rest
+        return joined(rest, taken)
 
     def encode_parts(self, value: Any) -> tuple[bytes, list[tuple[int, bytes]]]:
         """``encode(value)`` as a message and the large ``bytes`` value taken out of it (by field
@@ -1042,7 +1046,7 @@ class MethodCodec:
         """The request message for bound ``values`` (one per parameter, as ``bind`` returns them;
         a reverse pipe's updates slot is ignored: its items go in ``encode_updates`` batches)."""
         rest, taken = self.encode_request_parts(values)
-        return b"".join((rest, *wire(taken))) if taken else rest
+        return joined(rest, taken)
 
     def encode_request_parts(self, values: Sequence[Any]) -> tuple[bytes, list[tuple[int, bytes]]]:
         """``encode_request(values)`` as a message and the large ``bytes`` values taken out of it

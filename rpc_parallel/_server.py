@@ -22,7 +22,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from . import _pipeline as pipeline
-from ._codec import MethodCodec, codec_for, wire, wire_size
+from ._codec import MethodCodec, codec_for, joined, wire_size
 from ._errors import ProtocolError
 from ._function import Kind
 from ._grpc_errors import CallFailed, Kind as ErrKind, abort, error_info
@@ -38,7 +38,8 @@ from .codegen._descriptor import file_descriptor
 from .codegen._model import MethodSpec, ServiceSpec, differing_functions
 from .codegen._schema import file_spec, service_spec
 
-__all__ = ("CONN_KEY", "SPLICED_CALL", "SPLICED_HEADER_MAX", "SPLICED_KEY", "SPLICED_ONE", "TOKEN_KEY", "WorkerServer", "fingerprint_messages", "token_interceptor")
+__all__ = ("CONN_KEY", "SPLICED_CALL", "SPLICED_HEADER_MAX", "SPLICED_KEY", "SPLICED_ONE", "TOKEN_KEY", "WorkerServer",
+           "fingerprint_messages", "token_interceptor")
 
 TOKEN_KEY = "rpcpar-token"
 CONN_KEY = "rpcpar-conn"
@@ -146,8 +147,9 @@ class WorkerServer:
     ``on_background_failure`` gets exceptions raised after a function returned (one_way bodies);
     ``on_shutdown`` is called when a client asks for shutdown. Hooks a spawned worker sets:
     ``on_init(request)`` when ``InitWorker`` arrives, ``on_initialized()`` once its init succeeded,
-    ``on_init_failed()`` after a failed init was reported, ``on_connection_opened()``, and ``on_connection_closed(first)`` after each
-    connection closes (``first``: it was the first connection of this server).
+    ``on_init_failed()`` after a failed init was reported, ``on_connection_opened()``, and
+    ``on_connection_closed(first)`` after each connection closes (``first``: it was the first
+    connection of this server).
     """
 
     def __init__(self, cls: type, *, worker_id: str, name: str | None, settings: RpcSettings, token: str,
@@ -394,7 +396,7 @@ class WorkerServer:
                 context.set_trailing_metadata(((SPLICED_KEY, reply),))
                 return taken[0][1]
         context.set_trailing_metadata(((SPLICED_KEY, b""),))
-        return b"".join((rest, *wire(taken)))
+        return joined(rest, taken)
 
     def _run_spliced(self, header: control_pb2.SplicedHeader, found: dict[int, bytes],
                      context: grpc.ServicerContext) -> tuple[bytes, list[tuple[int, bytes]]]:

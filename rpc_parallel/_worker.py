@@ -82,9 +82,9 @@ class Worker(metaclass=WorkerMeta):
         after a function returned) or a ``WorkerCrashedError`` (the process died). The worker
         moves to ``cd`` (relative to our directory), then sends its stdout/stderr to
         ``redirect_stdout``/``redirect_stderr`` (until then its stderr is relayed to ours, prefixed
-        ``[WORKER <name> STDERR]``), then registers; it runs with ``env`` added to our environment. ``spawn_timeout`` (default 2 x
-        ``connection_timeout``) bounds the whole start; past it the process is killed and
-        ``SpawnTimeoutError`` raised. ``settings`` apply to this worker's server (see RpcSettings).
+        ``[WORKER <name> STDERR]``), then registers; it runs with ``env`` added to our
+        environment. ``spawn_timeout`` (default 2 x ``connection_timeout``) bounds the whole start;
+        past it the process is killed and ``SpawnTimeoutError`` raised. ``settings`` apply to this worker's server (see RpcSettings).
         """
         from ._client import connect
         from ._spawn import spawn_worker
