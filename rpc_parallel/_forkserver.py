@@ -245,10 +245,10 @@ class ForkServer:
         """Whether a worker with environment ``env`` may be forked from this server."""
         return self.alive and startup_env(env) == startup_env(self._env)
 
-    def spawn(self, argv: Sequence[str], env: Mapping[str, str], new_session: bool) -> ForkedProcess:
+    def spawn(self, argv: Sequence[str], env: Mapping[str, str]) -> ForkedProcess:
         """Fork a worker that runs ``python -m rpc_parallel._worker_main`` with ``argv`` after it,
-        in environment ``env``, with our umask; its stdin and stderr are pipes to us, its stdout
-        /dev/null."""
+        in its own session and environment ``env``, with our umask; its stdin and stderr are pipes
+        to us, its stdout /dev/null."""
         stdin_r, stdin_w = os.pipe()
         stderr_r, stderr_w = os.pipe()
         try:
@@ -256,7 +256,7 @@ class ForkServer:
                 self._seq += 1
                 seq = self._seq
                 request = json.dumps({"op": "spawn", "seq": seq, "argv": list(argv), "env": dict(env),
-                                      "new_session": new_session, "umask": _umask()})
+                                      "umask": _umask()})
                 socket.send_fds(self._sock, [request.encode()], [stdin_r, stderr_w])
                 os.close(stdin_r)
                 os.close(stderr_w)
@@ -436,8 +436,7 @@ def _child(request: dict[str, Any], fds: list[int], sock: socket.socket) -> None
     """Make this forked process look like a freshly started worker: its own session, its pipes as
     stdin and stderr, /dev/null as stdout, no other descriptors, the master's umask, the requested
     environment and argv."""
-    if request["new_session"]:
-        os.setsid()
+    os.setsid()
     if request.get("umask") is not None:
         os.umask(request["umask"])
     sock.detach()  # closed below with the rest; the object must not close that number again later

@@ -169,7 +169,7 @@ def _fork(argv: list[str], env: Mapping[str, str]) -> ForkedProcess | None:
     if server is None or not server.compatible(env):
         return None
     try:
-        return server.spawn(argv, env, new_session=True)
+        return server.spawn(argv, env)
     except OSError:
         return None
 
