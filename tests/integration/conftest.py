@@ -9,9 +9,12 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
+import rpc_parallel as rp
 from rpc_parallel._forkserver import server_pid
 from rpc_parallel._master import any_master
 from rpc_parallel._served import stop_all
+
+from .workers import Calls
 
 
 def _listening_ports(proc: psutil.Process) -> set[int]:
@@ -78,3 +81,14 @@ class Failures:
 @pytest.fixture
 def failures() -> Failures:
     return Failures()
+
+
+@pytest.fixture
+def calls() -> Iterator[rp.WorkerHandle]:
+    """A ``Calls`` worker (tests/integration/workers.py), shut down after the test unless it killed it."""
+    handle = Calls.spawn()
+    yield handle
+    try:
+        handle.shutdown()
+    except rp.RpcParallelError:
+        pass  # a test killed it

@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import grpc
 import pytest
 
@@ -17,13 +15,6 @@ from rpc_parallel._server import CONN_KEY, SPLICED_CALL, SPLICED_KEY, SPLICED_ON
 from .workers import Calls
 
 MiB = 1 << 20
-
-
-@pytest.fixture
-def calls() -> Iterator[rp.WorkerHandle]:
-    handle = Calls.spawn()
-    yield handle
-    handle.shutdown()
 
 
 def _pattern(n: int, seed: int) -> bytes:

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Iterator
 
 import pytest
 
@@ -18,16 +17,6 @@ from rpc_parallel._codec import codec_for
 
 from .conftest import Failures
 from .workers import Calls
-
-
-@pytest.fixture
-def calls() -> Iterator[rp.WorkerHandle]:
-    handle = Calls.spawn()
-    yield handle
-    try:
-        handle.shutdown()
-    except rp.RpcParallelError:
-        pass  # a test killed it
 
 
 def _pipeline_of(conn: rp.Connection) -> _pipeline.Pipeline | None:
