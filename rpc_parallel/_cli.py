@@ -345,7 +345,7 @@ def _init_arg(cls: type, text: str | None) -> Any:
     type's ``<Worker>Init`` message as a worker would decode it."""
     from ._codec import codec_for, message_classes
     from ._dynamic import to_message
-    from .codegen._schema import file_spec, service_spec
+    from ._schema import file_spec, service_spec
 
     value = _json_option(text, "--arg")
     spec = service_spec(cls)

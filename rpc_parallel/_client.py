@@ -33,6 +33,7 @@ from ._inorder import SEQ_KEY
 from ._pipeline import MAX_REQUEST as PIPELINE_MAX_REQUEST, MIN_LIMIT as PIPELINE_MIN_LIMIT, Pipeline
 from ._pipes import Closed, DirectPipeId, Update
 from ._proto import control_pb2, control_pb2_grpc
+from ._schema import ServiceSpec, service_spec
 from ._server import (
     CONN_KEY,
     SPLICED_CALL,
@@ -43,8 +44,6 @@ from ._server import (
     fingerprint_messages,
 )
 from ._settings import RpcSettings, grpc_options
-from .codegen._model import ServiceSpec
-from .codegen._schema import service_spec
 
 __all__ = ("Connection", "Pipe", "connect", "shutdown_worker")
 

@@ -1,6 +1,6 @@
 """The runtime codec: Python values <-> the bytes of a worker type's protobuf messages.
 
-This module owns three things, all driven by the schema model (``codegen._model``):
+This module owns three things, all driven by the schema model (``_schema``):
 
 - the protobuf message classes of a ``FileSpec`` (``message_classes``): a fresh generated ``_pb2``
   module when one is importable, otherwise classes built from the same descriptors in a private pool;
@@ -29,8 +29,7 @@ from google.protobuf.message import DecodeError, Message
 
 from ._errors import ProtocolError
 from ._function import Function, Kind
-from .codegen._descriptor import file_descriptor
-from .codegen._model import (
+from ._schema import (
     EnumRef,
     FieldSpec,
     FileSpec,
@@ -45,10 +44,12 @@ from .codegen._model import (
     Scalar,
     ServiceSpec,
     TypeRef,
+    file_descriptor,
+    file_spec,
+    service_spec,
     type_label,
     wrapper_field,
 )
-from .codegen._schema import file_spec, service_spec
 
 __all__ = ("MethodCodec", "ServiceCodec", "codec_for", "message_classes")
 

@@ -26,14 +26,14 @@ import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 from google.protobuf.message import Message
 
-from ._errors import RpcParallelError, WorkerConnectionError
+from ._errors import DynamicCallError, WorkerConnectionError
 from ._grpc_errors import map_rpc_error
 from ._handle import WorkerHandle
 from ._inorder import SEQ_KEY
 from ._proto import control_pb2, control_pb2_grpc
+from ._schema import upper_snake
 from ._server import CONN_KEY, TOKEN_KEY
 from ._settings import grpc_options
-from .codegen._model import upper_snake
 
 __all__ = ("NOT_GIVEN", "DynamicCallError", "DynamicClient", "to_message",
            "to_plain")
@@ -50,10 +50,6 @@ _SCALAR_LABELS: dict[int, tuple[str, ...]] = {
     _FD.TYPE_SINT64: ("Int",), _FD.TYPE_DOUBLE: ("Float",), _FD.TYPE_BOOL: ("Bool",),
     _FD.TYPE_STRING: ("Str",), _FD.TYPE_BYTES: ("Bytes", "Pickled"),
 }
-
-
-class DynamicCallError(RpcParallelError, ValueError):
-    """Raised when a function name or JSON argument does not fit the worker type's schema."""
 
 
 # -- plain JSON <-> messages ---------------------------------------------------------------------

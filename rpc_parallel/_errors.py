@@ -5,6 +5,7 @@
     RpcParallelError
     ├── DeclarationError            a worker declaration is invalid (names file, line, class, function)
     │   └── UnsupportedTypeError    a type hint has no proto mapping
+    ├── ProtocError                 protoc rejected a generated ``.proto`` file (``rpcpar gen``)
     ├── ProtocolError               master, worker and stub disagree on a worker type's schema
     ├── RemoteError                 a worker function raised; carries the remote type, message, traceback
     ├── WorkerConnectionError       the worker cannot be reached, or the connection dropped
@@ -15,7 +16,8 @@
     │   └── SpawnTimeoutError       no registration within ``spawn_timeout``
     ├── MessageTooLargeError        a message exceeded ``max_message_size``
     ├── AuthenticationError         the peer rejected our credentials
-    └── SettingsError               invalid settings, or a bad ``RPC_PARALLEL_RPC_SETTINGS``
+    ├── SettingsError               invalid settings, or a bad ``RPC_PARALLEL_RPC_SETTINGS``
+    └── DynamicCallError            a function name or JSON argument does not fit the schema (``rpcpar call``)
 
 ``KeyboardInterrupt``, ``SystemExit`` and ``asyncio.CancelledError`` are never wrapped.
 """
@@ -26,7 +28,9 @@ __all__ = (
     "AuthenticationError",
     "ConnectionClosedError",
     "DeclarationError",
+    "DynamicCallError",
     "MessageTooLargeError",
+    "ProtocError",
     "ProtocolError",
     "RemoteError",
     "RpcParallelError",
@@ -50,6 +54,15 @@ class DeclarationError(RpcParallelError, TypeError):
 
 class UnsupportedTypeError(DeclarationError):
     """Raised when a parameter or result type has no proto mapping."""
+
+
+class ProtocError(RpcParallelError):
+    """Raised when protoc rejects a ``.proto`` file; ``stderr`` holds protoc's report."""
+
+    def __init__(self, message: str, *, stderr: str = "", returncode: int = 1) -> None:
+        super().__init__(f"{message}\n{stderr.rstrip()}" if stderr.strip() else message)
+        self.stderr = stderr
+        self.returncode = returncode
 
 
 class ProtocolError(RpcParallelError):
@@ -143,3 +156,7 @@ class AuthenticationError(RpcParallelError):
 
 class SettingsError(RpcParallelError, ValueError):
     """Raised for invalid settings or an unparsable ``RPC_PARALLEL_RPC_SETTINGS``."""
+
+
+class DynamicCallError(RpcParallelError, ValueError):
+    """Raised when a function name or JSON argument does not fit the worker type's schema."""

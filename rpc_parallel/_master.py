@@ -17,9 +17,9 @@ import grpc
 
 from ._errors import WorkerFailedError
 from ._proto import master_pb2, master_pb2_grpc
+from ._schema import differing_functions
 from ._server import token_interceptor
 from ._settings import RpcSettings, grpc_options, resolve
-from .codegen._model import differing_functions
 
 __all__ = ("Master", "WorkerRecord", "at_thread_exit", "master")
 

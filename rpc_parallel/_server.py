@@ -32,11 +32,9 @@ from ._loop import run_coroutine, worker_loop
 from ._pipes import DirectWriter
 from ._proto import control_pb2, control_pb2_grpc
 from ._pump import Pump
+from ._schema import MethodSpec, ServiceSpec, differing_functions, file_descriptor, file_spec, service_spec
 from ._settings import RpcSettings, grpc_options
 from ._worker import _CONNECTION_STATE
-from .codegen._descriptor import file_descriptor
-from .codegen._model import MethodSpec, ServiceSpec, differing_functions
-from .codegen._schema import file_spec, service_spec
 
 __all__ = ("CONN_KEY", "SPLICED_CALL", "SPLICED_HEADER_MAX", "SPLICED_KEY", "SPLICED_ONE", "TOKEN_KEY", "WorkerServer",
            "fingerprint_messages", "token_interceptor")

@@ -29,9 +29,9 @@ from ._handle import WorkerHandle
 from ._master import Master, WorkerRecord, master
 from ._options import DEV_NULL, FileAppend, FileTruncate, Local, Redirect, ShutdownOn, redirect_to_json
 from ._proto import control_pb2, control_pb2_grpc
+from ._schema import MAIN_MODULES, module_name, service_spec
 from ._server import TOKEN_KEY
 from ._settings import RpcSettings, grpc_options, resolve
-from .codegen._schema import MAIN_MODULES, module_name, service_spec
 
 __all__ = ("WORKER_ENV", "spawn_worker")
 

@@ -16,13 +16,10 @@ import inspect
 import math
 from typing import Any
 
-import rpc_parallel
-
 from .._declaration import declared_functions, location
 from .._errors import DeclarationError
 from .._function import Function, Kind
-from .._handle import WorkerHandle
-from ._model import (
+from .._schema import (
     EnumRef,
     EnumSpec,
     FileSpec,
@@ -42,7 +39,7 @@ from ._model import (
 
 __all__ = ("client_module", "client_path", "render_client")
 
-_RP = rpc_parallel.__name__
+_RP = __name__.split(".")[0]  # rpc_parallel, spelled without importing the package from below it
 _AIO = "aio"  # the submodule rpc_parallel.aio, imported as `from rpc_parallel import aio`
 _ENUM_BASES = (enum.IntFlag, enum.Flag, enum.IntEnum, enum.StrEnum, enum.Enum)  # most specific first
 _SEQUENCE_FACTORIES: dict[object, str] = {list: "list", dict: "dict", tuple: "tuple"}
@@ -426,9 +423,10 @@ def _arg_type(msg: MessageSpec) -> TypeRef:
 
 
 def _rp_name(py: object) -> str | None:
-    """``rp.X`` when ``py`` is a public name of rpc_parallel (then it is not mirrored)."""
+    """``rp.X`` when rpc_parallel defines ``py`` (then it is not mirrored): each type of rpc_parallel
+    a schema can use is public under its own name (tests/unit/test_public_api.py checks it)."""
     name = getattr(py, "__name__", None)
-    if py is WorkerHandle or (name is not None and getattr(rpc_parallel, name, None) is py):
+    if name is not None and str(getattr(py, "__module__", "")).split(".")[0] == _RP:
         return f"rp.{name}"
     return None
 

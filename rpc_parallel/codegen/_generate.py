@@ -16,12 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._errors import DeclarationError
+from .._schema import FileSpec, file_descriptor, file_spec
 from ._client import client_path, render_client
-from ._descriptor import file_descriptor
-from ._model import FileSpec
 from ._proto_text import render_proto
 from ._protoc import protoc
-from ._schema import file_spec
 
 __all__ = ("GeneratedFile", "check", "compile_protos", "files_for", "generate", "import_module", "module_root", "write")
 

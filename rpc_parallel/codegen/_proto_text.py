@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from google.protobuf import descriptor_pb2
 
-from ._model import FileSpec, MethodSpec, describe
+from .._schema import FileSpec, MethodSpec, describe
 
 __all__ = ("render_proto",)
 

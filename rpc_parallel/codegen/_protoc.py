@@ -15,22 +15,15 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from .._errors import RpcParallelError
+from grpc_tools import protoc as grpc_protoc
 
-__all__ = ("ProtocError", "grpc_tools_include", "protoc")
+from .._errors import ProtocError
+
+__all__ = ("grpc_tools_include", "protoc")
 
 OUTPUTS = ("--python_out", "--pyi_out", "--grpc_python_out")
 
 _LOCK = threading.Lock()
-
-
-class ProtocError(RpcParallelError):
-    """Raised when protoc rejects a ``.proto`` file; ``stderr`` holds protoc's report."""
-
-    def __init__(self, message: str, *, stderr: str = "", returncode: int = 1) -> None:
-        super().__init__(f"{message}\n{stderr.rstrip()}" if stderr.strip() else message)
-        self.stderr = stderr
-        self.returncode = returncode
 
 
 def grpc_tools_include() -> Path:
@@ -69,8 +62,6 @@ def protoc(sources: Mapping[str, str], *, outputs: Sequence[str] = OUTPUTS) -> d
 
 
 def _run(args: list[str]) -> tuple[int, str]:
-    from grpc_tools import protoc as grpc_protoc
-
     with _LOCK, _stderr_to_text() as captured:
         returncode = int(grpc_protoc.main(args))
     return returncode, captured[0]

@@ -11,9 +11,9 @@ import grpc
 import pytest
 
 import rpc_parallel as rp
+from rpc_parallel import Kind
+from rpc_parallel._schema import service_spec
 from rpc_parallel._settings import grpc_options
-from rpc_parallel.codegen._model import Kind
-from rpc_parallel.codegen._schema import service_spec
 from tests.integration.fault_workers import Color, Sink
 from tests.integration.workers import Blob
 

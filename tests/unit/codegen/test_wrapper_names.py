@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import types
 
-from rpc_parallel.codegen._schema import file_spec
+from rpc_parallel._schema import file_spec
 
 SOURCE = '''
 from __future__ import annotations

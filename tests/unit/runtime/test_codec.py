@@ -16,9 +16,8 @@ from grpc_tools import protoc
 import rpc_parallel as rp
 from rpc_parallel import _codec
 from rpc_parallel._codec import MethodCodec, ServiceCodec, codec_for, message_classes
-from rpc_parallel.codegen._descriptor import file_descriptor
+from rpc_parallel._schema import file_descriptor, file_spec, service_spec
 from rpc_parallel.codegen._proto_text import render_proto
-from rpc_parallel.codegen._schema import file_spec, service_spec
 
 from . import codec_decls as d, codec_fresh_decls, codec_stale_decls
 from .codec_decls import Codec, Color, Derived, Empty, Everything, Point, Positive, Tree

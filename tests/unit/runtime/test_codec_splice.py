@@ -12,7 +12,7 @@ import pytest
 
 import rpc_parallel as rp
 from rpc_parallel._codec import _SPLICE_MIN, MethodCodec, codec_for, message_classes, wire, wire_size
-from rpc_parallel.codegen._schema import file_spec
+from rpc_parallel._schema import file_spec
 
 from .codec_bytes_decls import Bytesy
 

@@ -1,6 +1,6 @@
 """The schema model: a worker type as proto-level services, messages, fields and enums.
 
-Built once per worker class by ``_schema.schema_of``; everything else (descriptors, ``.proto``
+Built once per module by ``_build.file_spec``; everything else (descriptors, ``.proto``
 text, typed clients, the runtime codec, fingerprints) is derived from it.
 
 Python types map to field *slots*. A slot is what one proto field can hold directly; a type that

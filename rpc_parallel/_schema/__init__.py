@@ -1,0 +1,83 @@
+"""The schema layer: worker declarations -> schema model -> protobuf descriptors.
+
+``file_spec(module)`` builds (once) the model of every worker type a module declares: services,
+methods, messages with numbered fields, enums and fingerprints (``_build``, over the model types
+of ``_model``); ``file_descriptor(spec)`` turns it into the ``FileDescriptorProto`` protoc would
+make of the rendered ``.proto``. Everything else (the wire codec, the ``.proto`` text, the typed
+clients) is derived from this model; this layer imports only the value layer.
+"""
+
+from ._build import (
+    MAIN_MODULES as MAIN_MODULES,
+    file_spec as file_spec,
+    module_name as module_name,
+    service_spec as service_spec,
+)
+from ._descriptor import file_descriptor as file_descriptor, map_entry_name as map_entry_name
+from ._model import (
+    SCALARS as SCALARS,
+    EnumRef as EnumRef,
+    EnumSpec as EnumSpec,
+    FieldSpec as FieldSpec,
+    FileSpec as FileSpec,
+    ListT as ListT,
+    MapT as MapT,
+    MessageRef as MessageRef,
+    MessageSpec as MessageSpec,
+    MethodSpec as MethodSpec,
+    NoneT as NoneT,
+    OptionalT as OptionalT,
+    ParamInfo as ParamInfo,
+    PickledT as PickledT,
+    Scalar as Scalar,
+    ServiceSpec as ServiceSpec,
+    Slot as Slot,
+    TypeRef as TypeRef,
+    camel as camel,
+    describe as describe,
+    differing_functions as differing_functions,
+    fingerprints as fingerprints,
+    is_basic as is_basic,
+    slot_of as slot_of,
+    type_label as type_label,
+    upper_snake as upper_snake,
+    wrapper_field as wrapper_field,
+    wrappers_for as wrappers_for,
+)
+
+__all__ = (
+    "MAIN_MODULES",
+    "SCALARS",
+    "EnumRef",
+    "EnumSpec",
+    "FieldSpec",
+    "FileSpec",
+    "ListT",
+    "MapT",
+    "MessageRef",
+    "MessageSpec",
+    "MethodSpec",
+    "NoneT",
+    "OptionalT",
+    "ParamInfo",
+    "PickledT",
+    "Scalar",
+    "ServiceSpec",
+    "Slot",
+    "TypeRef",
+    "camel",
+    "describe",
+    "differing_functions",
+    "file_descriptor",
+    "file_spec",
+    "fingerprints",
+    "is_basic",
+    "map_entry_name",
+    "module_name",
+    "service_spec",
+    "slot_of",
+    "type_label",
+    "upper_snake",
+    "wrapper_field",
+    "wrappers_for",
+)
