@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test proto check lint typecheck bench bench-quick clean
+.PHONY: demo test proto check lint typecheck layers bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ test: $(STAMP)
 proto: $(STAMP)
 	$(VENV)/bin/rpcpar gen --all
 
-check: lint typecheck
+check: lint typecheck layers
 	$(VENV)/bin/rpcpar gen --all --check
 
 lint: $(STAMP)
@@ -34,6 +34,10 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
+
+# the import-linter contracts of pyproject.toml: each layer imports only downward (docs/architecture.md)
+layers: $(STAMP)
+	$(VENV)/bin/lint-imports --no-cache
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,bench]' --config-settings editable_mode=compat

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from ._master import set_app_settings
 from ._settings import RpcSettings
 from ._spawn import WORKER_ENV, set_worker_argv
+from ._worker_process import main as worker_main
 
 __all__ = ("program_argv", "start_app", "start_master_server")
 
@@ -28,8 +29,6 @@ def start_app(main: Callable[[], object], *, settings: RpcSettings | None = None
     spawned workers re-execute this program, and never return from here.
     """
     if os.environ.get(WORKER_ENV):
-        from ._worker_main import main as worker_main
-
         worker_main()
     start_master_server(worker_command_args=None, settings=settings)
     main()

@@ -19,10 +19,14 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
+from . import codegen
+from ._client import NOT_GIVEN, DynamicClient
+from ._codec import codec_for, message_classes, to_message
+from ._declaration import workers_in_module
 from ._errors import (
     AuthenticationError,
     DeclarationError,
@@ -33,18 +37,19 @@ from ._errors import (
     SpawnError,
     WorkerConnectionError,
 )
-
-if TYPE_CHECKING:
-    from ._handle import WorkerHandle
-    from ._settings import RpcSettings
-    from ._worker import Worker
+from ._options import DEV_NULL, FileAppend, Local, ShutdownOn
+from ._records import forget, load_handle, record, records, state_dir
+from ._schema import file_spec, service_spec
+from ._served import stop_all
+from ._settings import Heartbeat, RpcSettings
+from ._supervision import ANSWERING, GONE, SILENT, probe
+from ._worker import Worker
 
 __all__ = ("main",)
 
 EXIT_STALE = 1
 EXIT_FAILED = 1
 EXIT_ERROR = 2
-STATE_ENV = "RPCPAR_STATE_DIR"
 _WORKER_FAILURES = (RemoteError, WorkerConnectionError, SpawnError, AuthenticationError, ProtocolError,
                     MessageTooLargeError)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -119,8 +124,6 @@ def gen(targets: tuple[str, ...], out: Path | None, check: bool, all_: bool) -> 
     directory; one .proto holds every worker type of a module, so :CLASS only checks that CLASS
     is one of them. Files go next to the module unless --out is given.
     """
-    from . import codegen
-
     if not targets and not all_:
         raise click.UsageError("name at least one MODULE, or pass --all")
     jobs: list[tuple[Path, Callable[[], list[codegen.GeneratedFile]]]] = []
@@ -180,10 +183,7 @@ def _parse_target(target: str) -> tuple[str, str | None]:
 
 
 def _check_class(module: str, cls: str) -> None:
-    from ._declaration import workers_in_module
-    from .codegen import import_module
-
-    import_module(module)
+    codegen.import_module(module)
     names = [w.__name__ for w in workers_in_module(module)]
     if cls not in names:
         raise DeclarationError(f"module {module} has no worker type {cls} (it declares: {', '.join(names) or 'none'})")
@@ -193,83 +193,6 @@ def _on_path(root: Path) -> None:
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
 
-
-
-# -- worker records (rpcpar spawn / serve) -------------------------------------------------------
-
-
-def state_dir() -> Path:
-    """Where ``rpcpar spawn`` records its workers: ``$RPCPAR_STATE_DIR``, by default
-    ``${XDG_STATE_HOME:-~/.local/state}/rpcpar/workers``."""
-    env = os.environ.get(STATE_ENV)
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
-    return Path(base) / "rpcpar" / "workers"
-
-
-def record(handle: WorkerHandle) -> Path:
-    """Write ``handle`` to ``<state dir>/<worker id>.json``: directory 0700, file 0600 (it holds the token)."""
-    directory = state_dir()
-    if not directory.is_dir():
-        directory.mkdir(parents=True, mode=0o700)
-        directory.chmod(0o700)  # whatever the umask
-    path = directory / f"{handle.worker_id}.json"
-    tmp = directory / f".{handle.worker_id}.json.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(handle.to_json() + "\n")
-    os.replace(tmp, path)
-    return path
-
-
-def forget(worker_id: str) -> None:
-    """Remove the record of ``worker_id`` (if any)."""
-    (state_dir() / f"{worker_id}.json").unlink(missing_ok=True)
-
-
-def records() -> list[WorkerHandle]:
-    """The recorded workers, oldest first (unreadable records are skipped with a warning)."""
-    from ._handle import WorkerHandle
-
-    directory = state_dir()
-    if not directory.is_dir():
-        return []
-    found: list[tuple[float, WorkerHandle]] = []
-    for path in directory.glob("*.json"):
-        try:
-            found.append((path.stat().st_mtime, WorkerHandle.from_json(path.read_text())))
-        except FileNotFoundError:
-            continue  # removed meanwhile
-        except (OSError, RpcParallelError) as exc:
-            click.echo(f"rpcpar: skipping {path}: {exc}", err=True)
-    return [h for _, h in sorted(found, key=lambda item: item[0])]
-
-
-def load_handle(text: str) -> WorkerHandle:
-    """A HANDLE argument: ``-`` (the first line of stdin), handle JSON, a file holding it, or the id,
-    a unique id prefix or the name of a worker recorded by ``rpcpar spawn``/``serve``."""
-    from ._handle import WorkerHandle
-
-    if text == "-":
-        return WorkerHandle.from_json(sys.stdin.readline())
-    if text.lstrip().startswith("{"):
-        return WorkerHandle.from_json(text)
-    if os.path.isfile(text):
-        return WorkerHandle.from_json(Path(text).read_text())
-    known = records()
-    matchers: tuple[Callable[[WorkerHandle], bool], ...] = (
-        lambda h: h.worker_id == text, lambda h: h.name == text,
-        lambda h: len(text) >= 4 and h.worker_id.startswith(text))
-    for match in matchers:
-        found = [h for h in known if match(h)]
-        if len(found) == 1:
-            return found[0]
-        if len(found) > 1:
-            raise RpcParallelError(f"{text!r} names {len(found)} recorded workers "
-                                   f"({', '.join(h.worker_id for h in found)}); use a worker id")
-    raise RpcParallelError(f"no worker {text!r}: not handle JSON, not a file, and not the id or name of a worker "
-                           f"recorded in {state_dir()} (see rpcpar ls)")
 
 
 def _json_option(text: str | None, what: str) -> Any:
@@ -314,8 +237,6 @@ def _settings_options(f: F) -> F:
 
 def _settings(max_message_size: int | None, heartbeat_timeout: float | None, heartbeat_every: float | None,
               handshake_timeout: float | None) -> RpcSettings | None:
-    from ._settings import Heartbeat, RpcSettings
-
     if all(v is None for v in (max_message_size, heartbeat_timeout, heartbeat_every, handshake_timeout)):
         return None
     heartbeat = None
@@ -326,13 +247,10 @@ def _settings(max_message_size: int | None, heartbeat_timeout: float | None, hea
 
 def _worker_class(target: str) -> type[Worker]:
     """The worker class named by ``MODULE:CLASS`` (imported with the current directory on sys.path)."""
-    from ._worker import Worker
-    from .codegen import import_module
-
     module_name, cls_name = _parse_target(target)
     if cls_name is None:
         raise DeclarationError(f"name the worker class: {target}:CLASS")
-    module = import_module(module_name)
+    module = codegen.import_module(module_name)
     cls = getattr(module, cls_name, None)
     if not (isinstance(cls, type) and issubclass(cls, Worker)):
         _check_class(module_name, cls_name)  # names the worker types the module does declare
@@ -343,10 +261,6 @@ def _worker_class(target: str) -> type[Worker]:
 def _init_arg(cls: type, text: str | None) -> Any:
     """The ``init_worker_state`` argument of ``cls`` from ``--arg`` JSON, decoded through the worker
     type's ``<Worker>Init`` message as a worker would decode it."""
-    from ._codec import codec_for, message_classes
-    from ._dynamic import to_message
-    from ._schema import file_spec, service_spec
-
     value = _json_option(text, "--arg")
     spec = service_spec(cls)
     message_cls = message_classes(file_spec(cls.__module__))[spec.init.name]
@@ -383,10 +297,6 @@ def spawn(target: str, arg_json: str | None, name: str | None, max_message_size:
     credentials to call it, is recorded for `rpcpar ls` in $RPCPAR_STATE_DIR (default
     ${XDG_STATE_HOME:-~/.local/state}/rpcpar/workers; directory 0700, files 0600).
     """
-    import rpc_parallel as rp
-
-    from ._client import GONE, probe
-
     with user_errors(), worker_errors():
         settings = _settings(max_message_size, heartbeat_timeout, heartbeat_every, handshake_timeout)
         cls = _worker_class(target)
@@ -399,12 +309,12 @@ def spawn(target: str, arg_json: str | None, name: str | None, max_message_size:
                                                "shut it down first or choose another --name")
                     forget(h.worker_id)  # a stale record: that worker is gone
         handle = cls.spawn(
-            arg, shutdown_on=rp.ShutdownOn.CALLED_SHUTDOWN_FUNCTION, name=name, settings=settings,
+            arg, shutdown_on=ShutdownOn.CALLED_SHUTDOWN_FUNCTION, name=name, settings=settings,
             # one worker that outlives this command: a fresh interpreter is quicker than a fork server
             # (and shows in ps as `python -m rpc_parallel._worker_main`)
-            how=rp.Local(unix_socket=unix_socket, fork_server=False),
-            redirect_stdout=rp.FileAppend(stdout_path.resolve()) if stdout_path else rp.DEV_NULL,
-            redirect_stderr=rp.FileAppend(stderr_path.resolve()) if stderr_path else rp.DEV_NULL,
+            how=Local(unix_socket=unix_socket, fork_server=False),
+            redirect_stdout=FileAppend(stdout_path.resolve()) if stdout_path else DEV_NULL,
+            redirect_stderr=FileAppend(stderr_path.resolve()) if stderr_path else DEV_NULL,
             spawn_timeout=spawn_timeout)
         try:
             record(handle)
@@ -426,9 +336,6 @@ def serve(target: str, arg_json: str | None, name: str | None, max_message_size:
     It serves until SIGINT or SIGTERM (or `rpcpar shutdown`), then exits 0. While it runs it is
     recorded like a spawned worker, so `rpcpar call NAME ...` and `rpcpar ls` find it.
     """
-    from ._client import GONE, probe
-    from ._served import stop_all
-
     stop = threading.Event()
     with user_errors(), worker_errors():
         settings = _settings(max_message_size, heartbeat_timeout, heartbeat_every, handshake_timeout)
@@ -477,8 +384,6 @@ def call(handle: str, function: str, arg_json: str | None, connection_json: str 
     then one line per update; a one_way nothing. A reverse_pipe reads its updates from stdin, one
     JSON value per line, and prints its result. A remote exception prints as RemoteError, exit 1.
     """
-    from ._dynamic import NOT_GIVEN, DynamicClient
-
     with user_errors(), worker_errors():
         arg = NOT_GIVEN if arg_json is None else _json_option(arg_json, "the argument")
         connection_arg = NOT_GIVEN if connection_json is None else _json_option(connection_json, "--connection-arg")
@@ -501,8 +406,6 @@ def shutdown(handle: str) -> None:
     does not answer within its handshake_timeout (hung or stopped), the record is kept and the
     command exits 1.
     """
-    from ._client import GONE, SILENT, probe
-
     with user_errors(), worker_errors():
         h = load_handle(handle)
         status = probe(h, h.settings.handshake_timeout)
@@ -525,8 +428,6 @@ def shutdown(handle: str) -> None:
 def list_workers(as_json: bool, prune: bool, timeout: float) -> None:
     """List the workers recorded by `rpcpar spawn`/`serve`: id, name, address, pid, and whether they
     answer (a Control/Settings call within --timeout)."""
-    from ._client import ANSWERING, probe
-
     with user_errors():
         known = records()
         with ThreadPoolExecutor(max_workers=max(1, min(16, len(known)))) as pool:

@@ -7,6 +7,7 @@ may name classes defined further down the module.
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -14,12 +15,15 @@ from typing import Any
 from ._errors import DeclarationError
 from ._function import Function
 
-__all__ = ("RESERVED", "WorkerMeta", "declared_functions", "location", "workers_in_module")
+__all__ = ("CONNECTION_STATE", "RESERVED", "WorkerMeta", "declared_functions", "is_worker_type", "location", "workers_in_module")
 
 RESERVED = frozenset({
     "spawn", "serve", "connect", "spawn_in_foreground", "init_worker_state",
     "init_connection_state", "connection_state",
 })
+
+# the connection state of the call running in this thread or task (``Worker.connection_state``)
+CONNECTION_STATE: contextvars.ContextVar[Any] = contextvars.ContextVar("rpc_parallel_connection_state")
 
 # module name -> worker classes in definition order (a .proto file holds all of a module's workers)
 _BY_MODULE: dict[str, list[type]] = {}
@@ -114,6 +118,11 @@ def _check_init(class_name: str, name: str, impl: Callable[..., Any]) -> None:
         got = ", ".join(p.name for p in params) or "none"
         raise DeclarationError(f"{where}: takes exactly one argument besides self (got: {got}); "
                                "group several values in a dataclass")
+
+
+def is_worker_type(obj: object) -> bool:
+    """Whether ``obj`` is a worker type: a subclass of ``rp.Worker`` (not that base class itself)."""
+    return isinstance(obj, WorkerMeta) and any(isinstance(b, WorkerMeta) for b in obj.__mro__[1:])
 
 
 def declared_functions(cls: type) -> tuple[Function[Any], ...]:

@@ -21,6 +21,7 @@ server share its string hash seed.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import selectors
@@ -354,8 +355,6 @@ def server_pid() -> int | None:
 
 
 def _preload() -> None:
-    import importlib
-
     for name in _PRELOAD:
         try:
             importlib.import_module(name)

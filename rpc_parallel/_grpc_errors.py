@@ -1,10 +1,17 @@
 """The one place where gRPC errors become rpc_parallel errors, and where worker-side failures
-become gRPC status plus an ``rpcpar-error-bin`` trailer (``rpc_parallel.v1.ErrorInfo``)."""
+become gRPC status plus an ``rpcpar-error-bin`` trailer (``rpc_parallel.v1.ErrorInfo``).
+
+On the caller's side, ``ErrorBoundary`` is the boundary every call site raises through: a
+``grpc.RpcError`` leaving its block becomes the rpc_parallel error ``map_rpc_error`` picks (the
+trailer's ErrorInfo when there is one, else by status code), with the gRPC error as its cause.
+"""
 
 from __future__ import annotations
 
 import re
 import traceback
+from collections.abc import Callable
+from types import TracebackType
 from typing import Any, NoReturn
 
 import grpc
@@ -19,10 +26,10 @@ from ._errors import (
     WorkerConnectionError,
 )
 from ._proto import errors_pb2
+from ._protocol import ERROR_KEY
 
-__all__ = ("ERROR_KEY", "CallFailed", "abort", "error_info", "map_error_info", "map_rpc_error", "truncate_middle")
+__all__ = ("CallFailed", "ErrorBoundary", "abort", "error_info", "map_error_info", "map_rpc_error", "truncate_middle")
 
-ERROR_KEY = "rpcpar-error-bin"
 Kind = errors_pb2.ErrorInfo.Kind
 # gRPC caps metadata near 8 KiB (soft) / 16 KiB (hard): keep the whole trailer well under that.
 _MAX_TEXT = 3000
@@ -85,8 +92,44 @@ def abort(context: grpc.ServicerContext, info: errors_pb2.ErrorInfo) -> NoReturn
     raise AssertionError("unreachable")  # context.abort raises
 
 
-def map_rpc_error(exc: grpc.RpcError, *, worker: str = "worker") -> RpcParallelError:
-    """The rpc_parallel error for a failed gRPC call (chain it with ``raise ... from exc``)."""
+class ErrorBoundary:
+    """The caller's error boundary: ``with ErrorBoundary("worker w"): call()`` raises, for a
+    ``grpc.RpcError`` leaving the block, the error ``map_rpc_error`` makes of it (chained: the gRPC
+    error is its ``__cause__``). Stateless, so one instance serves every call to a peer, on any thread.
+    """
+
+    __slots__ = ("reaching", "timeout", "worker")
+
+    def __init__(self, worker: str = "worker", *, reaching: str | None = None,
+                 timeout: Callable[[], RpcParallelError] | None = None) -> None:
+        self.worker = worker
+        self.reaching = reaching
+        self.timeout = timeout
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if isinstance(exc, grpc.RpcError):
+            raise map_rpc_error(exc, worker=self.worker, reaching=self.reaching, timeout=self.timeout) from exc
+
+
+def map_rpc_error(exc: grpc.RpcError, *, worker: str = "worker", reaching: str | None = None,
+                  timeout: Callable[[], RpcParallelError] | None = None) -> RpcParallelError:
+    """The rpc_parallel error for a failed gRPC call, its ``__cause__`` set to ``exc``.
+
+    ``reaching`` (the peer's address): the call was the first contact with the peer, so
+    ``UNAVAILABLE`` means it could not be reached there. ``timeout`` makes the error for
+    ``DEADLINE_EXCEEDED`` (by default a ``WorkerConnectionError``).
+    """
+    error = _mapped(exc, worker, reaching, timeout)
+    error.__cause__ = exc
+    return error
+
+
+def _mapped(exc: grpc.RpcError, worker: str, reaching: str | None,
+            timeout: Callable[[], RpcParallelError] | None) -> RpcParallelError:
     code: grpc.StatusCode | None = exc.code() if hasattr(exc, "code") else None
     details: str = (exc.details() if hasattr(exc, "details") else "") or ""
     info = _trailer(exc)
@@ -103,6 +146,10 @@ def map_rpc_error(exc: grpc.RpcError, *, worker: str = "worker") -> RpcParallelE
     if code == grpc.StatusCode.UNIMPLEMENTED:
         return ProtocolError(f"{worker} does not implement this function ({details}); "
                              "is it running the same worker type?")
+    if code == grpc.StatusCode.UNAVAILABLE and reaching is not None:
+        return WorkerConnectionError(f"could not reach {worker} at {reaching}: {details}")
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED and timeout is not None:
+        return timeout()
     return WorkerConnectionError(f"lost the connection to {worker}: {code.name if code else 'error'}: {details}")
 
 

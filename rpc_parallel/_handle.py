@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import RpcParallelError
 from ._settings import RpcSettings, merge
 
-__all__ = ("WorkerHandle",)
+__all__ = ("WorkerHandle", "install_shutdown")
+
+# How a handle shuts its worker down: a Control call, which this value layer cannot import; the
+# lifecycle layer (rpc_parallel._supervision, imported by the package) installs it.
+_shutdown: Callable[[WorkerHandle], None] | None = None
+
+
+def install_shutdown(impl: Callable[[WorkerHandle], None]) -> None:
+    """Make ``impl(handle)`` what ``WorkerHandle.shutdown`` does."""
+    global _shutdown
+    _shutdown = impl
 
 
 @dataclass(frozen=True)
@@ -31,9 +42,9 @@ class WorkerHandle:
 
     def shutdown(self) -> None:
         """Connect to the worker and ask it to exit 0 (it may already have exited)."""
-        from ._client import shutdown_worker
-
-        shutdown_worker(self)
+        if _shutdown is None:
+            raise RuntimeError("rpc_parallel is not fully imported: import rpc_parallel first")
+        _shutdown(self)
 
     def to_json(self) -> str:
         """The JSON form printed by ``rpcpar spawn`` and read by ``rpcpar call``."""

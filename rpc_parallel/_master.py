@@ -9,6 +9,7 @@ import queue
 import secrets
 import signal
 import threading
+import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,8 +19,8 @@ import grpc
 from ._errors import WorkerFailedError
 from ._proto import master_pb2, master_pb2_grpc
 from ._schema import differing_functions
-from ._server import token_interceptor
-from ._settings import RpcSettings, grpc_options, resolve
+from ._settings import RpcSettings, resolve
+from ._transport import listen, new_server
 
 __all__ = ("Master", "WorkerRecord", "at_thread_exit", "master")
 
@@ -74,14 +75,13 @@ class Master:
         """Start the master server on first use; return its address."""
         with self._lock:
             if self._server is None:
-                server = grpc.server(ThreadPoolExecutor(max_workers=256, thread_name_prefix="rpc_parallel-master"),
-                                     options=grpc_options(self.settings, server=True),
-                                     interceptors=[token_interceptor(self.token)])
+                server = new_server(self.settings, ThreadPoolExecutor(max_workers=256,
+                                                                      thread_name_prefix="rpc_parallel-master"),
+                                    token=self.token)
                 master_pb2_grpc.add_MasterServicer_to_server(_MasterServicer(self), server)
-                port = server.add_insecure_port("127.0.0.1:0")
+                self.address = listen(server).address
                 server.start()
                 self._server = server
-                self.address = f"127.0.0.1:{port}"
                 at_thread_exit(self.stop_server)
             return self.address
 
@@ -120,8 +120,6 @@ class Master:
             try:
                 callback(exc)
             except Exception:
-                import traceback
-
                 traceback.print_exc()
 
 
@@ -172,13 +170,7 @@ def at_thread_exit(hook: Callable[[], None]) -> None:
     forever. ``threading._register_atexit`` hooks run in reverse order of registration, so this one
     runs before the join registered when ``concurrent.futures.thread`` was imported.
     """
-    register = getattr(threading, "_register_atexit", None)
-    if register is not None:
-        register(hook)
-    else:  # pragma: no cover - every CPython since 3.9 has it
-        import atexit
-
-        atexit.register(hook)
+    threading._register_atexit(hook)  # type: ignore[attr-defined]
 
 
 _MASTER: Master | None = None

@@ -8,7 +8,7 @@ from typing import Any
 
 from ._handle import WorkerHandle
 from ._master import at_thread_exit, master
-from ._server import WorkerServer
+from ._server import ServerHooks, WorkerServer
 from ._settings import RpcSettings, resolve
 
 __all__ = ("serve", "stop_all")
@@ -18,21 +18,28 @@ _LOCK = threading.Lock()
 _hooked: list[bool] = []
 
 
+class _Served(ServerHooks):
+    """A served worker stops (in the background) when a client asks it to shut down."""
+
+    def __init__(self, worker_id: str) -> None:
+        self.worker_id = worker_id
+
+    def shutdown_requested(self) -> None:
+        with _LOCK:
+            server = _SERVED.pop(self.worker_id, None)
+        if server is not None:
+            threading.Thread(target=server.stop, name="rpc_parallel-serve-stop", daemon=True).start()
+
+
 def serve(cls: type, arg: Any, *, settings: RpcSettings | None, name: str | None) -> WorkerHandle:
     """Host a new worker of ``cls`` in this process and run ``init_worker_state(arg)``."""
     m = master()
     worker_id = uuid.uuid4().hex
-    server: WorkerServer
-
-    def stop() -> None:
-        with _LOCK:
-            _SERVED.pop(worker_id, None)
-        threading.Thread(target=server.stop, name="rpc_parallel-serve-stop", daemon=True).start()
-
     server = WorkerServer(cls, worker_id=worker_id, name=name, settings=resolve(settings, m.app_settings),
-                          token=m.token, on_shutdown=stop)
+                          token=m.token, hooks=_Served(worker_id))
+    core = server.core
     try:
-        server.init_worker_state(server.codec.decode_init(server.codec.encode_init(arg)))
+        core.init_worker_state(core.codec.decode_init(core.codec.encode_init(arg)))
     except BaseException:
         server.stop(0)
         raise

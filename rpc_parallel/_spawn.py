@@ -18,20 +18,16 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import IO, Any
 
-import grpc
-
-from ._client import ANSWERING, GONE, probe
 from ._codec import codec_for
 from ._errors import ProtocolError, SpawnError, SpawnTimeoutError, WorkerConnectionError, WorkerCrashedError
 from ._forkserver import ForkedProcess, fork_server
-from ._grpc_errors import map_rpc_error
 from ._handle import WorkerHandle
 from ._master import Master, WorkerRecord, master
 from ._options import DEV_NULL, FileAppend, FileTruncate, Local, Redirect, ShutdownOn, redirect_to_json
-from ._proto import control_pb2, control_pb2_grpc
 from ._schema import MAIN_MODULES, module_name, service_spec
-from ._server import TOKEN_KEY
-from ._settings import RpcSettings, grpc_options, resolve
+from ._settings import RpcSettings, resolve
+from ._supervision import GONE, init_worker, watch
+from ._transport import socket_dir_of
 
 __all__ = ("WORKER_ENV", "spawn_worker")
 
@@ -134,7 +130,7 @@ def spawn_worker(cls: type, arg: Any, *, on_failure: Callable[[BaseException], N
                             relay)
         handle = WorkerHandle(worker_id=worker_id, address=record.address, name=name, settings=worker_settings,
                               token=m.token, fingerprint=spec.fingerprint, pid=proc.pid)
-        _init_worker(handle, init_arg, shutdown_on, connection_timeout, deadline)
+        init_worker(handle, init_arg, shutdown_on, connection_timeout, deadline)
     except BaseException as exc:
         record.gave_up = True
         record.expected_exit = True
@@ -145,7 +141,7 @@ def spawn_worker(cls: type, arg: Any, *, on_failure: Callable[[BaseException], N
                 pass
             else:
                 raise _crashed(record, code, _stderr_tail(tail, redirect_stderr, cd),
-                               "during init_worker_state") from None
+                               "during init_worker_state") from exc
         _kill(proc)
         if foreground and proc.stderr:
             proc.stderr.close()
@@ -205,31 +201,15 @@ def _await_registration(proc: Process, record: WorkerRecord, deadline: float, st
         raise ProtocolError(record.rejected)
 
 
-def _init_worker(handle: WorkerHandle, init_arg: bytes, shutdown_on: ShutdownOn, connection_timeout: float,
-                 deadline: float) -> None:
-    channel = grpc.insecure_channel(handle.address, options=grpc_options(handle.settings, server=False))
-    try:
-        stub = control_pb2_grpc.ControlStub(channel)
-        stub.InitWorker(
-            control_pb2.InitWorkerRequest(worker_id=handle.worker_id, arg=init_arg, shutdown_on=shutdown_on.value,  # type: ignore[arg-type]
-                                          connection_timeout=connection_timeout),
-            metadata=((TOKEN_KEY, handle.token),), timeout=max(0.1, deadline - time.monotonic()), wait_for_ready=True)
-    except grpc.RpcError as exc:
-        if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-            raise SpawnTimeoutError(f"timed out initialising worker {handle.name or handle.worker_id}") from None
-        raise map_rpc_error(exc, worker=f"worker {handle.name or handle.worker_id}") from None
-    finally:
-        channel.close()
-
-
 def _reap(m: Master, record: WorkerRecord, proc: Process, stderr_tail: Callable[[], str],
           relay: threading.Thread | None) -> None:
     code = proc.wait()
     if relay is not None:
         relay.join(1.0)
     m.workers.pop(record.worker_id, None)
-    if record.address.startswith("unix:"):  # a killed worker could not remove its socket directory
-        shutil.rmtree(os.path.dirname(record.address.removeprefix("unix:")), ignore_errors=True)
+    socket_dir = socket_dir_of(record.address)
+    if socket_dir is not None:  # a killed worker could not remove its socket directory
+        shutil.rmtree(socket_dir, ignore_errors=True)
     if code == 0 or record.expected_exit or record.failed:
         return
     if isinstance(proc, ForkedProcess) and proc.status_lost:
@@ -243,38 +223,24 @@ def _reap(m: Master, record: WorkerRecord, proc: Process, stderr_tail: Callable[
 
 
 def _watch(m: Master, record: WorkerRecord, proc: Process, handle: WorkerHandle) -> None:
-    """Hold a ``Watch`` stream to the worker; when it breaks and the worker does not answer within its
-    heartbeat timeout, report it to ``on_failure`` as crashed and kill it (it may be stopped or hung).
-    A worker that exits is left to the reaper."""
-    metadata = ((TOKEN_KEY, handle.token),)
+    """Watch the worker (``Control/Watch``); when it stops answering and does not exit within its
+    heartbeat timeout, report it to ``on_failure`` as crashed and kill it (it may be stopped or
+    hung). A worker that exits is left to the reaper."""
     timeout = handle.settings.heartbeat.timeout
-    options = grpc_options(handle.settings, server=False)
-    while proc.poll() is None:
-        channel = grpc.insecure_channel(handle.address, options=options)
-        try:
-            for _ in control_pb2_grpc.ControlStub(channel).Watch(
-                    control_pb2.WatchRequest(worker_id=handle.worker_id), metadata=metadata):
-                pass
-        except grpc.RpcError:
-            pass
-        finally:
-            channel.close()
-        # the stream ended: did the worker exit (gone), stop or hang (silent), or was it a passing error?
-        status = probe(handle, timeout)
-        if status == ANSWERING:
-            continue
-        try:
-            proc.wait(handle.settings.handshake_timeout if status == GONE else timeout)
-            return  # it exited: the reaper reports how
-        except subprocess.TimeoutExpired:
-            pass
-        if not record.expected_exit:
-            m.report_failure(record, WorkerCrashedError(
-                f"worker {record.label} stopped answering (no heartbeat within {timeout}s: hung, stopped or "
-                f"unreachable); killed it", worker_id=record.worker_id, worker_name=record.name))
-            record.failed = True
-        proc.kill()
+    status = watch(handle, lambda: proc.poll() is None)
+    if status is None:
         return
+    try:
+        proc.wait(handle.settings.handshake_timeout if status == GONE else timeout)
+        return  # it exited: the reaper reports how
+    except subprocess.TimeoutExpired:
+        pass
+    if not record.expected_exit:
+        m.report_failure(record, WorkerCrashedError(
+            f"worker {record.label} stopped answering (no heartbeat within {timeout}s: hung, stopped or "
+            f"unreachable); killed it", worker_id=record.worker_id, worker_name=record.name))
+        record.failed = True
+    proc.kill()
 
 
 def _crashed(record: WorkerRecord, code: int, stderr_tail: str, when: str = "") -> WorkerCrashedError:

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import contextvars
 import subprocess
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+from typing import Any, Literal, TypeVar, overload
 
-from ._declaration import WorkerMeta
+from ._client import Connection, connect
+from ._declaration import CONNECTION_STATE, WorkerMeta
+from ._handle import WorkerHandle
 from ._options import DEV_NULL, LOCAL, Local, Redirect, ShutdownOn
-
-if TYPE_CHECKING:
-    from ._client import Connection
-    from ._handle import WorkerHandle
-    from ._settings import RpcSettings
+from ._served import serve
+from ._settings import RpcSettings
+from ._spawn import spawn_worker
 
 WorkerT = TypeVar("WorkerT", bound="Worker")
 
 __all__ = ("Worker",)
-
-_CONNECTION_STATE: contextvars.ContextVar[Any] = contextvars.ContextVar("rpc_parallel_connection_state")
-
 
 class Worker(metaclass=WorkerMeta):
     """Base class of a worker type.
@@ -46,7 +42,7 @@ class Worker(metaclass=WorkerMeta):
     def connection_state(self) -> Any:
         """The state ``init_connection_state`` returned for the connection of the current call."""
         try:
-            return _CONNECTION_STATE.get()
+            return CONNECTION_STATE.get()
         except LookupError:
             raise RuntimeError("connection_state is only available during a call on a connection") from None
 
@@ -86,9 +82,6 @@ class Worker(metaclass=WorkerMeta):
         environment. ``spawn_timeout`` (default 2 x ``connection_timeout``) bounds the whole start;
         past it the process is killed and ``SpawnTimeoutError`` raised. ``settings`` apply to this worker's server (see RpcSettings).
         """
-        from ._client import connect
-        from ._spawn import spawn_worker
-
         handle, _ = spawn_worker(cls, arg, on_failure=on_failure, shutdown_on=shutdown_on, name=name, how=how,
                                  redirect_stdout=redirect_stdout, redirect_stderr=redirect_stderr, cd=cd, env=env,
                                  umask=umask, connection_timeout=connection_timeout, spawn_timeout=spawn_timeout,
@@ -106,8 +99,6 @@ class Worker(metaclass=WorkerMeta):
                             ) -> tuple[WorkerHandle, subprocess.Popen[bytes]]:
         """Like ``spawn`` but without daemonizing: the worker's stdout and stderr are the returned
         process's pipes, and the caller must read them and reap the process (``wait()``)."""
-        from ._spawn import spawn_worker
-
         handle, proc = spawn_worker(cls, arg, on_failure=on_failure, shutdown_on=shutdown_on, name=name, how=how,
                                     redirect_stdout=DEV_NULL, redirect_stderr=DEV_NULL, cd=cd, env=env, umask=umask,
                                     connection_timeout=connection_timeout, spawn_timeout=spawn_timeout,
@@ -118,13 +109,9 @@ class Worker(metaclass=WorkerMeta):
     @classmethod
     def serve(cls, arg: Any = None, *, settings: RpcSettings | None = None, name: str | None = None) -> WorkerHandle:
         """Start a worker server of this type inside this process; ``handle.shutdown()`` stops it."""
-        from ._served import serve
-
         return serve(cls, arg, settings=settings, name=name)
 
     @classmethod
     def connect(cls, handle: WorkerHandle, connection_arg: Any = None) -> Connection:
         """Open a connection to the worker server ``handle``; runs ``init_connection_state``."""
-        from ._client import connect
-
         return connect(cls, handle, connection_arg)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ._app import start_master_server
+from ._worker_process import main as worker_main
 
 __all__ = ("start_master_server", "worker_command")
 
@@ -15,8 +16,6 @@ def worker_command(name: str = "worker") -> click.Command:
     @click.command(name=name, hidden=True, context_settings={"ignore_unknown_options": True})
     @click.argument("args", nargs=-1, type=click.UNPROCESSED)
     def command(args: tuple[str, ...]) -> None:
-        from ._worker_main import main
-
-        main()
+        worker_main()
 
     return command

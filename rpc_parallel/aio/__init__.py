@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterator
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterator, Mapping
+from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 from .. import _client
 from .._function import (
@@ -18,8 +18,10 @@ from .._function import (
     StateFunction,
 )
 from .._handle import WorkerHandle
+from .._options import DEV_NULL, LOCAL, Local, Redirect, ShutdownOn
 from .._pipes import Closed, DirectPipeId, Update
 from .._settings import RpcSettings
+from .._worker import Worker
 
 __all__ = ("Connection", "Pipe", "connect", "serve", "spawn")
 
@@ -165,22 +167,51 @@ def _on_loop(callback: Callable[[BaseException], None] | None, loop: asyncio.Abs
     return on_failure
 
 
-async def spawn(cls: Any, arg: Any = None, **kwargs: Any) -> Any:
+@overload
+async def spawn(cls: type[Worker], arg: Any = None, *, on_failure: Callable[[BaseException], None] | None = None,
+                shutdown_on: Literal[ShutdownOn.HEARTBEATER_TIMEOUT, ShutdownOn.CALLED_SHUTDOWN_FUNCTION]
+                = ShutdownOn.HEARTBEATER_TIMEOUT, name: str | None = None, how: Local = LOCAL,
+                redirect_stdout: Redirect = DEV_NULL, redirect_stderr: Redirect = DEV_NULL, cd: str = "/",
+                env: Mapping[str, str] | None = None, umask: int | None = None, connection_timeout: float = 10.0,
+                spawn_timeout: float | None = None, settings: RpcSettings | None = None) -> WorkerHandle: ...
+@overload
+async def spawn(cls: type[Worker], arg: Any = None, *, on_failure: Callable[[BaseException], None] | None = None,
+                shutdown_on: Literal[ShutdownOn.CONNECTION_CLOSED], connection_arg: Any = None,
+                name: str | None = None, how: Local = LOCAL, redirect_stdout: Redirect = DEV_NULL,
+                redirect_stderr: Redirect = DEV_NULL, cd: str = "/", env: Mapping[str, str] | None = None,
+                umask: int | None = None, connection_timeout: float = 10.0, spawn_timeout: float | None = None,
+                settings: RpcSettings | None = None) -> Connection: ...
+async def spawn(cls: type[Worker], arg: Any = None, *, on_failure: Callable[[BaseException], None] | None = None,
+                shutdown_on: ShutdownOn = ShutdownOn.HEARTBEATER_TIMEOUT, connection_arg: Any = None,
+                name: str | None = None, how: Local = LOCAL, redirect_stdout: Redirect = DEV_NULL,
+                redirect_stderr: Redirect = DEV_NULL, cd: str = "/", env: Mapping[str, str] | None = None,
+                umask: int | None = None, connection_timeout: float = 10.0, spawn_timeout: float | None = None,
+                settings: RpcSettings | None = None) -> WorkerHandle | Connection:
     """``await rp.aio.spawn(Worker, arg, ...)``: ``Worker.spawn`` with ``on_failure`` called on this
     event loop; returns a handle, or an ``rp.aio.Connection`` with ``CONNECTION_CLOSED``."""
-    kwargs["on_failure"] = _on_loop(kwargs.get("on_failure"), asyncio.get_running_loop())
-    result = await asyncio.to_thread(cls.spawn, arg, **kwargs)
+    callback = _on_loop(on_failure, asyncio.get_running_loop())
+
+    def start() -> WorkerHandle | _client.Connection:
+        if shutdown_on is ShutdownOn.CONNECTION_CLOSED:
+            return cls.spawn(arg, on_failure=callback, shutdown_on=shutdown_on, connection_arg=connection_arg,
+                             name=name, how=how, redirect_stdout=redirect_stdout, redirect_stderr=redirect_stderr,
+                             cd=cd, env=env, umask=umask, connection_timeout=connection_timeout,
+                             spawn_timeout=spawn_timeout, settings=settings)
+        return cls.spawn(arg, on_failure=callback, shutdown_on=shutdown_on, name=name, how=how,
+                         redirect_stdout=redirect_stdout, redirect_stderr=redirect_stderr, cd=cd, env=env,
+                         umask=umask, connection_timeout=connection_timeout, spawn_timeout=spawn_timeout,
+                         settings=settings)
+
+    result = await asyncio.to_thread(start)
     return Connection(result) if isinstance(result, _client.Connection) else result
 
 
-async def serve(cls: Any, arg: Any = None, **kwargs: Any) -> WorkerHandle:
+async def serve(cls: type[Worker], arg: Any = None, *, settings: RpcSettings | None = None,
+                name: str | None = None) -> WorkerHandle:
     """``Worker.serve`` without blocking the event loop."""
-    handle: WorkerHandle = await asyncio.to_thread(cls.serve, arg, **kwargs)
-    return handle
+    return await asyncio.to_thread(cls.serve, arg, settings=settings, name=name)
 
 
 async def connect(cls: type, handle: WorkerHandle, connection_arg: Any = None) -> Connection:
     """Open an asyncio connection to the worker server ``handle``."""
     return Connection(await asyncio.to_thread(_client.connect, cls, handle, connection_arg))
-
-

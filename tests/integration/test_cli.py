@@ -265,7 +265,8 @@ def test_plain_json_round_trips_through_nested_types() -> None:
     import pickle
 
     from rpc_parallel._cli import _init_arg
-    from rpc_parallel._dynamic import DynamicCallError, DynamicClient
+    from rpc_parallel._client import DynamicClient
+    from rpc_parallel._errors import DynamicCallError
     from tests.golden.decls.types import Box, Corner, Shape, Shapes, Unit
 
     box = {"shape": "SQUARE", "corners": [{"x": 1, "y": -2}], "meta": {"k": [1, 2**40]}, "grid": [[1.5], []],
@@ -299,7 +300,7 @@ def test_plain_json_round_trips_through_nested_types() -> None:
 
 def test_one_way_calls_of_a_dynamic_connection_run_in_order() -> None:
     """A slow note, then quick ones: run as they arrive, the quick ones would finish first."""
-    from rpc_parallel._dynamic import DynamicClient
+    from rpc_parallel._client import DynamicClient
     from tests.integration.workers import Journal
 
     handle = Journal.spawn(None, name="dynamic-order")

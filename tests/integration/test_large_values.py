@@ -10,7 +10,7 @@ import pytest
 import rpc_parallel as rp
 from rpc_parallel._codec import codec_for
 from rpc_parallel._proto import control_pb2
-from rpc_parallel._server import CONN_KEY, SPLICED_CALL, SPLICED_KEY, SPLICED_ONE, TOKEN_KEY
+from rpc_parallel._protocol import CONN_KEY, SPLICED_CALL, SPLICED_KEY, SPLICED_ONE, TOKEN_KEY
 
 from .workers import Calls
 

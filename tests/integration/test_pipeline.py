@@ -12,14 +12,15 @@ import signal
 import pytest
 
 import rpc_parallel as rp
-from rpc_parallel import _pipeline
+from rpc_parallel._client._pipeline import Pipeline
 from rpc_parallel._codec import codec_for
+from rpc_parallel._protocol import PIPELINE_MAX_REQUEST, PIPELINE_MIN_LIMIT, PIPELINE_PART
 
 from .conftest import Failures
 from .workers import Calls
 
 
-def _pipeline_of(conn: rp.Connection) -> _pipeline.Pipeline | None:
+def _pipeline_of(conn: rp.Connection) -> Pipeline | None:
     return conn._pipeline
 
 
@@ -49,11 +50,11 @@ def test_errors_are_those_of_unary_calls(calls: rp.WorkerHandle) -> None:
 
 def test_large_results_come_in_parts_and_too_large_ones_fail_alone(calls: rp.WorkerHandle) -> None:
     with Calls.connect(calls, "t") as conn:
-        sizes = [0, 1, _pipeline._PART - 10, _pipeline._PART + 1, 5 * _pipeline._PART + 123]
+        sizes = [0, 1, PIPELINE_PART - 10, PIPELINE_PART + 1, 5 * PIPELINE_PART + 123]
         futures = [conn.submit(Calls.make, n) for n in sizes]
         for n, f in zip(sizes, futures, strict=True):
             assert f.result(60) == conn.run(Calls.make, n)
-        big = b"\x01" * (2 * _pipeline.MAX_REQUEST)  # too large to batch: goes unary, same result
+        big = b"\x01" * (2 * PIPELINE_MAX_REQUEST)  # too large to batch: goes unary, same result
         assert conn.submit(Calls.size, big).result(60) == len(big)
 
     small = Calls.spawn(settings=rp.RpcSettings(max_message_size=4 << 20))
@@ -101,7 +102,7 @@ def test_a_dead_worker_fails_calls_in_flight_and_later_ones(failures: Failures) 
 
 
 def test_a_small_max_message_size_keeps_calls_unary() -> None:
-    worker = Calls.spawn(settings=rp.RpcSettings(max_message_size=_pipeline.MIN_LIMIT - 1))
+    worker = Calls.spawn(settings=rp.RpcSettings(max_message_size=PIPELINE_MIN_LIMIT - 1))
     try:
         with Calls.connect(worker, "t") as conn:
             assert [conn.submit(Calls.tagged, i).result(30) for i in range(3)] == ["t:0", "t:1", "t:2"]
@@ -129,16 +130,16 @@ def test_a_submitted_call_cannot_be_cancelled_and_the_stream_goes_on(calls: rp.W
 
 
 def test_results_at_the_limit_and_requests_near_it_share_the_stream() -> None:
-    limit = _pipeline.MIN_LIMIT  # the smallest max_message_size that pipelines: 256 KiB
+    limit = PIPELINE_MIN_LIMIT  # the smallest max_message_size that pipelines: 256 KiB
     worker = Calls.spawn(settings=rp.RpcSettings(max_message_size=limit))
     make_overhead = len(codec_for(Calls).method("make").encode_result(bytes(limit - 100))) - (limit - 100)
     try:
         with Calls.connect(worker, "t") as conn:
             at_limit = [conn.submit(Calls.make, limit - make_overhead) for _ in range(3)]
-            requests = [conn.submit(Calls.size, bytes(_pipeline.MAX_REQUEST - 64)) for _ in range(40)]
+            requests = [conn.submit(Calls.size, bytes(PIPELINE_MAX_REQUEST - 64)) for _ in range(40)]
             small = [conn.submit(Calls.tagged, i) for i in range(100)]
             assert [len(f.result(60)) for f in at_limit] == [limit - make_overhead] * 3
-            assert [f.result(60) for f in requests] == [_pipeline.MAX_REQUEST - 64] * 40
+            assert [f.result(60) for f in requests] == [PIPELINE_MAX_REQUEST - 64] * 40
             assert [f.result(60) for f in small] == [f"t:{i}" for i in range(100)]
             pipe = _pipeline_of(conn)
             assert pipe is not None and not pipe.broken

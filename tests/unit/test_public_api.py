@@ -5,6 +5,7 @@ from __future__ import annotations
 import types
 
 import rpc_parallel as rp
+from rpc_parallel import _errors
 
 
 def test_all_is_a_sorted_complete_tuple() -> None:
@@ -29,3 +30,17 @@ def test_errors_derive_from_the_root() -> None:
         obj = getattr(rp, name)
         if isinstance(obj, type) and issubclass(obj, Exception):
             assert issubclass(obj, rp.RpcParallelError), name
+
+
+def test_types_are_public_under_their_own_name() -> None:
+    """Generated clients name rpc_parallel's own types ``rp.<__name__>`` (codegen/_client.py)."""
+    for name in rp.__all__:
+        obj = getattr(rp, name)
+        if isinstance(obj, type) and obj.__module__.startswith("rpc_parallel."):
+            assert obj.__name__ == name, (name, obj)
+
+
+def test_every_error_of_the_tree_derives_from_the_root() -> None:
+    for name in _errors.__all__:
+        assert issubclass(getattr(_errors, name), rp.RpcParallelError), name
+    assert {"ProtocError", "DynamicCallError"} <= set(_errors.__all__)

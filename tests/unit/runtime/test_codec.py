@@ -14,8 +14,7 @@ from google.protobuf import descriptor_pool
 from grpc_tools import protoc
 
 import rpc_parallel as rp
-from rpc_parallel import _codec
-from rpc_parallel._codec import MethodCodec, ServiceCodec, codec_for, message_classes
+from rpc_parallel._codec import MethodCodec, ServiceCodec, _classes, _service, codec_for, message_classes
 from rpc_parallel._schema import file_descriptor, file_spec, service_spec
 from rpc_parallel.codegen._proto_text import render_proto
 
@@ -82,8 +81,8 @@ def _generate(tmp_path: Path, module: str, *, stale: bool) -> str:
 def test_message_classes_use_a_fresh_generated_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     name = _generate(tmp_path, codec_fresh_decls.__name__, stale=False)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(_codec, "_CLASSES", {})
-    monkeypatch.setattr(_codec, "_CODECS", {})
+    monkeypatch.setattr(_classes, "_CLASSES", {})
+    monkeypatch.setattr(_service, "_CODECS", {})
     classes = message_classes(file_spec(codec_fresh_decls.__name__))
     generated = importlib.import_module(name)
     assert classes["FreshPingRequest"] is generated.FreshPingRequest
@@ -97,8 +96,8 @@ def test_message_classes_use_a_fresh_generated_module(tmp_path: Path, monkeypatc
 def test_message_classes_ignore_a_stale_generated_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     name = _generate(tmp_path, codec_stale_decls.__name__, stale=True)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(_codec, "_CLASSES", {})
-    monkeypatch.setattr(_codec, "_CODECS", {})
+    monkeypatch.setattr(_classes, "_CLASSES", {})
+    monkeypatch.setattr(_service, "_CODECS", {})
     classes = message_classes(file_spec(codec_stale_decls.__name__))
     assert name in sys.modules  # it was tried
     generated = sys.modules[name]

@@ -11,13 +11,13 @@ import sys
 import pytest
 
 import rpc_parallel as rp
-from rpc_parallel._codec import _SPLICE_MIN, MethodCodec, codec_for, message_classes, wire, wire_size
+from rpc_parallel._codec import SPLICE_MIN, MethodCodec, codec_for, message_classes, wire, wire_size
 from rpc_parallel._schema import file_spec
 
 from .codec_bytes_decls import Bytesy
 
-BIG = bytes(range(256)) * (_SPLICE_MIN // 256 + 7)
-OTHER = b"\xff" * (3 * _SPLICE_MIN)
+BIG = bytes(range(256)) * (SPLICE_MIN // 256 + 7)
+OTHER = b"\xff" * (3 * SPLICE_MIN)
 
 
 @pytest.fixture
@@ -62,8 +62,8 @@ def test_parts_are_the_message_and_its_large_values_unframed(put: MethodCodec, d
     assert wire_size(rest, taken) == len(put.encode_request(values))
     assert put.decode_request_parts(rest, dict(taken)) == values
     fields = _request_cls().DESCRIPTOR.fields_by_name
-    large = [fields[name].number for name, v in (("data", data), ("more", more)) if len(v) >= _SPLICE_MIN]
-    assert [n for n, _ in taken] == large and len(rest) < _SPLICE_MIN
+    large = [fields[name].number for name, v in (("data", data), ("more", more)) if len(v) >= SPLICE_MIN]
+    assert [n for n, _ in taken] == large and len(rest) < SPLICE_MIN
 
 
 def test_result_parts(put: MethodCodec) -> None:
@@ -96,16 +96,15 @@ def test_truncated_messages_are_protocol_errors(put: MethodCodec, cut: int) -> N
 
 def test_wrong_types_are_still_refused(put: MethodCodec) -> None:
     with pytest.raises(TypeError, match="data"):
-        put.bind((1, "not bytes" * _SPLICE_MIN, "t", b""), {})
+        put.bind((1, "not bytes" * SPLICE_MIN, "t", b""), {})
 
 
 _FAULTS_SCRIPT = """
 import resource, sys
-from rpc_parallel import _codec
-from rpc_parallel._codec import codec_for
+from rpc_parallel._codec import _splice, codec_for
 from tests.unit.runtime.codec_bytes_decls import Bytesy
 if sys.argv[1] == "cold":
-    _codec._allocator_warm = True  # as if warmed: skips the warming
+    _splice._allocator_warm = True  # as if warmed: skips the warming
 put = codec_for(Bytesy).method("put")
 data = b"\\xa5" * (16 << 20)
 put.encode_request([0, data, "", b""])

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from rpc_parallel._inorder import InOrder
+from rpc_parallel._server._inorder import InOrder
 
 
 @pytest.fixture

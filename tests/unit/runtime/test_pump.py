@@ -7,7 +7,7 @@ import time
 from collections import deque
 from typing import Any
 
-from rpc_parallel._pump import Pump
+from rpc_parallel._server._pump import Pump
 
 
 class _SlowAppend(deque[Any]):

@@ -16,9 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 
-__all__ = ("SEQ_KEY", "InOrder")
-
-SEQ_KEY = "rpcpar-seq"
+__all__ = ("InOrder",)
 
 
 class InOrder:

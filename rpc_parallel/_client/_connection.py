@@ -1,7 +1,8 @@
-"""The caller's side: ``connect``, ``Connection`` (run/submit for every kind) and ``Pipe``.
+"""``Connection``: the caller's side of one connection, ``run``/``submit`` for every kind.
 
 One ``Connection`` owns one gRPC channel (one TCP connection) to one worker server, and one open
-``Control/OpenConnection`` stream whose lifetime is the connection's.
+``Control/OpenConnection`` stream whose lifetime is the connection's. Every gRPC error of its
+calls reaches the caller through its ``ErrorBoundary``.
 """
 
 from __future__ import annotations
@@ -10,14 +11,15 @@ import concurrent.futures
 import itertools
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, ParamSpec, TypeVar, overload
 
 import grpc
 from google.protobuf.message import DecodeError
 
-from ._codec import MethodCodec, ServiceCodec, codec_for, joined, wire_size
-from ._errors import ConnectionClosedError, MessageTooLargeError, ProtocolError, WorkerConnectionError
-from ._function import (
+from .._codec import MethodCodec, ServiceCodec, codec_for, joined, wire_size
+from .._declaration import is_worker_type
+from .._errors import ConnectionClosedError, MessageTooLargeError, ProtocolError, RpcParallelError
+from .._function import (
     DirectPipeFunction,
     Function,
     Kind,
@@ -27,111 +29,38 @@ from ._function import (
     RpcFunction,
     StateFunction,
 )
-from ._grpc_errors import map_rpc_error
-from ._handle import WorkerHandle
-from ._inorder import SEQ_KEY
-from ._pipeline import MAX_REQUEST as PIPELINE_MAX_REQUEST, MIN_LIMIT as PIPELINE_MIN_LIMIT, Pipeline
-from ._pipes import Closed, DirectPipeId, Update
-from ._proto import control_pb2, control_pb2_grpc
-from ._schema import ServiceSpec, service_spec
-from ._server import (
-    CONN_KEY,
+from .._grpc_errors import ErrorBoundary, map_rpc_error
+from .._handle import WorkerHandle
+from .._pipes import Closed, DirectPipeId, Update
+from .._proto import control_pb2, control_pb2_grpc
+from .._protocol import (
+    PIPELINE_MAX_REQUEST,
+    PIPELINE_MIN_LIMIT,
+    SEQ_KEY,
     SPLICED_CALL,
     SPLICED_HEADER_MAX,
     SPLICED_KEY,
     SPLICED_ONE,
-    TOKEN_KEY,
     fingerprint_messages,
 )
-from ._settings import RpcSettings, grpc_options
+from .._schema import ServiceSpec, service_spec
+from .._settings import RpcSettings
+from .._transport import connect as connect_channel
+from ._pipe import Pipe
+from ._pipeline import Pipeline
+from ._session import call_metadata, open_session, worker_label
 
-__all__ = ("Connection", "Pipe", "connect", "shutdown_worker")
+__all__ = ("Connection", "connect")
 
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
+S = TypeVar("S")
+U = TypeVar("U")
 # an rpc whose large bytes values add up to this much goes as Spliced/Call (no copies of them); a
 # smaller one is cheaper copied into one message than streamed (a stream costs gRPC a thread)
 _SPLICED_CALL_MIN = 1 << 20
-S = TypeVar("S")
-U = TypeVar("U")
 _BATCH = 4096
-
-
-def _open_channel(handle: WorkerHandle) -> grpc.Channel:
-    channel = grpc.insecure_channel(handle.address, options=grpc_options(handle.settings, server=False))
-    try:
-        grpc.channel_ready_future(channel).result(timeout=handle.settings.handshake_timeout)
-    except grpc.FutureTimeoutError:
-        channel.close()
-        raise WorkerConnectionError(
-            f"could not reach worker {handle.name or handle.worker_id} at {handle.address} "
-            f"within handshake_timeout {handle.settings.handshake_timeout}s") from None
-    return channel
-
-
-def _label(handle: WorkerHandle) -> str:
-    return f"worker {handle.name or handle.worker_id}"
-
-
-class Pipe(Generic[T]):
-    """The items of a ``pipe`` (or a ``state``'s updates), in order. Iterate it; ``close()``
-    aborts the stream (the worker's generator then sees ``GeneratorExit``); a context manager."""
-
-    def __init__(self, call: Any, decode: Callable[[bytes], list[T]], label: str) -> None:
-        self._call = call
-        self._decode = decode
-        self._label = label
-        self._batch: Iterator[T] = iter(())
-        self._closed = False
-
-    def __iter__(self) -> Iterator[T]:
-        return self
-
-    def __next__(self) -> T:
-        while True:
-            for item in self._batch:
-                return item
-            batch = self.next_batch()
-            if batch is None:
-                raise StopIteration
-            self._batch = iter(batch)
-
-    def next_batch(self) -> list[T] | None:
-        """The next message's items, not yet returned by iteration; None at the end."""
-        rest = list(self._batch)
-        if rest:
-            self._batch = iter(())
-            return rest
-        if self._closed:
-            return None
-        try:
-            data = next(self._call)
-        except StopIteration:
-            self._closed = True
-            return None
-        except grpc.RpcError as exc:
-            self._closed = True
-            if exc.code() == grpc.StatusCode.CANCELLED and self._call.cancelled():
-                return None
-            raise map_rpc_error(exc, worker=self._label) from None
-        return self._decode(data)
-
-    def close(self) -> None:
-        """Abort the stream (idempotent)."""
-        if not self._closed:
-            self._closed = True
-            self._call.cancel()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def __enter__(self) -> Pipe[T]:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class _Method:
@@ -163,9 +92,7 @@ class Connection:
     """
 
     def __init__(self, cls: type, handle: WorkerHandle, connection_arg: Any = None) -> None:
-        from ._worker import Worker
-
-        if not (isinstance(cls, type) and issubclass(cls, Worker)):
+        if not is_worker_type(cls):
             raise TypeError(f"connect takes a worker type (an rp.Worker subclass) first, not {cls!r}")
         if not isinstance(handle, WorkerHandle):
             raise TypeError(f"connect takes an rp.WorkerHandle, not {handle!r}")
@@ -173,9 +100,10 @@ class Connection:
         self.handle = handle
         self._spec = service_spec(cls)
         self._codec = codec_for(cls)
-        self._label = _label(handle)
+        self._label = worker_label(handle)
+        self._errors = ErrorBoundary(self._label)
         encoded_arg = self._codec.encode_connection_init(connection_arg)
-        self._channel = _open_channel(handle)
+        self._channel = connect_channel(handle.address, handle.settings, self._label)
         self._methods: dict[Function[Any], _Method] = {}
         self._pending: set[Any] = set()
         self._pending_lock = threading.Lock()
@@ -188,23 +116,16 @@ class Connection:
         self._pipeline: Pipeline | None = None
         self._pipeline_lock = threading.Lock()
         self._pipelined = handle.settings.max_message_size >= PIPELINE_MIN_LIMIT
-        control = control_pb2_grpc.ControlStub(self._channel)
-        self._control = control
-        self._token_md: tuple[tuple[str, str], ...] = ((TOKEN_KEY, handle.token),)
+        self._control = control_pb2_grpc.ControlStub(self._channel)
         request = control_pb2.OpenConnectionRequest(
             worker_id=handle.worker_id, fingerprint=self._spec.fingerprint, arg=encoded_arg,
             functions=fingerprint_messages(self._spec))
-        self._session = control.OpenConnection(request, metadata=self._token_md)
         try:
-            event = next(self._session)
-        except grpc.RpcError as exc:
+            self._session, self.connection_id = open_session(self._channel, request, handle.token, self._errors)
+        except BaseException:
             self._channel.close()
-            raise map_rpc_error(exc, worker=self._label) from None
-        except StopIteration:
-            self._channel.close()
-            raise WorkerConnectionError(f"{self._label} closed the connection while opening it") from None
-        self.connection_id: str = event.connection_id
-        self._md = ((TOKEN_KEY, handle.token), (CONN_KEY, self.connection_id))
+            raise
+        self._md = call_metadata(handle.token, self.connection_id)
         self._one_way_seq = itertools.count()
         self._session.add_done_callback(lambda _: self._closed_event.set())
 
@@ -263,13 +184,12 @@ class Connection:
             self._spliced = self._channel.stream_stream(SPLICED_CALL, None, None)
         call = self._spliced(iter([header.SerializeToString(), *(v for _, v in taken)]), metadata=self._md)
         try:
-            reply = control_pb2.SplicedHeader.FromString(next(call))
-            found = {number: next(call) for number in reply.fields}
-        except grpc.RpcError as exc:
-            raise map_rpc_error(exc, worker=self._label) from None
+            with self._errors:
+                reply = control_pb2.SplicedHeader.FromString(next(call))
+                found = {number: next(call) for number in reply.fields}
         except (StopIteration, DecodeError) as exc:
             call.cancel()
-            raise ProtocolError(f"{self._label} sent a malformed reply to {m.name}: {exc!r}") from None
+            raise ProtocolError(f"{self._label} sent a malformed reply to {m.name}: {exc!r}") from exc
         return m.codec.decode_result_parts(reply.message, found)
 
     def _run_spliced_one(self, m: _Method, header: control_pb2.SplicedHeader, value: bytes) -> Any:
@@ -277,11 +197,9 @@ class Connection:
         copies the value into gRPC on this thread, as a plain unary call does."""
         if self._spliced_one is None:
             self._spliced_one = self._channel.unary_unary(SPLICED_ONE, None, None)
-        try:
+        with self._errors:
             reply, call = self._spliced_one.with_call(
                 value, metadata=(*self._md, (SPLICED_KEY, header.SerializeToString())))
-        except grpc.RpcError as exc:
-            raise map_rpc_error(exc, worker=self._label) from None
         raw = next((v for k, v in call.trailing_metadata() or () if k == SPLICED_KEY), None)
         if raw is None:
             raise ProtocolError(f"{self._label} sent a reply to {m.name} without its spliced header")
@@ -290,7 +208,7 @@ class Connection:
         try:
             result = control_pb2.SplicedHeader.FromString(raw)
         except DecodeError as exc:
-            raise ProtocolError(f"{self._label} sent a malformed reply to {m.name}: {exc!r}") from None
+            raise ProtocolError(f"{self._label} sent a malformed reply to {m.name}: {exc!r}") from exc
         return m.codec.decode_result_parts(result.message, dict.fromkeys(result.fields, reply))
 
     @overload
@@ -320,10 +238,8 @@ class Connection:
                 rest = joined(rest, taken)
             else:
                 self._check_size(m, len(rest))
-            try:
+            with self._errors:
                 return m.codec.decode_result(m.call(rest, metadata=self._md))
-            except grpc.RpcError as exc:
-                raise map_rpc_error(exc, worker=self._label) from None
         if kind is Kind.ONE_WAY:
             data = self._request(m, args, kwargs)
             # numbered: the worker runs this connection's one-way calls in this order (_inorder)
@@ -334,16 +250,14 @@ class Connection:
             return None
         if kind is Kind.PIPE:
             data = self._request(m, args, kwargs)
-            return Pipe(m.call(data, metadata=self._md), m.codec.decode_items, self._label)
+            return Pipe(m.call(data, metadata=self._md), m.codec.decode_items, self._errors)
         if kind is Kind.STATE:
             data = self._request(m, args, kwargs)
             call = m.call(data, metadata=self._md)
-            try:
+            with self._errors:
                 first = next(call)
-            except grpc.RpcError as exc:
-                raise map_rpc_error(exc, worker=self._label) from None
             _, state, _ = m.codec.decode_state_message(first)
-            return state, Pipe(call, lambda d: m.codec.decode_state_message(d)[2], self._label)
+            return state, Pipe(call, lambda d: m.codec.decode_state_message(d)[2], self._errors)
         if kind is Kind.DIRECT_PIPE:
             on_update = kwargs.pop("on_update", None)
             if on_update is None:
@@ -360,20 +274,20 @@ class Connection:
         call = m.call(data, metadata=self._md)
         pipe_id = DirectPipeId(next(self._direct_ids))
         self._direct[pipe_id.value] = call
-        label = self._label
+        errors = self._errors
 
         def deliver() -> None:
             reason, error = "by_remote_side", None
             try:
-                for message in call:
-                    for item in m.codec.decode_items(message):
-                        on_update(Update(item))
-            except grpc.RpcError as exc:
-                if exc.code() == grpc.StatusCode.CANCELLED and call.cancelled():
+                with errors:
+                    for message in call:
+                        for item in m.codec.decode_items(message):
+                            on_update(Update(item))
+            except RpcParallelError as exc:
+                if call.cancelled():  # conn.abort
                     reason = "aborted"
                 else:
-                    error = map_rpc_error(exc, worker=label)
-                    reason = str(error)
+                    error, reason = exc, str(exc)
             finally:
                 self._direct.pop(pipe_id.value, None)
             on_update(Closed(reason, error))
@@ -398,10 +312,8 @@ class Connection:
             if batch:
                 yield m.codec.encode_updates(batch)
 
-        try:
+        with self._errors:
             return m.codec.decode_result(m.call(requests(), metadata=self._md))
-        except grpc.RpcError as exc:
-            raise map_rpc_error(exc, worker=self._label) from None
 
     def submit(self, f: RpcFunction[P, R], *args: P.args, **kwargs: P.kwargs) -> concurrent.futures.Future[R]:
         """Start an ``rpc`` call and return a future of its result. Calls on a connection share one
@@ -422,7 +334,7 @@ class Connection:
         def done(c: Any) -> None:
             try:
                 result.set_result(decode(c.result()))
-            except grpc.RpcError as exc:
+            except grpc.RpcError as exc:  # a future's boundary: the error goes into the future
                 result.set_exception(map_rpc_error(exc, worker=label))
             except BaseException as exc:
                 result.set_exception(exc)
@@ -453,18 +365,15 @@ class Connection:
     def close_server(self) -> None:
         """Make the worker server refuse new connections; existing ones go on."""
         self._check_open()
-        try:
+        with self._errors:
             self._control.CloseServer(control_pb2.CloseServerRequest(worker_id=self.handle.worker_id), metadata=self._md)
-        except grpc.RpcError as exc:
-            raise map_rpc_error(exc, worker=self._label) from None
 
     def worker_settings(self) -> RpcSettings:
         """The settings the worker's server really uses."""
         self._check_open()
-        try:
-            reply = self._control.Settings(control_pb2.SettingsRequest(worker_id=self.handle.worker_id), metadata=self._md)
-        except grpc.RpcError as exc:
-            raise map_rpc_error(exc, worker=self._label) from None
+        with self._errors:
+            reply = self._control.Settings(control_pb2.SettingsRequest(worker_id=self.handle.worker_id),
+                                           metadata=self._md)
         return RpcSettings.from_json(reply.settings_json)
 
     # -- closing -------------------------------------------------------------------------------
@@ -508,48 +417,3 @@ class Connection:
 def connect(cls: type, handle: WorkerHandle, connection_arg: Any = None) -> Connection:
     """Open a connection to the worker server ``handle`` (of worker type ``cls``)."""
     return Connection(cls, handle, connection_arg)
-
-
-def shutdown_worker(handle: WorkerHandle) -> None:
-    """Ask the worker process behind ``handle`` to exit 0."""
-    from ._master import any_master
-
-    m = any_master()
-    record = m.workers.get(handle.worker_id) if m is not None else None
-    if record is not None:  # before asking: the exit can be seen before the answer
-        record.shutdown_requested = True
-    channel = _open_channel(handle)
-    try:
-        control_pb2_grpc.ControlStub(channel).Shutdown(
-            control_pb2.ShutdownRequest(worker_id=handle.worker_id), metadata=((TOKEN_KEY, handle.token),),
-            timeout=handle.settings.handshake_timeout)
-    except grpc.RpcError as exc:
-        raise map_rpc_error(exc, worker=_label(handle)) from None
-    finally:
-        channel.close()
-
-
-ANSWERING = "answering"
-SILENT = "silent"
-GONE = "gone"
-
-
-def probe(handle: WorkerHandle, timeout: float = 2.0) -> str:
-    """Ask the worker behind ``handle`` for its settings (``Control/Settings``): ``ANSWERING``;
-    ``SILENT`` if no answer came within ``timeout`` seconds (hung, stopped, or a very busy
-    machine); ``GONE`` if nothing serves it there (refused, or another worker took the port).
-
-    The probe dials a fresh connection (a private subchannel): one shared with a stream that just
-    broke could fail at once and make a stopped worker look gone.
-    """
-    options = [*grpc_options(handle.settings, server=False), ("grpc.use_local_subchannel_pool", 1)]
-    channel = grpc.insecure_channel(handle.address, options=options)
-    try:
-        control_pb2_grpc.ControlStub(channel).Settings(
-            control_pb2.SettingsRequest(worker_id=handle.worker_id), metadata=((TOKEN_KEY, handle.token),),
-            timeout=timeout)
-    except grpc.RpcError as exc:
-        return SILENT if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED else GONE
-    finally:
-        channel.close()
-    return ANSWERING

@@ -1,0 +1,13 @@
+"""The caller's side: ``connect`` and ``Connection`` (run/submit for every kind), ``Pipe``, and
+``DynamicClient`` for functions named at run time (``rpcpar call``).
+
+Modules import downward in this order: ``_connection``, ``_dynamic`` -> ``_pipeline``, ``_pipe``,
+``_session``. Nothing here imports the server side.
+"""
+
+from ._connection import Connection as Connection, connect as connect
+from ._dynamic import NOT_GIVEN as NOT_GIVEN, DynamicClient as DynamicClient
+from ._pipe import Pipe as Pipe
+from ._session import worker_label as worker_label
+
+__all__ = ("NOT_GIVEN", "Connection", "DynamicClient", "Pipe", "connect", "worker_label")

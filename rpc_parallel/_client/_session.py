@@ -1,0 +1,45 @@
+"""Opening a connection: the ``Control/OpenConnection`` handshake both clients share.
+
+The worker checks the caller's schema, runs ``init_connection_state`` and answers with the
+connection's id; the stream then stays open for as long as the connection lives, and the worker
+ends the connection when it ends. Every later call of the connection names it in metadata.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from .._errors import WorkerConnectionError
+from .._grpc_errors import ErrorBoundary
+from .._handle import WorkerHandle
+from .._proto import control_pb2, control_pb2_grpc
+from .._protocol import CONN_KEY, TOKEN_KEY
+
+__all__ = ("Metadata", "call_metadata", "open_session", "worker_label")
+
+Metadata = tuple[tuple[str, str], ...]
+
+
+def open_session(channel: grpc.Channel, request: control_pb2.OpenConnectionRequest, token: str,
+                 errors: ErrorBoundary) -> tuple[Any, str]:
+    """Open a connection on ``channel``: its OpenConnection stream (cancel it to close the
+    connection) and its id."""
+    session: Any = control_pb2_grpc.ControlStub(channel).OpenConnection(request, metadata=((TOKEN_KEY, token),))
+    try:
+        with errors:
+            event = next(session)
+    except StopIteration:
+        raise WorkerConnectionError(f"{errors.worker} closed the connection while opening it") from None
+    return session, event.connection_id
+
+
+def call_metadata(token: str, connection_id: str) -> Metadata:
+    """The metadata of every call on a connection: the token and the connection's id."""
+    return ((TOKEN_KEY, token), (CONN_KEY, connection_id))
+
+
+def worker_label(handle: WorkerHandle) -> str:
+    """How messages name the worker of ``handle``."""
+    return f"worker {handle.name or handle.worker_id}"

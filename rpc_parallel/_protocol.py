@@ -1,0 +1,55 @@
+"""The wire protocol between rpc_parallel peers, beside the messages themselves: metadata keys,
+the built-in services' method paths, size limits, and the fingerprint messages.
+
+Client, server, spawner and worker all take these names from here; any gRPC client in another
+language needs only the metadata keys (docs/codegen.md).
+"""
+
+from __future__ import annotations
+
+from ._proto import control_pb2
+from ._schema import ServiceSpec
+
+__all__ = (
+    "CONN_KEY",
+    "ERROR_KEY",
+    "PIPELINE_BATCH",
+    "PIPELINE_MAX_REQUEST",
+    "PIPELINE_MIN_LIMIT",
+    "PIPELINE_PART",
+    "SEQ_KEY",
+    "SPLICED_CALL",
+    "SPLICED_HEADER_MAX",
+    "SPLICED_KEY",
+    "SPLICED_ONE",
+    "SPLICED_SERVICE",
+    "TOKEN_KEY",
+    "fingerprint_messages",
+)
+
+# -- metadata keys -------------------------------------------------------------------------------
+
+TOKEN_KEY = "rpcpar-token"  # the master's token: every call carries it, checked before anything runs
+CONN_KEY = "rpcpar-conn"  # the connection a call belongs to (from Control/OpenConnection)
+SEQ_KEY = "rpcpar-seq"  # a one_way call's number on its connection, from 0 (they run in that order)
+ERROR_KEY = "rpcpar-error-bin"  # trailer: rpc_parallel.v1.ErrorInfo of a failed call
+SPLICED_KEY = "rpcpar-spliced-bin"  # a Spliced/One call's SplicedHeader (request metadata, reply trailer)
+
+# -- built-in services ---------------------------------------------------------------------------
+
+SPLICED_SERVICE = "rpc_parallel.v1.Spliced"
+SPLICED_CALL = f"/{SPLICED_SERVICE}/Call"  # an rpc whose large bytes values travel unframed
+SPLICED_ONE = f"/{SPLICED_SERVICE}/One"  # the same for one large value, as a unary call
+SPLICED_HEADER_MAX = 4096  # a header that travels in metadata (Spliced/One) stays this small
+
+# -- pipelined calls (Control/Pipeline) ----------------------------------------------------------
+
+PIPELINE_MIN_LIMIT = 256 << 10  # below this max_message_size, calls go unary (a batch or an error must fit)
+PIPELINE_MAX_REQUEST = 64 << 10  # larger requests go unary: batching gains them nothing
+PIPELINE_BATCH = 256 << 10  # requests per message, in bytes
+PIPELINE_PART = 1 << 20  # results per message (and parts of a large one), in bytes, at most half the limit
+
+
+def fingerprint_messages(spec: ServiceSpec) -> list[control_pb2.FunctionFingerprint]:
+    """The per-function fingerprints of ``spec``, as sent on Register and OpenConnection."""
+    return [control_pb2.FunctionFingerprint(name=n, fingerprint=f) for n, f in spec.function_fingerprints]

@@ -1,0 +1,59 @@
+"""The server side: ``WorkerServer`` hosts one worker instance behind one gRPC server (the OCaml
+"worker server"); a spawned worker process and ``Worker.serve`` both host their worker with it.
+
+Modules import downward in this order: ``__init__`` (assembly) -> ``_control`` -> ``_pipeline``;
+``_dispatch`` (the worker type's service, per kind), ``_spliced`` (large values) -> ``_core``
+(the worker and its connections) -> ``_inorder``, ``_pump``, ``_loop``. Nothing here imports the
+client side.
+"""
+
+from __future__ import annotations
+
+from .._handle import WorkerHandle
+from .._proto import control_pb2_grpc
+from .._schema import ServiceSpec
+from .._settings import RpcSettings
+from .._transport import listen, new_server
+from ._control import Control
+from ._core import ServerHooks, WorkerCore
+from ._dispatch import service_handler
+from ._loop import on_loop_exception as on_loop_exception, worker_loop as worker_loop
+from ._spliced import spliced_handler
+
+__all__ = ("ServerHooks", "WorkerServer", "on_loop_exception", "worker_loop")
+
+
+class WorkerServer:
+    """One worker instance of ``cls`` behind a gRPC server that listens on loopback (an OS-chosen
+    port) or, with ``unix_socket``, on a unix socket in a fresh 0700 directory (removed on
+    ``stop``). It serves the worker type's service, ``Spliced`` and ``Control``; ``hooks`` hears of
+    its life (init, connections, shutdown requests, background failures)."""
+
+    def __init__(self, cls: type, *, worker_id: str, name: str | None, settings: RpcSettings, token: str,
+                 unix_socket: bool = False, hooks: ServerHooks | None = None) -> None:
+        self.core = core = WorkerCore(cls, worker_id=worker_id, name=name, settings=settings, token=token,
+                                      hooks=hooks or ServerHooks())
+        self._server = new_server(settings, core.executor, token=token)
+        self._server.add_generic_rpc_handlers((service_handler(core), spliced_handler(core)))
+        control_pb2_grpc.add_ControlServicer_to_server(Control(core), self._server)
+        self._listener = listen(self._server, unix_socket=unix_socket)
+        self.address = self._listener.address
+
+    @property
+    def spec(self) -> ServiceSpec:
+        return self.core.spec
+
+    def handle(self) -> WorkerHandle:
+        """The handle of the worker this server hosts."""
+        return self.core.handle(self.address)
+
+    def start(self) -> None:
+        self._server.start()
+
+    def stop(self, grace: float | None = 0.5) -> None:
+        """Stop serving (calls in progress get ``grace`` seconds) and release the threads. Held
+        streams (connections, Watch) end first, normally, so they need no grace."""
+        self.core.stopping()
+        self._server.stop(grace).wait()
+        self.core.release_threads()
+        self._listener.close()

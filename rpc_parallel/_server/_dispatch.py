@@ -1,0 +1,264 @@
+"""The worker type's own gRPC service: one handler per function, by kind, over a ``WorkerCore``.
+
+rpc and one_way functions are unary methods, pipe, state and direct_pipe ones server-streaming,
+reverse_pipe ones client-streaming; every message is raw bytes the method's codec reads and
+writes. Stream items go through a ``Pump`` (bounded, batching) from the thread or task producing
+them to gRPC's message generator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import grpc
+
+from .._codec import MethodCodec
+from .._declaration import CONNECTION_STATE
+from .._function import Kind
+from .._grpc_errors import CallFailed, Kind as ErrKind, abort
+from .._pipes import DirectWriter
+from .._protocol import SEQ_KEY
+from .._schema import MethodSpec
+from ._core import WorkerCore, connection_id
+from ._loop import worker_loop
+from ._pump import Pump
+
+__all__ = ("service_handler",)
+
+_EMPTY = b""
+
+
+def service_handler(core: WorkerCore) -> grpc.GenericRpcHandler[Any, Any]:
+    """The handler of ``core``'s worker type service (``/package.Worker/Method`` for each function)."""
+    spec = core.spec
+    return grpc.method_handlers_generic_handler(spec.full_name, {m.rpc_name: _handler(core, m) for m in spec.methods})
+
+
+def _handler(core: WorkerCore, m: MethodSpec) -> grpc.RpcMethodHandler[Any, Any]:
+    codec = core.codec.method(m.name)
+    impl = getattr(core.cls, m.name).impl
+    if m.kind is Kind.RPC:
+        return grpc.unary_unary_rpc_method_handler(_rpc(core, codec, impl))
+    if m.kind is Kind.ONE_WAY:
+        return grpc.unary_unary_rpc_method_handler(_one_way(core, codec, impl))
+    if m.kind is Kind.REVERSE_PIPE:
+        return grpc.stream_unary_rpc_method_handler(_reverse(core, m, codec, impl))
+    return grpc.unary_stream_rpc_method_handler(_stream(core, m, codec, impl))
+
+
+def _rpc(core: WorkerCore, codec: MethodCodec, impl: Callable[..., Any]) -> Callable[..., bytes]:
+    decode, encode = codec.decode_request, codec.encode_result
+
+    def behavior(request: bytes, context: grpc.ServicerContext) -> bytes:
+        state = core.state_for(context)
+        try:
+            return core.run_rpc(impl, state, decode, request, encode, len)
+        except CallFailed as failed:
+            abort(context, failed.info)
+
+    return behavior
+
+
+# -- one_way ---------------------------------------------------------------------------------------
+
+
+def _seq(context: grpc.ServicerContext) -> int | None:
+    """The call's one-way number (``rpcpar-seq``), if it has one (``ValueError`` if malformed)."""
+    for key, value in context.invocation_metadata():
+        if key == SEQ_KEY:
+            if not (isinstance(value, str) and value.isdecimal() and value.isascii()):
+                raise ValueError(f"{SEQ_KEY} metadata must be a number from 0, got {value!r}")
+            return int(value)
+    return None
+
+
+def _one_way(core: WorkerCore, codec: MethodCodec, impl: Callable[..., Any]) -> Callable[..., bytes]:
+    def run(state: Any, args: list[Any]) -> None:
+        try:
+            core.call(impl, state, args)
+        except BaseException as exc:  # whatever it is, the caller is gone: the host hears of it
+            core.background_failure(exc)
+
+    def behavior(request: bytes, context: grpc.ServicerContext) -> bytes:
+        """Acknowledge at once and queue the call: in its connection's order if numbered
+        (``_inorder``), else to run as soon as a thread is free."""
+        state = core.state_for(context)
+        try:
+            seq = _seq(context)
+        except ValueError as exc:
+            abort(context, core.info(exc, ErrKind.BAD_REQUEST))
+        order = core.one_way_order(connection_id(context)) if seq is not None else None
+        try:
+            job = functools.partial(run, state, codec.decode_request(request))
+            bad = None
+        except Exception as exc:
+            job, bad = None, exc
+        try:
+            if order is not None and seq is not None:
+                order.put(seq, job)  # a call that cannot run still takes its number
+            elif job is not None:
+                core.one_way_executor.submit(job)
+        except ValueError as exc:
+            abort(context, core.info(exc, ErrKind.BAD_REQUEST))
+        except RuntimeError:  # the executor is shut down
+            abort(context, core.info(ConnectionError("the worker is shutting down"), ErrKind.CONNECTION_CLOSED))
+        if bad is not None:
+            abort(context, core.info(bad, ErrKind.BAD_REQUEST))
+        return _EMPTY
+
+    return behavior
+
+
+# -- pipe, state, direct_pipe ----------------------------------------------------------------------
+
+
+class _Writer(DirectWriter[Any]):
+    def __init__(self, pump: Pump) -> None:
+        self._pump = pump
+
+    def write(self, item: Any) -> bool:
+        return self._pump.put(item)
+
+    def close(self) -> None:
+        self._pump.finish()
+
+    @property
+    def closed(self) -> bool:
+        return self._pump.finished
+
+
+def _stream(core: WorkerCore, m: MethodSpec, codec: MethodCodec,
+            impl: Callable[..., Any]) -> Callable[..., Iterator[bytes]]:
+    limit = core.settings.max_message_size
+    kind = m.kind
+    encode = codec.encode_updates_batch if kind is Kind.STATE else codec.encode_items
+
+    def behavior(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
+        state = core.state_for(context)
+        args = core.decode_request(codec, request, context)
+        pump = Pump(shared=kind is Kind.DIRECT_PIPE)  # a writer may be used from any thread
+        context.add_callback(pump.stop)
+        if kind is Kind.DIRECT_PIPE:
+            writer = _Writer(pump)
+            try:
+                core.call(impl, state, [writer, *args])
+            except (Exception, SystemExit) as exc:
+                core.fail_call(exc, context)
+        else:
+            try:
+                produced = core.call(impl, state, args)
+                if kind is Kind.STATE:
+                    initial, produced = produced
+                    first = codec.encode_state(initial)
+            except (Exception, SystemExit) as exc:
+                core.fail_call(exc, context)
+            if kind is Kind.STATE:
+                yield first
+            _start_producer(core, produced, pump, state)
+        try:
+            for batch in pump.batches():
+                yield from _split(encode, batch, limit)
+        except (Exception, SystemExit) as exc:
+            core.fail_call(exc, context)
+
+    return behavior
+
+
+def _start_producer(core: WorkerCore, produced: Any, pump: Pump, state: Any) -> None:
+    if hasattr(produced, "__aiter__"):
+        worker_loop().call_soon_threadsafe(_start_async_producer, produced, pump, state)
+    else:
+        core.executor.submit(_produce, iter(produced), pump)
+
+
+def _split(encode: Callable[[list[Any]], bytes], batch: list[Any], limit: int) -> Iterator[bytes]:
+    """Encode ``batch`` as one message, or as several if one would exceed ``limit`` bytes."""
+    data = encode(batch)
+    if len(data) <= limit or len(batch) == 1:
+        yield data  # a single oversized item fails in gRPC with RESOURCE_EXHAUSTED, naming the sizes
+        return
+    half = len(batch) // 2
+    yield from _split(encode, batch[:half], limit)
+    yield from _split(encode, batch[half:], limit)
+
+
+def _produce(items: Iterator[Any], pump: Pump) -> None:
+    """Run the user's iterator into ``pump``; close it (GeneratorExit) when the caller stops."""
+    try:
+        for item in items:
+            if not pump.put(item):
+                close = getattr(items, "close", None)
+                if close is not None:
+                    close()
+                return
+    except BaseException as exc:
+        pump.finish(exc)
+        return
+    pump.finish()
+
+
+def _start_async_producer(items: Any, pump: Pump, state: Any) -> None:
+    async def produce() -> None:
+        CONNECTION_STATE.set(state)
+        try:
+            async for item in items:
+                while pump.full() and not pump.stopped:
+                    await asyncio.sleep(0.001)
+                if not pump.put(item, block=False) and pump.stopped:
+                    aclose = getattr(items, "aclose", None)
+                    if aclose is not None:
+                        await aclose()
+                    return
+        except BaseException as exc:
+            pump.finish(exc)
+            return
+        pump.finish()
+
+    asyncio.ensure_future(produce())
+
+
+# -- reverse_pipe ----------------------------------------------------------------------------------
+
+
+def _reverse(core: WorkerCore, m: MethodSpec, codec: MethodCodec, impl: Callable[..., Any]) -> Callable[..., bytes]:
+    index = [p.name for p in m.params].index(m.updates_param or "")
+    is_async = m.is_async
+
+    def decode(requests: Iterator[bytes]) -> list[Any]:
+        """The first message's arguments, the updates parameter streaming the rest."""
+        try:
+            first = next(requests)
+        except StopIteration:
+            raise ValueError("empty request stream") from None
+        args = codec.decode_request(first)
+        updates: Iterator[Any] = _updates(args[index], requests, codec)
+        args[index] = _async_updates(updates) if is_async else updates
+        return args
+
+    def behavior(requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
+        state = core.state_for(context)
+        try:
+            return core.run_rpc(impl, state, decode, requests, codec.encode_result, len)
+        except CallFailed as failed:
+            abort(context, failed.info)
+
+    return behavior
+
+
+def _updates(first: list[Any], requests: Iterator[bytes], codec: MethodCodec) -> Iterator[Any]:
+    yield from first
+    for data in requests:
+        yield from codec.decode_updates(data)
+
+
+async def _async_updates(updates: Iterator[Any]) -> AsyncIterator[Any]:
+    sentinel = object()
+    loop = asyncio.get_running_loop()
+    while True:
+        item = await loop.run_in_executor(None, next, updates, sentinel)
+        if item is sentinel:
+            return
+        yield item

@@ -1,0 +1,129 @@
+"""The transport: every gRPC channel and server rpc_parallel opens is made here.
+
+``open_channel`` dials a peer with the options of its ``RpcSettings``; ``new_server`` makes a
+server that checks the master's token on every call before anything else runs; ``listen`` binds
+it to a loopback port or a unix socket in a fresh 0700 directory. This is the one place where
+channel credentials (TLS) or another backend plug in.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from ._errors import WorkerConnectionError
+from ._protocol import TOKEN_KEY
+from ._settings import RpcSettings, grpc_options
+
+__all__ = ("Listener", "connect", "listen", "new_server", "open_channel", "socket_dir_of")
+
+if TYPE_CHECKING:  # generic only in the type stubs
+    _HandlerBase = grpc.RpcMethodHandler[Any, Any]
+    _InterceptorBase = grpc.ServerInterceptor[Any, Any]
+else:
+    _HandlerBase = grpc.RpcMethodHandler
+    _InterceptorBase = grpc.ServerInterceptor
+
+
+def open_channel(address: str, settings: RpcSettings, *, private: bool = False) -> grpc.Channel:
+    """A channel to the server at ``address`` (not yet connected), configured by ``settings``.
+
+    ``private``: on a connection of its own (a private subchannel), never one shared with other
+    channels to the same address, which a stream that just broke could make fail at once.
+    """
+    options = grpc_options(settings, server=False)
+    if private:
+        options = [*options, ("grpc.use_local_subchannel_pool", 1)]
+    return grpc.insecure_channel(address, options=options)
+
+
+def connect(address: str, settings: RpcSettings, label: str) -> grpc.Channel:
+    """``open_channel``, connected: ``WorkerConnectionError`` if ``label`` (a worker) cannot be
+    reached within ``settings.handshake_timeout``."""
+    channel = open_channel(address, settings)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=settings.handshake_timeout)
+    except grpc.FutureTimeoutError as exc:
+        channel.close()
+        raise WorkerConnectionError(
+            f"could not reach {label} at {address} within handshake_timeout {settings.handshake_timeout}s") from exc
+    return channel
+
+
+class _Reject(_HandlerBase):
+    """The handler for calls without the right token: rejected before any decoding."""
+
+    def __init__(self) -> None:
+        self.request_streaming = False
+        self.response_streaming = False
+        self.request_deserializer = None
+        self.response_serializer = None
+        self.unary_unary = self._reject
+        self.unary_stream = None
+        self.stream_unary = None
+        self.stream_stream = None
+
+    @staticmethod
+    def _reject(request: Any, context: grpc.ServicerContext) -> None:
+        context.abort(grpc.StatusCode.UNAUTHENTICATED, f"missing or wrong {TOKEN_KEY}")
+
+
+class _TokenCheck(_InterceptorBase):
+    """Rejects (``UNAUTHENTICATED``) every call whose metadata lacks the token."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+        self._reject = _Reject()
+
+    def intercept_service(self, continuation: Callable[[Any], Any], details: grpc.HandlerCallDetails) -> Any:
+        for key, value in details.invocation_metadata or ():
+            if key == TOKEN_KEY:
+                if value == self._token:
+                    return continuation(details)
+                break
+        return self._reject
+
+
+def new_server(settings: RpcSettings, executor: ThreadPoolExecutor, *, token: str) -> grpc.Server:
+    """A gRPC server configured by ``settings``, running calls on ``executor`` (a sync server: every
+    open stream holds one of its threads), that refuses calls without ``token``."""
+    return grpc.server(executor, options=grpc_options(settings, server=True), interceptors=[_TokenCheck(token)])
+
+
+@dataclass(frozen=True)
+class Listener:
+    """Where a server listens: ``address`` as a channel dials it, and for a unix socket the private
+    directory holding it (``close`` removes it)."""
+
+    address: str
+    socket_dir: str | None = None
+
+    def close(self) -> None:
+        if self.socket_dir is not None:
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
+
+
+def listen(server: grpc.Server, *, unix_socket: bool = False) -> Listener:
+    """Bind ``server`` to a loopback port the OS picks, or to a unix socket in a fresh 0700 directory
+    (only processes of this user can reach it)."""
+    if unix_socket:
+        directory = tempfile.mkdtemp(prefix="rpcpar-")  # mode 0700
+        address = f"unix:{directory}/worker.sock"
+        server.add_insecure_port(address)
+        return Listener(address, directory)
+    port = server.add_insecure_port("127.0.0.1:0")
+    if port == 0:
+        raise OSError("could not bind a port on 127.0.0.1")
+    return Listener(f"127.0.0.1:{port}")
+
+
+def socket_dir_of(address: str) -> str | None:
+    """The private directory of a unix-socket ``address`` made by ``listen`` (None for a port)."""
+    return os.path.dirname(address.removeprefix("unix:")) if address.startswith("unix:") else None

@@ -1,0 +1,265 @@
+"""The worker process: read the config from stdin, load the worker class, serve it, redirect output,
+register with the master, and exit by the shutdown policy (0 orderly, 254 on error paths).
+
+``main`` runs as ``python -m rpc_parallel._worker_main`` (that module only calls it) or, under
+``start_app``/the expert API, in the user's own program re-executed with ``RPC_PARALLEL_WORKER`` set.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import importlib
+import json
+import os
+import sys
+import threading
+import traceback
+import types
+from collections.abc import Callable, Iterator
+from typing import Any, NoReturn
+
+import grpc
+
+from ._master import master
+from ._options import ShutdownOn
+from ._proto import control_pb2, master_pb2, master_pb2_grpc
+from ._protocol import TOKEN_KEY, fingerprint_messages
+from ._server import ServerHooks, WorkerServer, on_loop_exception
+from ._settings import RpcSettings, merge
+from ._spawn import WORKER_ENV, set_worker_argv
+from ._transport import open_channel
+
+__all__ = ("main",)
+
+EXIT_ERROR = 254
+
+
+def main() -> NoReturn:
+    """Entry point of a spawned worker process."""
+    config: dict[str, Any] = json.loads(sys.stdin.buffer.readline() or b"{}")
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.environ.pop(WORKER_ENV, None)
+    faulthandler.enable()
+    if not config:
+        print("rpc_parallel worker: no config on stdin (this command is started by rpc_parallel)", file=sys.stderr)
+        os._exit(2)
+    for path in reversed(config["sys_path"]):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    set_worker_argv(config.get("worker_argv"))
+    os._exit(WorkerProcess(config, _load_class(config)).run())
+
+
+class WorkerProcess(ServerHooks):
+    """One spawned worker: its server, its master and the policy that ends it (``run`` returns
+    the exit code). As its server's hooks, it hears of init, connections and failures."""
+
+    def __init__(self, config: dict[str, Any], cls: type) -> None:
+        self.config = config
+        self.worker_id: str = config["worker_id"]
+        self.name: str | None = config.get("name")
+        self.label = self.name or self.worker_id
+        self.connection_timeout = float(config["connection_timeout"])
+        settings = merge(RpcSettings(), config["settings"])
+        m = master()
+        m.token = config["token"]
+        m.app_settings = settings  # sub-workers inherit this worker's settings
+        self._metadata = ((TOKEN_KEY, config["token"]),)
+        self._channel = open_channel(config["master_address"], merge(RpcSettings(), config["master_settings"]))
+        self._master = master_pb2_grpc.MasterStub(self._channel)
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._exit_code = 0
+        self._policy = ShutdownOn.HEARTBEATER_TIMEOUT
+        self._connection_wait = self.connection_timeout  # CONNECTION_CLOSED: for the first connection
+        self._init_arrived = threading.Event()
+        self._opened = threading.Event()
+        self._heartbeat: Any = None  # the Master/Heartbeat call, once init arrived
+        self.server = WorkerServer(cls, worker_id=self.worker_id, name=self.name, settings=settings,
+                                   token=config["token"], unix_socket=bool(config.get("unix_socket")), hooks=self)
+
+    def run(self) -> int:
+        """Serve until the shutdown policy ends the worker; the process's exit code."""
+        threading.excepthook = lambda args: self.fail(args.exc_value) if args.exc_value is not None else None
+        on_loop_exception(self.fail)
+        self.server.start()
+        self._settle()
+        # register last: the master sends InitWorker as soon as it has the registration, so the
+        # redirects, cd and umask must be in place, and these hooks ready to start the heartbeat
+        self._register()
+        _timer(self.connection_timeout, self._no_init)
+        self._done.wait()
+        self.server.stop(0.2)
+        self._channel.close()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        return self._exit_code
+
+    def _settle(self) -> None:
+        """Move to the spawn's ``cd``, redirect stdout/stderr, set the umask."""
+        config = self.config
+        cd = config["cd"]
+        os.chdir(cd)  # first: a bad cd fails while stderr is still relayed
+        if config["redirect"]:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            _redirect(config["redirect_stdout"], 1, cd)
+            _redirect(config["redirect_stderr"], 2, cd)
+        if config["umask"] is not None:
+            os.umask(config["umask"])
+
+    def _register(self) -> None:
+        spec = self.server.spec
+        reply = self._master.Register(master_pb2.RegisterRequest(
+            worker_id=self.worker_id, address=self.server.address, pid=os.getpid(), fingerprint=spec.fingerprint,
+            functions=fingerprint_messages(spec)),
+            metadata=self._metadata, timeout=self.connection_timeout, wait_for_ready=True)
+        if not reply.proceed:
+            print(f"rpc_parallel: worker {self.label}: the master refused the registration: {reply.reason}",
+                  file=sys.stderr)
+            os._exit(1)
+
+    def finish(self, code: int) -> None:
+        """End the worker with exit code ``code`` (the first call wins)."""
+        with self._lock:
+            if not self._done.is_set():
+                self._exit_code = code
+                self._done.set()
+
+    def fail(self, exc: BaseException) -> None:
+        """A failure nobody awaits: tell the master and exit 254; ``sys.exit(n)`` exits with n."""
+        if isinstance(exc, SystemExit):  # sys.exit(n) anywhere in worker code exits the worker with n
+            code = _exit_code(exc)
+            print(f"rpc_parallel: worker {self.label}: sys.exit({exc.code!r}) called; exiting with code {code}",
+                  file=sys.stderr)
+            self.finish(code)
+            return
+        print(f"rpc_parallel: worker {self.label} failed after a function returned; shutting down (exit 254):",
+              file=sys.stderr)
+        traceback.print_exception(exc, file=sys.stderr)
+        try:
+            self._master.ReportFailure(master_pb2.FailureReport(
+                worker_id=self.worker_id, worker_name=self.name or "", type=type(exc).__qualname__,
+                message=str(exc), traceback="".join(traceback.format_exception(exc))),
+                metadata=self._metadata, timeout=5)
+        except grpc.RpcError:
+            pass  # the master is gone: nobody to tell
+        self.finish(EXIT_ERROR)
+
+    def _shut_down(self, why: str) -> None:
+        print(f"rpc_parallel: worker {self.label}: {why}; shutting down", file=sys.stderr)
+        self.finish(EXIT_ERROR)
+
+    def _no_init(self) -> None:
+        if not self._init_arrived.is_set():  # an init that arrived may take as long as it takes
+            self._shut_down(f"no init within {self.connection_timeout}s")
+
+    def _watch_master(self, call: Iterator[master_pb2.HeartbeatReply]) -> None:
+        try:
+            for _ in call:
+                pass
+        except grpc.RpcError:
+            pass  # the heartbeat connection dropped: the policy says what that means
+        if self._policy is ShutdownOn.CONNECTION_CLOSED and self._opened.is_set():
+            return  # from now on the first connection decides
+        if self._policy is ShutdownOn.CALLED_SHUTDOWN_FUNCTION and self.server.core.initialized.is_set():
+            return  # initialized: it outlives its master from now on
+        self._shut_down("lost the heartbeat connection to the master")
+
+    # -- server hooks --------------------------------------------------------------------------
+
+    def init_arrived(self, request: control_pb2.InitWorkerRequest) -> None:
+        self._policy = ShutdownOn(request.shutdown_on)
+        self._connection_wait = request.connection_timeout or self.connection_timeout
+        self._init_arrived.set()
+        self._heartbeat = self._master.Heartbeat(master_pb2.HeartbeatRequest(worker_id=self.worker_id),
+                                                 metadata=self._metadata)
+        threading.Thread(target=self._watch_master, args=(self._heartbeat,), name="rpc_parallel-heartbeat",
+                         daemon=True).start()
+
+    def initialized(self) -> None:
+        if self._policy is ShutdownOn.CALLED_SHUTDOWN_FUNCTION:
+            # only until init returns: a master that dies during init never got a handle to this worker
+            self._heartbeat.cancel()
+        elif self._policy is ShutdownOn.CONNECTION_CLOSED:
+            wait = self._connection_wait
+
+            def no_connection() -> None:
+                if not self._opened.is_set():
+                    self._shut_down(f"no connection within {wait}s")
+
+            _timer(wait, no_connection)  # counted from the end of init: the spawner connects only then
+
+    def init_failed(self) -> None:
+        self.finish(EXIT_ERROR)
+
+    def connection_opened(self) -> None:
+        self._opened.set()
+
+    def connection_closed(self, first: bool) -> None:
+        if self._policy is ShutdownOn.CONNECTION_CLOSED and first:
+            self.finish(0)
+
+    def shutdown_requested(self) -> None:
+        self.finish(0)
+
+    def background_failure(self, exc: BaseException, worker: str) -> None:
+        self.fail(exc)
+
+    def system_exit(self, exc: SystemExit) -> bool:
+        self.fail(exc)
+        return True
+
+
+def _load_class(config: dict[str, Any]) -> type:
+    main_path = config.get("main_path")
+    if main_path:
+        current = sys.modules.get("__main__")
+        if current is not None and os.path.abspath(getattr(current, "__file__", "") or "") == main_path:
+            module = current  # start_app: this program is the script itself
+        else:
+            # like multiprocessing's spawn: run the script as __mp_main__, so its `if __name__ ==
+            # "__main__":` block does not run, and alias it as __main__ for pickle
+            module = types.ModuleType("__mp_main__")
+            module.__file__ = main_path
+            sys.modules["__mp_main__"] = module
+            sys.modules["__main__"] = module
+            with open(main_path, "rb") as f:
+                code = compile(f.read(), main_path, "exec")
+            exec(code, module.__dict__)
+    else:
+        module = importlib.import_module(config["module"])
+    obj: Any = module
+    for part in config["class"].split("."):
+        obj = getattr(obj, part)
+    return obj  # type: ignore[no-any-return]
+
+
+def _redirect(target: dict[str, str], fd: int, cd: str) -> None:
+    mode = target.get("mode")
+    if mode == "dev_null":
+        new = os.open(os.devnull, os.O_WRONLY)
+    else:
+        path = os.path.join(cd, target["path"])
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode == "append" else os.O_TRUNC)
+        new = os.open(path, flags, 0o644)
+    os.dup2(new, fd)
+    os.close(new)
+
+
+def _exit_code(exc: SystemExit) -> int:
+    """The process exit code ``sys.exit(exc.code)`` gives (None: 0; a message: printed, 1)."""
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code & 0xFF
+    print(exc.code, file=sys.stderr)
+    return 1
+
+
+def _timer(seconds: float, fn: Callable[[], None]) -> None:
+    t = threading.Timer(seconds, fn)
+    t.daemon = True
+    t.start()
