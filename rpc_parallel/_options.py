@@ -1,13 +1,18 @@
-"""Spawn-time choices: ``ShutdownOn``, output redirection and how to run a worker."""
+"""Spawn-time choices: ``ShutdownOn``, output redirection, how to run a worker, and the keyword
+options of ``spawn`` as one typed dictionary (``Worker.spawn`` and ``rp.aio.spawn`` share it)."""
 
 from __future__ import annotations
 
 import enum
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import TypeAlias, TypedDict
 
-__all__ = ("DEV_NULL", "LOCAL", "DevNull", "FileAppend", "FileTruncate", "Local", "Redirect", "ShutdownOn")
+from ._settings import RpcSettings
+
+__all__ = ("DEV_NULL", "LOCAL", "DevNull", "FileAppend", "FileTruncate", "ForegroundOptions", "Local", "Redirect",
+           "ShutdownOn", "SpawnOptions")
 
 
 class ShutdownOn(enum.Enum):
@@ -75,3 +80,24 @@ class Local:
 
 
 LOCAL = Local()
+
+
+class ForegroundOptions(TypedDict, total=False):
+    """The keyword options of ``spawn_in_foreground`` (see ``Worker.spawn`` for each, and its defaults)."""
+
+    on_failure: Callable[[BaseException], None] | None
+    name: str | None
+    how: Local
+    cd: str
+    env: Mapping[str, str] | None
+    umask: int | None
+    connection_timeout: float
+    spawn_timeout: float | None
+    settings: RpcSettings | None
+
+
+class SpawnOptions(ForegroundOptions, total=False):
+    """The keyword options of ``spawn`` besides ``shutdown_on`` and ``connection_arg``."""
+
+    redirect_stdout: Redirect
+    redirect_stderr: Redirect

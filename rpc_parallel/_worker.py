@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable, Mapping
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, TypeVar, Unpack, overload
 
 from ._client import Connection, connect
 from ._declaration import CONNECTION_STATE, WorkerMeta
 from ._handle import WorkerHandle
-from ._options import DEV_NULL, LOCAL, Local, Redirect, ShutdownOn
+from ._options import ForegroundOptions, ShutdownOn, SpawnOptions
 from ._served import serve
 from ._settings import RpcSettings
 from ._spawn import spawn_worker
@@ -50,59 +49,46 @@ class Worker(metaclass=WorkerMeta):
 
     @overload
     @classmethod
-    def spawn(cls, arg: Any = None, *, on_failure: Callable[[BaseException], None] | None = None,
+    def spawn(cls, arg: Any = None, *,
               shutdown_on: Literal[ShutdownOn.HEARTBEATER_TIMEOUT, ShutdownOn.CALLED_SHUTDOWN_FUNCTION]
-              = ShutdownOn.HEARTBEATER_TIMEOUT, name: str | None = None, how: Local = LOCAL,
-              redirect_stdout: Redirect = DEV_NULL, redirect_stderr: Redirect = DEV_NULL, cd: str = "/",
-              env: Mapping[str, str] | None = None, umask: int | None = None, connection_timeout: float = 10.0,
-              spawn_timeout: float | None = None, settings: RpcSettings | None = None) -> WorkerHandle: ...
+              = ShutdownOn.HEARTBEATER_TIMEOUT, **options: Unpack[SpawnOptions]) -> WorkerHandle: ...
     @overload
     @classmethod
-    def spawn(cls, arg: Any = None, *, on_failure: Callable[[BaseException], None] | None = None,
-              shutdown_on: Literal[ShutdownOn.CONNECTION_CLOSED], connection_arg: Any = None,
-              name: str | None = None, how: Local = LOCAL, redirect_stdout: Redirect = DEV_NULL,
-              redirect_stderr: Redirect = DEV_NULL, cd: str = "/", env: Mapping[str, str] | None = None,
-              umask: int | None = None, connection_timeout: float = 10.0, spawn_timeout: float | None = None,
-              settings: RpcSettings | None = None) -> Connection: ...
+    def spawn(cls, arg: Any = None, *, shutdown_on: Literal[ShutdownOn.CONNECTION_CLOSED], connection_arg: Any = None,
+              **options: Unpack[SpawnOptions]) -> Connection: ...
     @classmethod
-    def spawn(cls, arg: Any = None, *, on_failure: Callable[[BaseException], None] | None = None,
-              shutdown_on: ShutdownOn = ShutdownOn.HEARTBEATER_TIMEOUT, connection_arg: Any = None,
-              name: str | None = None, how: Local = LOCAL, redirect_stdout: Redirect = DEV_NULL,
-              redirect_stderr: Redirect = DEV_NULL, cd: str = "/", env: Mapping[str, str] | None = None,
-              umask: int | None = None, connection_timeout: float = 10.0, spawn_timeout: float | None = None,
-              settings: RpcSettings | None = None) -> WorkerHandle | Connection:
+    def spawn(cls, arg: Any = None, *, shutdown_on: ShutdownOn = ShutdownOn.HEARTBEATER_TIMEOUT,
+              connection_arg: Any = None, **options: Unpack[SpawnOptions]) -> WorkerHandle | Connection:
         """Start a worker of this type in a new process and run ``init_worker_state(arg)`` there.
 
         Returns its handle, or with ``shutdown_on=CONNECTION_CLOSED`` a connection opened with
-        ``connection_arg``. ``on_failure(exc)`` gets, once, a ``WorkerFailedError`` (an exception
-        after a function returned) or a ``WorkerCrashedError`` (the process died). The worker
-        moves to ``cd`` (relative to our directory), then sends its stdout/stderr to
-        ``redirect_stdout``/``redirect_stderr`` (until then its stderr is relayed to ours, prefixed
-        ``[WORKER <name> STDERR]``), then registers; it runs with ``env`` added to our
-        environment. ``spawn_timeout`` (default 2 x ``connection_timeout``) bounds the whole start;
-        past it the process is killed and ``SpawnTimeoutError`` raised. ``settings`` apply to this worker's server (see RpcSettings).
+        ``connection_arg``. Its keyword options, defaults in brackets:
+
+        - ``on_failure`` [None]: ``on_failure(exc)`` gets, once, a ``WorkerFailedError`` (an
+          exception after a function returned) or a ``WorkerCrashedError`` (the process died);
+        - ``name`` [None]: a name for messages and ``ps``;
+        - ``how`` [``rp.Local()``]: how to run the worker process;
+        - ``cd`` ["/"]: the worker moves there (relative to our directory), then sends its
+          stdout/stderr to ``redirect_stdout``/``redirect_stderr`` [``rp.DEV_NULL``] (until then its
+          stderr is relayed to ours, prefixed ``[WORKER <name> STDERR]``), then registers;
+        - ``env`` [None]: added to our environment for the worker; ``umask`` [None: ours];
+        - ``connection_timeout`` [10.0]: for the init to arrive (and, with CONNECTION_CLOSED, the
+          first connection after it); ``spawn_timeout`` [2 x ``connection_timeout``] bounds the
+          whole start: past it the process is killed and ``SpawnTimeoutError`` raised;
+        - ``settings`` [None]: apply to this worker's server (see ``RpcSettings``).
         """
-        handle, _ = spawn_worker(cls, arg, on_failure=on_failure, shutdown_on=shutdown_on, name=name, how=how,
-                                 redirect_stdout=redirect_stdout, redirect_stderr=redirect_stderr, cd=cd, env=env,
-                                 umask=umask, connection_timeout=connection_timeout, spawn_timeout=spawn_timeout,
-                                 settings=settings, foreground=False)
+        handle, _ = spawn_worker(cls, arg, shutdown_on=shutdown_on, foreground=False, **options)
         if shutdown_on is ShutdownOn.CONNECTION_CLOSED:
             return connect(cls, handle, connection_arg)
         return handle
 
     @classmethod
-    def spawn_in_foreground(cls, arg: Any = None, *, on_failure: Callable[[BaseException], None] | None = None,
-                            shutdown_on: ShutdownOn = ShutdownOn.HEARTBEATER_TIMEOUT, name: str | None = None,
-                            how: Local = LOCAL, cd: str = "/", env: Mapping[str, str] | None = None,
-                            umask: int | None = None, connection_timeout: float = 10.0,
-                            spawn_timeout: float | None = None, settings: RpcSettings | None = None
-                            ) -> tuple[WorkerHandle, subprocess.Popen[bytes]]:
-        """Like ``spawn`` but without daemonizing: the worker's stdout and stderr are the returned
-        process's pipes, and the caller must read them and reap the process (``wait()``)."""
-        handle, proc = spawn_worker(cls, arg, on_failure=on_failure, shutdown_on=shutdown_on, name=name, how=how,
-                                    redirect_stdout=DEV_NULL, redirect_stderr=DEV_NULL, cd=cd, env=env, umask=umask,
-                                    connection_timeout=connection_timeout, spawn_timeout=spawn_timeout,
-                                    settings=settings, foreground=True)
+    def spawn_in_foreground(cls, arg: Any = None, *, shutdown_on: ShutdownOn = ShutdownOn.HEARTBEATER_TIMEOUT,
+                            **options: Unpack[ForegroundOptions]) -> tuple[WorkerHandle, subprocess.Popen[bytes]]:
+        """Like ``spawn`` (the same options but the redirects) without daemonizing: the worker's
+        stdout and stderr are the returned process's pipes, and the caller must read them and reap
+        the process (``wait()``)."""
+        handle, proc = spawn_worker(cls, arg, shutdown_on=shutdown_on, foreground=True, **options)
         assert isinstance(proc, subprocess.Popen)  # a foreground worker is never forked
         return handle, proc
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterator, Mapping
-from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterator
+from typing import Any, Generic, Literal, ParamSpec, TypeVar, Unpack, overload
 
 from .. import _client
 from .._function import (
@@ -18,7 +18,7 @@ from .._function import (
     StateFunction,
 )
 from .._handle import WorkerHandle
-from .._options import DEV_NULL, LOCAL, Local, Redirect, ShutdownOn
+from .._options import ShutdownOn, SpawnOptions
 from .._pipes import Closed, DirectPipeId, Update
 from .._settings import RpcSettings
 from .._worker import Worker
@@ -168,42 +168,28 @@ def _on_loop(callback: Callable[[BaseException], None] | None, loop: asyncio.Abs
 
 
 @overload
-async def spawn(cls: type[Worker], arg: Any = None, *, on_failure: Callable[[BaseException], None] | None = None,
+async def spawn(cls: type[Worker], arg: Any = None, *,
                 shutdown_on: Literal[ShutdownOn.HEARTBEATER_TIMEOUT, ShutdownOn.CALLED_SHUTDOWN_FUNCTION]
-                = ShutdownOn.HEARTBEATER_TIMEOUT, name: str | None = None, how: Local = LOCAL,
-                redirect_stdout: Redirect = DEV_NULL, redirect_stderr: Redirect = DEV_NULL, cd: str = "/",
-                env: Mapping[str, str] | None = None, umask: int | None = None, connection_timeout: float = 10.0,
-                spawn_timeout: float | None = None, settings: RpcSettings | None = None) -> WorkerHandle: ...
+                = ShutdownOn.HEARTBEATER_TIMEOUT, **options: Unpack[SpawnOptions]) -> WorkerHandle: ...
 @overload
-async def spawn(cls: type[Worker], arg: Any = None, *, on_failure: Callable[[BaseException], None] | None = None,
-                shutdown_on: Literal[ShutdownOn.CONNECTION_CLOSED], connection_arg: Any = None,
-                name: str | None = None, how: Local = LOCAL, redirect_stdout: Redirect = DEV_NULL,
-                redirect_stderr: Redirect = DEV_NULL, cd: str = "/", env: Mapping[str, str] | None = None,
-                umask: int | None = None, connection_timeout: float = 10.0, spawn_timeout: float | None = None,
-                settings: RpcSettings | None = None) -> Connection: ...
-async def spawn(cls: type[Worker], arg: Any = None, *, on_failure: Callable[[BaseException], None] | None = None,
-                shutdown_on: ShutdownOn = ShutdownOn.HEARTBEATER_TIMEOUT, connection_arg: Any = None,
-                name: str | None = None, how: Local = LOCAL, redirect_stdout: Redirect = DEV_NULL,
-                redirect_stderr: Redirect = DEV_NULL, cd: str = "/", env: Mapping[str, str] | None = None,
-                umask: int | None = None, connection_timeout: float = 10.0, spawn_timeout: float | None = None,
-                settings: RpcSettings | None = None) -> WorkerHandle | Connection:
-    """``await rp.aio.spawn(Worker, arg, ...)``: ``Worker.spawn`` with ``on_failure`` called on this
-    event loop; returns a handle, or an ``rp.aio.Connection`` with ``CONNECTION_CLOSED``."""
-    callback = _on_loop(on_failure, asyncio.get_running_loop())
+async def spawn(cls: type[Worker], arg: Any = None, *, shutdown_on: Literal[ShutdownOn.CONNECTION_CLOSED],
+                connection_arg: Any = None, **options: Unpack[SpawnOptions]) -> Connection: ...
+async def spawn(cls: type[Worker], arg: Any = None, *, shutdown_on: ShutdownOn = ShutdownOn.HEARTBEATER_TIMEOUT,
+                connection_arg: Any = None, **options: Unpack[SpawnOptions]) -> WorkerHandle | Connection:
+    """``await rp.aio.spawn(Worker, arg, ...)``: ``Worker.spawn`` (the same options) with
+    ``on_failure`` called on this event loop; returns a handle, or an ``rp.aio.Connection`` with
+    ``CONNECTION_CLOSED``."""
+    options["on_failure"] = _on_loop(options.get("on_failure"), asyncio.get_running_loop())
+    if shutdown_on is ShutdownOn.CONNECTION_CLOSED:
+        def connected() -> _client.Connection:
+            return cls.spawn(arg, shutdown_on=ShutdownOn.CONNECTION_CLOSED, connection_arg=connection_arg, **options)
 
-    def start() -> WorkerHandle | _client.Connection:
-        if shutdown_on is ShutdownOn.CONNECTION_CLOSED:
-            return cls.spawn(arg, on_failure=callback, shutdown_on=shutdown_on, connection_arg=connection_arg,
-                             name=name, how=how, redirect_stdout=redirect_stdout, redirect_stderr=redirect_stderr,
-                             cd=cd, env=env, umask=umask, connection_timeout=connection_timeout,
-                             spawn_timeout=spawn_timeout, settings=settings)
-        return cls.spawn(arg, on_failure=callback, shutdown_on=shutdown_on, name=name, how=how,
-                         redirect_stdout=redirect_stdout, redirect_stderr=redirect_stderr, cd=cd, env=env,
-                         umask=umask, connection_timeout=connection_timeout, spawn_timeout=spawn_timeout,
-                         settings=settings)
+        return Connection(await asyncio.to_thread(connected))
 
-    result = await asyncio.to_thread(start)
-    return Connection(result) if isinstance(result, _client.Connection) else result
+    def spawned() -> WorkerHandle:
+        return cls.spawn(arg, shutdown_on=shutdown_on, **options)
+
+    return await asyncio.to_thread(spawned)
 
 
 async def serve(cls: type[Worker], arg: Any = None, *, settings: RpcSettings | None = None,
