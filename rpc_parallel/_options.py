@@ -12,7 +12,7 @@ from typing import TypeAlias, TypedDict
 from ._settings import RpcSettings
 
 __all__ = ("DEV_NULL", "LOCAL", "DevNull", "FileAppend", "FileTruncate", "ForegroundOptions", "Local", "Redirect",
-           "ShutdownOn", "SpawnOptions")
+           "ShutdownOn", "SpawnOptions", "check_options")
 
 
 class ShutdownOn(enum.Enum):
@@ -101,3 +101,11 @@ class SpawnOptions(ForegroundOptions, total=False):
 
     redirect_stdout: Redirect
     redirect_stderr: Redirect
+
+
+def check_options(options: Mapping[str, object], allowed: type, function: str) -> None:
+    """``TypeError`` naming ``function`` for a keyword that the TypedDict ``allowed`` does not list."""
+    known: frozenset[str] = allowed.__optional_keys__  # type: ignore[attr-defined]
+    for name in options:
+        if name not in known:
+            raise TypeError(f"{function}() got an unexpected keyword argument {name!r}")

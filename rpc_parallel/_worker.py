@@ -8,7 +8,7 @@ from typing import Any, Literal, TypeVar, Unpack, overload
 from ._client import Connection, connect
 from ._declaration import CONNECTION_STATE, WorkerMeta
 from ._handle import WorkerHandle
-from ._options import ForegroundOptions, ShutdownOn, SpawnOptions
+from ._options import ForegroundOptions, ShutdownOn, SpawnOptions, check_options
 from ._served import serve
 from ._settings import RpcSettings
 from ._spawn import spawn_worker
@@ -77,6 +77,7 @@ class Worker(metaclass=WorkerMeta):
           whole start: past it the process is killed and ``SpawnTimeoutError`` raised;
         - ``settings`` [None]: apply to this worker's server (see ``RpcSettings``).
         """
+        check_options(options, SpawnOptions, f"{cls.__name__}.spawn")
         handle, _ = spawn_worker(cls, arg, shutdown_on=shutdown_on, foreground=False, **options)
         if shutdown_on is ShutdownOn.CONNECTION_CLOSED:
             return connect(cls, handle, connection_arg)
@@ -88,6 +89,7 @@ class Worker(metaclass=WorkerMeta):
         """Like ``spawn`` (the same options but the redirects) without daemonizing: the worker's
         stdout and stderr are the returned process's pipes, and the caller must read them and reap
         the process (``wait()``)."""
+        check_options(options, ForegroundOptions, f"{cls.__name__}.spawn_in_foreground")
         handle, proc = spawn_worker(cls, arg, shutdown_on=shutdown_on, foreground=True, **options)
         assert isinstance(proc, subprocess.Popen)  # a foreground worker is never forked
         return handle, proc
