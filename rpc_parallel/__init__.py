@@ -122,3 +122,15 @@ __all__ = (
     "start_app",
     "state",
 )
+
+
+def _mark_public_types() -> None:
+    # Generated clients refer to these as rp.<name> instead of mirroring them (codegen/_client.py);
+    # the renderers cannot import this package, so the names travel on the types themselves.
+    for name in __all__:
+        obj = globals().get(name)
+        if isinstance(obj, type) and obj.__module__.startswith(f"{__name__}."):
+            obj._rp_public_name = name  # type: ignore[attr-defined]
+
+
+_mark_public_types()

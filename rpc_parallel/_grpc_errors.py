@@ -1,9 +1,10 @@
 """The one place where gRPC errors become rpc_parallel errors, and where worker-side failures
 become gRPC status plus an ``rpcpar-error-bin`` trailer (``rpc_parallel.v1.ErrorInfo``).
 
-On the caller's side, ``ErrorBoundary`` is the boundary every call site raises through: a
-``grpc.RpcError`` leaving its block becomes the rpc_parallel error ``map_rpc_error`` picks (the
-trailer's ErrorInfo when there is one, else by status code), with the gRPC error as its cause.
+On the caller's side, ``map_rpc_error`` picks the rpc_parallel error for a failed call (the
+trailer's ErrorInfo when there is one, else by status code) and chains the gRPC error as its
+cause; ``ErrorBoundary`` applies it to every call site that raises (futures and reader threads
+that hand the error on call ``map_rpc_error`` themselves).
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ class WorkerHandle:
 
     def shutdown(self) -> None:
         """Connect to the worker and ask it to exit 0 (it may already have exited)."""
-        if _shutdown is None:
+        if _shutdown is None:  # a guard: importing any part of rpc_parallel imports the package, which installs it
             raise RuntimeError("rpc_parallel is not fully imported: import rpc_parallel first")
         _shutdown(self)
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import grpc
 
+from ._client import worker_label
 from ._errors import RpcParallelError, SpawnTimeoutError
 from ._grpc_errors import ErrorBoundary
 from ._handle import WorkerHandle, install_shutdown
@@ -16,17 +17,13 @@ from ._master import any_master
 from ._options import ShutdownOn
 from ._proto import control_pb2, control_pb2_grpc
 from ._protocol import TOKEN_KEY
-from ._transport import connect, open_channel
+from ._transport import dial, open_channel
 
 __all__ = ("ANSWERING", "GONE", "SILENT", "init_worker", "probe", "shutdown_worker", "watch")
 
 ANSWERING = "answering"
 SILENT = "silent"
 GONE = "gone"
-
-
-def _label(handle: WorkerHandle) -> str:
-    return f"worker {handle.name or handle.worker_id}"
 
 
 def _token(handle: WorkerHandle) -> tuple[tuple[str, str], ...]:
@@ -37,7 +34,7 @@ def init_worker(handle: WorkerHandle, init_arg: bytes, shutdown_on: ShutdownOn, 
                 deadline: float) -> None:
     """Run ``init_worker_state`` in the worker (``Control/InitWorker``), by the ``deadline`` of its
     spawn (a ``time.monotonic()`` value): past it, ``SpawnTimeoutError``."""
-    label = _label(handle)
+    label = worker_label(handle)
 
     def timed_out() -> RpcParallelError:
         return SpawnTimeoutError(f"timed out initialising {label}")
@@ -99,8 +96,8 @@ def shutdown_worker(handle: WorkerHandle) -> None:
     record = m.workers.get(handle.worker_id) if m is not None else None
     if record is not None:  # before asking: the exit can be seen before the answer
         record.shutdown_requested = True
-    label = _label(handle)
-    channel = connect(handle.address, handle.settings, label)
+    label = worker_label(handle)
+    channel = dial(handle.address, handle.settings, label)
     try:
         with ErrorBoundary(label):
             control_pb2_grpc.ControlStub(channel).Shutdown(

@@ -1,6 +1,7 @@
 """The transport: every gRPC channel and server rpc_parallel opens is made here.
 
-``open_channel`` dials a peer with the options of its ``RpcSettings``; ``new_server`` makes a
+``open_channel`` makes a channel to a peer with the options of its ``RpcSettings`` (``dial``
+also waits until it is connected); ``new_server`` makes a
 server that checks the master's token on every call before anything else runs; ``listen`` binds
 it to a loopback port or a unix socket in a fresh 0700 directory. This is the one place where
 channel credentials (TLS) or another backend plug in.
@@ -22,7 +23,7 @@ from ._errors import WorkerConnectionError
 from ._protocol import TOKEN_KEY
 from ._settings import RpcSettings, grpc_options
 
-__all__ = ("Listener", "connect", "listen", "new_server", "open_channel", "socket_dir_of")
+__all__ = ("Listener", "dial", "listen", "new_server", "open_channel", "socket_dir_of")
 
 if TYPE_CHECKING:  # generic only in the type stubs
     _HandlerBase = grpc.RpcMethodHandler[Any, Any]
@@ -44,16 +45,16 @@ def open_channel(address: str, settings: RpcSettings, *, private: bool = False) 
     return grpc.insecure_channel(address, options=options)
 
 
-def connect(address: str, settings: RpcSettings, label: str) -> grpc.Channel:
+def dial(address: str, settings: RpcSettings, label: str) -> grpc.Channel:
     """``open_channel``, connected: ``WorkerConnectionError`` if ``label`` (a worker) cannot be
     reached within ``settings.handshake_timeout``."""
     channel = open_channel(address, settings)
     try:
         grpc.channel_ready_future(channel).result(timeout=settings.handshake_timeout)
-    except grpc.FutureTimeoutError as exc:
+    except grpc.FutureTimeoutError:
         channel.close()
         raise WorkerConnectionError(
-            f"could not reach {label} at {address} within handshake_timeout {settings.handshake_timeout}s") from exc
+            f"could not reach {label} at {address} within handshake_timeout {settings.handshake_timeout}s") from None
     return channel
 
 
@@ -99,15 +100,15 @@ def new_server(settings: RpcSettings, executor: ThreadPoolExecutor, *, token: st
 
 @dataclass(frozen=True)
 class Listener:
-    """Where a server listens: ``address`` as a channel dials it, and for a unix socket the private
-    directory holding it (``close`` removes it)."""
+    """Where a server listens: ``address``, as a channel dials it; ``close`` removes the private
+    directory of a unix socket."""
 
     address: str
-    socket_dir: str | None = None
 
     def close(self) -> None:
-        if self.socket_dir is not None:
-            shutil.rmtree(self.socket_dir, ignore_errors=True)
+        directory = socket_dir_of(self.address)
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def listen(server: grpc.Server, *, unix_socket: bool = False) -> Listener:
@@ -117,7 +118,7 @@ def listen(server: grpc.Server, *, unix_socket: bool = False) -> Listener:
         directory = tempfile.mkdtemp(prefix="rpcpar-")  # mode 0700
         address = f"unix:{directory}/worker.sock"
         server.add_insecure_port(address)
-        return Listener(address, directory)
+        return Listener(address)
     port = server.add_insecure_port("127.0.0.1:0")
     if port == 0:
         raise OSError("could not bind a port on 127.0.0.1")

@@ -2,7 +2,8 @@
 
 One ``Connection`` owns one gRPC channel (one TCP connection) to one worker server, and one open
 ``Control/OpenConnection`` stream whose lifetime is the connection's. Every gRPC error of its
-calls reaches the caller through its ``ErrorBoundary``.
+calls that raise reaches the caller through its ``ErrorBoundary``; the futures of ``submit`` get
+theirs from ``map_rpc_error``.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from .._protocol import (
 )
 from .._schema import ServiceSpec, service_spec
 from .._settings import RpcSettings
-from .._transport import connect as connect_channel
+from .._transport import dial
 from ._pipe import Pipe
 from ._pipeline import Pipeline
 from ._session import call_metadata, open_session, worker_label
@@ -103,7 +104,7 @@ class Connection:
         self._label = worker_label(handle)
         self._errors = ErrorBoundary(self._label)
         encoded_arg = self._codec.encode_connection_init(connection_arg)
-        self._channel = connect_channel(handle.address, handle.settings, self._label)
+        self._channel = dial(handle.address, handle.settings, self._label)
         self._methods: dict[Function[Any], _Method] = {}
         self._pending: set[Any] = set()
         self._pending_lock = threading.Lock()
@@ -250,14 +251,14 @@ class Connection:
             return None
         if kind is Kind.PIPE:
             data = self._request(m, args, kwargs)
-            return Pipe(m.call(data, metadata=self._md), m.codec.decode_items, self._errors)
+            return Pipe(m.call(data, metadata=self._md), m.codec.decode_items, self._label)
         if kind is Kind.STATE:
             data = self._request(m, args, kwargs)
             call = m.call(data, metadata=self._md)
             with self._errors:
                 first = next(call)
             _, state, _ = m.codec.decode_state_message(first)
-            return state, Pipe(call, lambda d: m.codec.decode_state_message(d)[2], self._errors)
+            return state, Pipe(call, lambda d: m.codec.decode_state_message(d)[2], self._label)
         if kind is Kind.DIRECT_PIPE:
             on_update = kwargs.pop("on_update", None)
             if on_update is None:
@@ -278,16 +279,22 @@ class Connection:
 
         def deliver() -> None:
             reason, error = "by_remote_side", None
+            messages = iter(call)
             try:
-                with errors:
-                    for message in call:
-                        for item in m.codec.decode_items(message):
-                            on_update(Update(item))
-            except RpcParallelError as exc:
-                if call.cancelled():  # conn.abort
-                    reason = "aborted"
-                else:
-                    error, reason = exc, str(exc)
+                while True:
+                    try:
+                        with errors:  # the stream's errors only: on_update's own propagate
+                            message = next(messages)
+                    except StopIteration:
+                        break
+                    except RpcParallelError as exc:
+                        if call.cancelled():  # conn.abort
+                            reason = "aborted"
+                        else:
+                            error, reason = exc, str(exc)
+                        break
+                    for item in m.codec.decode_items(message):
+                        on_update(Update(item))
             finally:
                 self._direct.pop(pipe_id.value, None)
             on_update(Closed(reason, error))

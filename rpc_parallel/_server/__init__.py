@@ -17,10 +17,10 @@ from .._transport import listen, new_server
 from ._control import Control
 from ._core import ServerHooks, WorkerCore
 from ._dispatch import service_handler
-from ._loop import on_loop_exception as on_loop_exception, worker_loop as worker_loop
+from ._loop import on_loop_exception as on_loop_exception
 from ._spliced import spliced_handler
 
-__all__ = ("ServerHooks", "WorkerServer", "on_loop_exception", "worker_loop")
+__all__ = ("ServerHooks", "WorkerServer", "on_loop_exception")
 
 
 class WorkerServer:

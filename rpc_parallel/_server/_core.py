@@ -29,7 +29,7 @@ from .._grpc_errors import CallFailed, Kind as ErrKind, abort, error_info
 from .._handle import WorkerHandle
 from .._proto import control_pb2, errors_pb2
 from .._protocol import CONN_KEY
-from .._schema import ServiceSpec, differing_functions, file_descriptor, file_spec, service_spec
+from .._schema import MethodSpec, ServiceSpec, differing_functions, file_descriptor, file_spec, service_spec
 from .._settings import RpcSettings
 from ._inorder import InOrder
 from ._loop import run_coroutine
@@ -94,7 +94,7 @@ class WorkerCore:
         self.initialized = threading.Event()
         self.connections: dict[str, Any] = {}
         self._one_ways: dict[str, InOrder] = {}  # by connection, for numbered one_way calls
-        self.connection_count = 0
+        self._had_connection = False  # for hooks.connection_closed(first)
         # a worker type without init_connection_state also serves plain gRPC clients (no connection)
         self._needs_connection = not getattr(cls.init_connection_state, "_rp_default", False)  # type: ignore[attr-defined]
         self._closed_server = False
@@ -273,8 +273,7 @@ class WorkerCore:
         with self._lock:
             self.connections[conn] = state
             self._one_ways[conn] = InOrder(self.one_way_executor)
-            self.connection_count += 1
-            first = self.connection_count == 1
+            first, self._had_connection = not self._had_connection, True
         self.hooks.connection_opened()
         done = self.hold(context)
 
@@ -315,10 +314,9 @@ class WorkerCore:
         fdp = file_descriptor(file_spec(self.cls.__module__))
         return control_pb2.DescribeReply(
             file_descriptor=fdp.SerializeToString(), service=self.spec.full_name,
-            functions=[self._function_kind(m.name) for m in self.spec.methods])
+            functions=[self._function_kind(m) for m in self.spec.methods])
 
-    def _function_kind(self, name: str) -> control_pb2.FunctionKind:
-        m = self.spec.method(name)
+    def _function_kind(self, m: MethodSpec) -> control_pb2.FunctionKind:
         defaulted, defaults = self.codec.method(m.name).encode_defaults()
         return control_pb2.FunctionKind(name=m.name, method=m.rpc_name, kind=m.kind.value,
                                         updates_param=m.updates_param or "", defaulted=defaulted, defaults=defaults)

@@ -423,12 +423,10 @@ def _arg_type(msg: MessageSpec) -> TypeRef:
 
 
 def _rp_name(py: object) -> str | None:
-    """``rp.X`` when rpc_parallel defines ``py`` (then it is not mirrored): each type of rpc_parallel
-    a schema can use is public under its own name (tests/unit/test_public_api.py checks it)."""
-    name = getattr(py, "__name__", None)
-    if name is not None and str(getattr(py, "__module__", "")).split(".")[0] == _RP:
-        return f"rp.{name}"
-    return None
+    """``rp.X`` when ``py`` is a public type of rpc_parallel (then it is not mirrored): the package
+    marks each type it exports with its public name (``rpc_parallel/__init__.py``)."""
+    name = vars(py).get("_rp_public_name") if isinstance(py, type) else None
+    return f"rp.{name}" if name else None
 
 
 def _qualname(py: object) -> str:
