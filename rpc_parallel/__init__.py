@@ -46,6 +46,8 @@ from ._function import (
 from ._handle import WorkerHandle as WorkerHandle
 from ._options import (
     DEV_NULL as DEV_NULL,
+    IGNORE_FAILURE as IGNORE_FAILURE,
+    LOG_FAILURE as LOG_FAILURE,
     FileAppend as FileAppend,
     FileTruncate as FileTruncate,
     Local as Local,
@@ -74,6 +76,8 @@ def __dir__() -> list[str]:
 
 __all__ = (
     "DEV_NULL",
+    "IGNORE_FAILURE",
+    "LOG_FAILURE",
     "AuthenticationError",
     "Closed",
     "Connection",

@@ -15,7 +15,7 @@ from typing import Any
 from ._errors import DeclarationError
 from ._function import Function
 
-__all__ = ("CONNECTION_STATE", "RESERVED", "WorkerMeta", "declared_functions", "is_worker_type", "location", "workers_in_module")
+__all__ = ("CONNECTION_STATE", "RESERVED", "WorkerMeta", "declared_functions", "init_takes_arg", "is_worker_type", "location", "workers_in_module")
 
 RESERVED = frozenset({
     "spawn", "serve", "connect", "spawn_in_foreground", "init_worker_state",
@@ -113,11 +113,17 @@ def _check_init(class_name: str, name: str, impl: Callable[..., Any]) -> None:
     if isinstance(impl, Function) or not callable(impl):
         raise DeclarationError(f"{where}: must be a plain method, not a worker function")
     params = list(inspect.signature(impl).parameters.values())[1:]
-    if len(params) != 1 or params[0].kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD,
-                                              inspect.Parameter.KEYWORD_ONLY):
-        got = ", ".join(p.name for p in params) or "none"
-        raise DeclarationError(f"{where}: takes exactly one argument besides self (got: {got}); "
+    if len(params) > 1 or any(p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD,
+                                         inspect.Parameter.KEYWORD_ONLY) for p in params):
+        got = ", ".join(p.name for p in params)
+        raise DeclarationError(f"{where}: takes at most one argument besides self (got: {got}); "
                                "group several values in a dataclass")
+
+
+def init_takes_arg(cls: type, name: str) -> bool:
+    """Whether ``cls``'s ``init_worker_state``/``init_connection_state`` (``name``) takes an argument
+    (the defaults do, and ignore it; a declared one may take none)."""
+    return len(inspect.signature(getattr(cls, name)).parameters) > 1
 
 
 def is_worker_type(obj: object) -> bool:

@@ -19,7 +19,6 @@ import grpc
 
 from ._errors import (
     AuthenticationError,
-    ConnectionClosedError,
     MessageTooLargeError,
     ProtocolError,
     RemoteError,
@@ -161,8 +160,8 @@ def map_error_info(info: errors_pb2.ErrorInfo, *, worker: str = "worker") -> Rpc
         return MessageTooLargeError(f"{info.message} (at {worker})", size=info.size, limit=info.limit)
     if info.kind == Kind.PROTOCOL:
         return ProtocolError(info.message)
-    if info.kind == Kind.CONNECTION_CLOSED:
-        return ConnectionClosedError(info.message)
+    if info.kind == Kind.CONNECTION_CLOSED:  # the worker's side ended it (the caller's own close is not asked)
+        return WorkerConnectionError(f"{worker}: {info.message}")
     if info.kind == Kind.NOT_HOSTED:
         return WorkerConnectionError(f"{worker}: {info.message}")
     return RemoteError(info.type, info.message, info.traceback, **where)  # REMOTE, BAD_REQUEST

@@ -35,7 +35,7 @@ class WorkerRecord:
     name: str | None
     expected_fingerprint: str
     expected_functions: dict[str, str]
-    on_failure: Callable[[BaseException], None] | None
+    on_failure: Callable[[BaseException], None]
     registered: threading.Event = field(default_factory=threading.Event)
     address: str = ""
     pid: int = 0
@@ -105,7 +105,7 @@ class Master:
     def report_failure(self, record: WorkerRecord, exc: BaseException) -> None:
         """Call ``record.on_failure(exc)`` once per worker, on the master's failure thread."""
         with self._lock:
-            if record.failed or record.on_failure is None:
+            if record.failed:
                 return
             record.failed = True
             if self._failure_thread is None:

@@ -4,6 +4,7 @@ options of ``spawn`` as one typed dictionary (``Worker.spawn`` and ``rp.aio.spaw
 from __future__ import annotations
 
 import enum
+import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -11,8 +12,30 @@ from typing import TypeAlias, TypedDict
 
 from ._settings import RpcSettings
 
-__all__ = ("DEV_NULL", "LOCAL", "DevNull", "FileAppend", "FileTruncate", "ForegroundOptions", "Local", "Redirect",
-           "ShutdownOn", "SpawnOptions", "check_options")
+__all__ = ("DEV_NULL", "IGNORE_FAILURE", "LOCAL", "LOG_FAILURE", "DevNull", "FileAppend", "FileTruncate",
+           "ForegroundOptions", "Local", "Redirect", "ShutdownOn", "SpawnOptions", "check_on_failure", "check_options")
+
+_LOG = logging.getLogger("rpc_parallel")
+
+
+def LOG_FAILURE(exc: BaseException) -> None:
+    """The default ``on_failure``: log the failure of a worker (logger ``rpc_parallel``, ERROR). The
+    message names the worker; a background failure adds the worker's traceback."""
+    tb = str(getattr(exc, "remote_traceback", "") or "").rstrip()
+    _LOG.error("%s%s", exc, f"\nRemote traceback:\n{tb}" if tb else "")
+
+
+def IGNORE_FAILURE(exc: BaseException) -> None:
+    """``on_failure=rp.IGNORE_FAILURE``: drop a worker's failures (what OCaml does without ``on_failure``)."""
+
+
+def check_on_failure(on_failure: object) -> None:
+    """``TypeError`` unless ``on_failure`` is a callable (``None`` is refused: failures are never silent)."""
+    if on_failure is None:
+        raise TypeError("on_failure=None would drop the worker's failures silently: leave it out (failures are "
+                        "logged: rp.LOG_FAILURE) or pass rp.IGNORE_FAILURE to drop them, or a callable")
+    if not callable(on_failure):
+        raise TypeError(f"on_failure must be a callable taking the exception, not {on_failure!r}")
 
 
 class ShutdownOn(enum.Enum):
@@ -85,7 +108,7 @@ LOCAL = Local()
 class ForegroundOptions(TypedDict, total=False):
     """The keyword options of ``spawn_in_foreground`` (see ``Worker.spawn`` for each, and its defaults)."""
 
-    on_failure: Callable[[BaseException], None] | None
+    on_failure: Callable[[BaseException], None]
     name: str | None
     how: Local
     cd: str

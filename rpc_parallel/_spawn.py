@@ -23,7 +23,18 @@ from ._errors import ProtocolError, SpawnError, SpawnTimeoutError, WorkerConnect
 from ._forkserver import ForkedProcess, fork_server
 from ._handle import WorkerHandle
 from ._master import Master, WorkerRecord, master
-from ._options import DEV_NULL, LOCAL, FileAppend, FileTruncate, Local, Redirect, ShutdownOn, redirect_to_json
+from ._options import (
+    DEV_NULL,
+    LOCAL,
+    LOG_FAILURE,
+    FileAppend,
+    FileTruncate,
+    Local,
+    Redirect,
+    ShutdownOn,
+    check_on_failure,
+    redirect_to_json,
+)
 from ._schema import MAIN_MODULES, module_name, service_spec
 from ._settings import RpcSettings, resolve
 from ._supervision import GONE, init_worker, watch
@@ -67,13 +78,14 @@ def _sys_path() -> list[str]:
 
 
 def spawn_worker(cls: type, arg: Any, *, shutdown_on: ShutdownOn, foreground: bool,
-                 on_failure: Callable[[BaseException], None] | None = None, name: str | None = None,
+                 on_failure: Callable[[BaseException], None] = LOG_FAILURE, name: str | None = None,
                  how: Local = LOCAL, redirect_stdout: Redirect = DEV_NULL, redirect_stderr: Redirect = DEV_NULL,
                  cd: str = "/", env: Mapping[str, str] | None = None, umask: int | None = None,
                  connection_timeout: float = 10.0, spawn_timeout: float | None = None,
                  settings: RpcSettings | None = None) -> tuple[WorkerHandle, Process]:
     """Start a worker of ``cls`` and initialise it; see ``Worker.spawn`` for the semantics (the
     defaults of its options are these)."""
+    check_on_failure(on_failure)
     if not isinstance(how, Local):
         raise TypeError(f"how must be rp.Local() (remote workers come later), not {how!r}")
     if env and WORKER_ENV in env:

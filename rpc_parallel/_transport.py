@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -46,16 +47,29 @@ def open_channel(address: str, settings: RpcSettings, *, private: bool = False) 
 
 
 def dial(address: str, settings: RpcSettings, label: str) -> grpc.Channel:
-    """``open_channel``, connected: ``WorkerConnectionError`` if ``label`` (a worker) cannot be
-    reached within ``settings.handshake_timeout``."""
+    """``open_channel``, connected: ``WorkerConnectionError`` at once if nothing accepts connections
+    at ``address`` (``label``, a worker, is gone), or if it does not answer within
+    ``settings.handshake_timeout`` (a silent peer)."""
     channel = open_channel(address, settings)
-    try:
-        grpc.channel_ready_future(channel).result(timeout=settings.handshake_timeout)
-    except grpc.FutureTimeoutError:
-        channel.close()
-        raise WorkerConnectionError(
-            f"could not reach {label} at {address} within handshake_timeout {settings.handshake_timeout}s") from None
-    return channel
+    outcome: list[grpc.ChannelConnectivity] = []
+    settled = threading.Event()
+
+    def watch(state: grpc.ChannelConnectivity) -> None:
+        if state in (grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.TRANSIENT_FAILURE) and not outcome:
+            outcome.append(state)
+            settled.set()
+
+    channel.subscribe(watch, try_to_connect=True)
+    settled.wait(settings.handshake_timeout)
+    channel.unsubscribe(watch)
+    if outcome == [grpc.ChannelConnectivity.READY]:
+        return channel
+    channel.close()
+    if outcome:
+        raise WorkerConnectionError(f"could not reach {label} at {address}: the connection failed (nothing "
+                                    "accepts connections there: is the worker gone?)")
+    raise WorkerConnectionError(
+        f"could not reach {label} at {address} within handshake_timeout {settings.handshake_timeout}s")
 
 
 class _Reject(_HandlerBase):

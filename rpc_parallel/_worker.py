@@ -64,8 +64,10 @@ class Worker(metaclass=WorkerMeta):
         Returns its handle, or with ``shutdown_on=CONNECTION_CLOSED`` a connection opened with
         ``connection_arg``. Its keyword options, defaults in brackets:
 
-        - ``on_failure`` [None]: ``on_failure(exc)`` gets, once, a ``WorkerFailedError`` (an
-          exception after a function returned) or a ``WorkerCrashedError`` (the process died);
+        - ``on_failure`` [``rp.LOG_FAILURE``]: ``on_failure(exc)`` gets, once, a
+          ``WorkerFailedError`` (an exception after a function returned) or a
+          ``WorkerCrashedError`` (the process died); the default logs it (logger ``rpc_parallel``,
+          ERROR); ``rp.IGNORE_FAILURE`` drops it; ``None`` is refused (``TypeError``);
         - ``name`` [None]: a name for messages and ``ps``;
         - ``how`` [``rp.Local()``]: how to run the worker process;
         - ``cd`` ["/"]: the worker moves there (relative to our directory), then sends its

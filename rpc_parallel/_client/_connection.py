@@ -19,7 +19,13 @@ from google.protobuf.message import DecodeError
 
 from .._codec import MethodCodec, ServiceCodec, codec_for, joined, wire_size
 from .._declaration import is_worker_type
-from .._errors import ConnectionClosedError, MessageTooLargeError, ProtocolError, RpcParallelError
+from .._errors import (
+    ConnectionClosedError,
+    MessageTooLargeError,
+    ProtocolError,
+    RpcParallelError,
+    WorkerConnectionError,
+)
 from .._function import (
     DirectPipeFunction,
     Function,
@@ -50,6 +56,7 @@ from .._transport import dial
 from ._pipe import Pipe
 from ._pipeline import Pipeline
 from ._session import call_metadata, open_session, worker_label
+from ._upload import upload
 
 __all__ = ("Connection", "connect")
 
@@ -112,6 +119,7 @@ class Connection:
         self._direct_ids = itertools.count(1)
         self._closed_event = threading.Event()
         self._closing = False
+        self._close_reason: str | None = None
         self._spliced: Any = None
         self._spliced_one: Any = None
         self._pipeline: Pipeline | None = None
@@ -120,7 +128,7 @@ class Connection:
         self._control = control_pb2_grpc.ControlStub(self._channel)
         request = control_pb2.OpenConnectionRequest(
             worker_id=handle.worker_id, fingerprint=self._spec.fingerprint, arg=encoded_arg,
-            functions=fingerprint_messages(self._spec))
+            functions=fingerprint_messages(self._spec), service=self._spec.full_name)
         try:
             self._session, self.connection_id = open_session(self._channel, request, handle.token, self._errors)
         except BaseException:
@@ -128,7 +136,7 @@ class Connection:
             raise
         self._md = call_metadata(handle.token, self.connection_id)
         self._one_way_seq = itertools.count()
-        self._session.add_done_callback(lambda _: self._closed_event.set())
+        self._session.add_done_callback(self._session_ended)
 
     # -- properties ----------------------------------------------------------------------------
 
@@ -141,9 +149,24 @@ class Connection:
         """True once closed by ``close()`` or by the worker side going away."""
         return self._closing or self._closed_event.is_set()
 
+    @property
+    def close_reason(self) -> str | None:
+        """Why the connection is closed: ``"closed by close()"``, or how the worker side ended it
+        (its calls then raise ``WorkerConnectionError``); None while it is open."""
+        return self._close_reason
+
     def wait_closed(self, timeout: float | None = None) -> bool:
         """Wait until the connection is closed; False on timeout."""
         return self._closed_event.wait(timeout)
+
+    def _session_ended(self, call: Any) -> None:
+        if self._close_reason is None:  # not our close(): the worker went away or ended it
+            try:
+                status = f"{call.code().name}: {call.details()}"
+            except Exception:  # a call that ended without a status (grpc gives none on some paths)
+                status = "the connection's stream ended"
+            self._close_reason = f"the worker side ended the connection ({status})"
+        self._closed_event.set()
 
     # -- running -------------------------------------------------------------------------------
 
@@ -156,8 +179,10 @@ class Connection:
         return m
 
     def _check_open(self) -> None:
-        if self.closed:
-            raise ConnectionClosedError(f"the connection to {self._label} is closed")
+        if self._closing:
+            raise ConnectionClosedError(f"the connection to {self._label} is closed (close() was called)")
+        if self._closed_event.is_set():
+            raise WorkerConnectionError(f"the connection to {self._label} is lost: {self._close_reason}")
 
     def _request(self, m: _Method, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
         return self._encode(m, m.codec.bind(args, kwargs))
@@ -251,7 +276,8 @@ class Connection:
             return None
         if kind is Kind.PIPE:
             data = self._request(m, args, kwargs)
-            return Pipe(m.call(data, metadata=self._md), m.codec.decode_items, self._label)
+            # returns once the generator started, as OCaml's f has returned its pipe (subscribe, then trigger)
+            return Pipe(m.call(data, metadata=self._md), m.codec.decode_items, self._label).wait_started()
         if kind is Kind.STATE:
             data = self._request(m, args, kwargs)
             call = m.call(data, metadata=self._md)
@@ -319,8 +345,7 @@ class Connection:
             if batch:
                 yield m.codec.encode_updates(batch)
 
-        with self._errors:
-            return m.codec.decode_result(m.call(requests(), metadata=self._md))
+        return m.codec.decode_result(upload(m.call, requests(), self._md, self._errors))
 
     def submit(self, f: RpcFunction[P, R], *args: P.args, **kwargs: P.kwargs) -> concurrent.futures.Future[R]:
         """Start an ``rpc`` call and return a future of its result. Calls on a connection share one
@@ -389,6 +414,8 @@ class Connection:
         """Close the connection (idempotent): pending one-way calls are flushed, streams cancelled."""
         if self._closing:
             return
+        if self._close_reason is None:
+            self._close_reason = "closed by close()"
         self._closing = True
         with self._pending_lock:
             pending = list(self._pending)

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import Message
 
@@ -25,6 +23,7 @@ from .._proto import control_pb2, control_pb2_grpc
 from .._protocol import SEQ_KEY, TOKEN_KEY
 from .._transport import open_channel
 from ._session import call_metadata, open_session, worker_label
+from ._upload import upload
 
 __all__ = ("NOT_GIVEN", "DynamicClient")
 
@@ -213,29 +212,13 @@ class DynamicClient:
     def _reverse_pipe(self, f: _Function, request: bytes, lines: Iterable[str]) -> Any:
         if f.updates is None:
             raise DynamicCallError(f"{f.name}(): cannot tell which parameter takes the updates")
-        failed: list[BaseException] = []
-        started = threading.Event()
-        holder: list[Any] = []
 
         def requests() -> Iterator[bytes]:
             yield request
-            try:
-                for batch, first_line in _batches(lines):
-                    yield f.updates_message(batch, first_line)
-            except (DynamicCallError, OSError, UnicodeDecodeError) as exc:
-                failed.append(exc)  # raising here would make grpc log it; cancel the call instead
-                started.wait()
-                holder[0].cancel()
+            for batch, first_line in _batches(lines):
+                yield f.updates_message(batch, first_line)
 
-        future = self._channel.stream_unary(f.path, None, None).future(requests(), metadata=self._md)
-        holder.append(future)
-        started.set()
-        try:
-            data = future.result()
-        except grpc.FutureCancelledError:
-            if failed:
-                raise failed[0] from None
-            raise
+        data = upload(self._channel.stream_unary(f.path, None, None), requests(), self._md, self._errors)
         return self._value(f, data)
 
     def close(self) -> None:

@@ -24,6 +24,14 @@ class Pipe(Generic[T]):
         self._batch: Iterator[T] = iter(())
         self._closed = False
 
+    def wait_started(self) -> Pipe[T]:
+        """Wait until the worker's generator has started (sent its first items, kept for iteration,
+        or ended): what ``run`` of a pipe returns after. An error it raised first is raised here."""
+        batch = self.next_batch()
+        if batch is not None:
+            self._batch = iter(batch)
+        return self
+
     def __iter__(self) -> Iterator[T]:
         return self
 

@@ -34,16 +34,18 @@ class InitWorkerReply(_message.Message):
     def __init__(self) -> None: ...
 
 class OpenConnectionRequest(_message.Message):
-    __slots__ = ("worker_id", "fingerprint", "functions", "arg")
+    __slots__ = ("worker_id", "fingerprint", "functions", "arg", "service")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     FUNCTIONS_FIELD_NUMBER: _ClassVar[int]
     ARG_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     fingerprint: str
     functions: _containers.RepeatedCompositeFieldContainer[FunctionFingerprint]
     arg: bytes
-    def __init__(self, worker_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., functions: _Optional[_Iterable[_Union[FunctionFingerprint, _Mapping]]] = ..., arg: _Optional[bytes] = ...) -> None: ...
+    service: str
+    def __init__(self, worker_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., functions: _Optional[_Iterable[_Union[FunctionFingerprint, _Mapping]]] = ..., arg: _Optional[bytes] = ..., service: _Optional[str] = ...) -> None: ...
 
 class FunctionFingerprint(_message.Message):
     __slots__ = ("name", "fingerprint")

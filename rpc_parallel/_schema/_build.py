@@ -195,11 +195,12 @@ class _Builder:
             where = _Where(location(impl), f"class {cls.__name__}", init)
             hints = self._hints(impl, where)
             params = list(inspect.signature(impl).parameters.values())[1:]
-            if len(params) != 1:
-                raise DeclarationError(f"{where}: takes exactly one argument besides self")
-            if params[0].name not in hints:
+            if len(params) > 1:
+                raise DeclarationError(f"{where}: takes at most one argument besides self")
+            if params and params[0].name not in hints:
                 raise DeclarationError(f"{where.at('parameter ' + params[0].name)}: missing type annotation")
-            arg = self._convert(hints[params[0].name], where.at("parameter " + params[0].name), allow_none=True)
+            if params:  # none: spawned (or connected) without an argument, like the default
+                arg = self._convert(hints[params[0].name], where.at("parameter " + params[0].name), allow_none=True)
         self._claim(message, ("init", cls, init), f"the {init} message of class {cls.__name__} ({location(cls)})")
         return MessageSpec(message, self._fields([("arg", arg)]), "request")
 

@@ -22,7 +22,7 @@ from typing import Any, NoReturn, TypeVar
 import grpc
 
 from .._codec import MethodCodec, codec_for
-from .._declaration import CONNECTION_STATE
+from .._declaration import CONNECTION_STATE, init_takes_arg
 from .._errors import ProtocolError
 from .._function import Kind
 from .._grpc_errors import CallFailed, Kind as ErrKind, abort, error_info
@@ -97,6 +97,8 @@ class WorkerCore:
         self._had_connection = False  # for hooks.connection_closed(first)
         # a worker type without init_connection_state also serves plain gRPC clients (no connection)
         self._needs_connection = not getattr(cls.init_connection_state, "_rp_default", False)  # type: ignore[attr-defined]
+        self._init_takes_arg = init_takes_arg(cls, "init_worker_state")
+        self._connection_init_takes_arg = init_takes_arg(cls, "init_connection_state")
         self._closed_server = False
         self._lock = threading.Lock()
         self._held: set[threading.Event] = set()
@@ -124,8 +126,8 @@ class WorkerCore:
         self.one_way_executor.shutdown(wait=False, cancel_futures=True)
 
     def init_worker_state(self, arg: Any) -> None:
-        """Run ``init_worker_state(arg)`` (exceptions propagate)."""
-        result = self.instance.init_worker_state(arg)
+        """Run ``init_worker_state(arg)`` (exceptions propagate); ``arg`` is None for one taking none."""
+        result = self.instance.init_worker_state(*([arg] if self._init_takes_arg else []))
         if inspect.isawaitable(result):
             run_coroutine(_await(result))
         self.initialized.set()
@@ -260,13 +262,13 @@ class WorkerCore:
             context.abort(grpc.StatusCode.UNAVAILABLE, "the worker server is closed (close_server)")
         self.check_hosted(request.worker_id, context, required=True)
         if request.fingerprint != self.spec.fingerprint:
-            abort(context, self.info(ProtocolError(self.mismatch(request.fingerprint, request.functions)),
-                                     ErrKind.PROTOCOL))
+            abort(context, self.info(ProtocolError(self.mismatch(request)), ErrKind.PROTOCOL))
         if not self.initialized.wait(self.settings.handshake_timeout):
             abort(context, self.info(RuntimeError("the worker is not initialized")))
         try:
+            arg = self.codec.decode_connection_init(request.arg)
             state = self.call(self.instance.init_connection_state.__func__, None,
-                              [self.codec.decode_connection_init(request.arg)])
+                              [arg] if self._connection_init_takes_arg else [])
         except (Exception, SystemExit) as exc:
             self.fail_call(exc, context)
         conn = uuid.uuid4().hex
@@ -300,12 +302,21 @@ class WorkerCore:
         finally:
             ended()
 
-    def mismatch(self, fingerprint: str, functions: Any) -> str:
+    def mismatch(self, request: control_pb2.OpenConnectionRequest) -> str:
+        """What differs between this worker's type and the one the caller connects as."""
+        theirs = request.service
+        if theirs and theirs != self.spec.full_name:
+            package, _, name = theirs.rpartition(".")
+            mine = _a(self.spec.name)
+            if package != self.spec.package:  # types of two modules: say which
+                mine, name = f"{mine} (of {self.spec.package})", f"{name} (of {package})"
+            return f"this worker is {mine}, not {_a(name)}: connect to it as the worker type it was spawned as"
         differ = differing_functions(dict(self.spec.function_fingerprints),
-                                     {f.name: f.fingerprint for f in functions})
+                                     {f.name: f.fingerprint for f in request.functions})
         which = ", ".join(differ) or "init_worker_state/init_connection_state arguments"
         return (f"worker type {self.spec.name} differs between this worker and its caller "
-                f"(fingerprint {self.spec.fingerprint} here, {fingerprint} there); functions that differ: {which}")
+                f"(fingerprint {self.spec.fingerprint} here, {request.fingerprint} there); functions that differ: "
+                f"{which}")
 
     def close_server(self) -> None:
         self._closed_server = True
@@ -320,6 +331,11 @@ class WorkerCore:
         defaulted, defaults = self.codec.method(m.name).encode_defaults()
         return control_pb2.FunctionKind(name=m.name, method=m.rpc_name, kind=m.kind.value,
                                         updates_param=m.updates_param or "", defaulted=defaulted, defaults=defaults)
+
+
+def _a(name: str) -> str:
+    """``name`` with its indefinite article, for messages."""
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
 def connection_id(context: grpc.ServicerContext) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -157,6 +158,10 @@ def _stream(core: WorkerCore, m: MethodSpec, codec: MethodCodec,
                 core.fail_call(exc, context)
             if kind is Kind.STATE:
                 yield first
+            elif not (inspect.isgenerator(produced) or inspect.isasyncgen(produced)):
+                # a plain function returned its iterator: it has started (the caller's run returns
+                # on the first message); a generator has once it yields its first item, or ends
+                yield encode([])
             _start_producer(core, produced, pump, state)
         try:
             for batch in pump.batches():

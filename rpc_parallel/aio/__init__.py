@@ -18,7 +18,7 @@ from .._function import (
     StateFunction,
 )
 from .._handle import WorkerHandle
-from .._options import ShutdownOn, SpawnOptions
+from .._options import IGNORE_FAILURE, LOG_FAILURE, ShutdownOn, SpawnOptions
 from .._pipes import Closed, DirectPipeId, Update
 from .._settings import RpcSettings
 from .._worker import Worker
@@ -116,8 +116,8 @@ class Connection:
             return await asyncio.wrap_future(sync.submit(f, *args, **kwargs))
         if kind is Kind.ONE_WAY:
             return sync.run(f, *args, **kwargs)
-        if kind is Kind.PIPE:
-            return Pipe(sync.run(f, *args, **kwargs))
+        if kind is Kind.PIPE:  # run waits for the generator to start
+            return Pipe(await asyncio.to_thread(sync.run, f, *args, **kwargs))
         if kind is Kind.STATE:
             state, pipe = await asyncio.to_thread(sync.run, f, *args, **kwargs)
             return state, Pipe(pipe)
@@ -155,14 +155,14 @@ class Connection:
         await self.aclose()
 
 
-def _on_loop(callback: Callable[[BaseException], None] | None, loop: asyncio.AbstractEventLoop
-             ) -> Callable[[BaseException], None] | None:
-    if callback is None:
-        return None
-    cb = callback
+def _on_loop(callback: Callable[[BaseException], None], loop: asyncio.AbstractEventLoop
+             ) -> Callable[[BaseException], None]:
+    """``callback`` called on ``loop`` (what is not a callable is left for ``spawn`` to refuse)."""
+    if callback in (LOG_FAILURE, IGNORE_FAILURE) or not callable(callback):
+        return callback
 
     def on_failure(exc: BaseException) -> None:
-        loop.call_soon_threadsafe(cb, exc)
+        loop.call_soon_threadsafe(callback, exc)
 
     return on_failure
 
@@ -179,7 +179,8 @@ async def spawn(cls: type[Worker], arg: Any = None, *, shutdown_on: ShutdownOn =
     """``await rp.aio.spawn(Worker, arg, ...)``: ``Worker.spawn`` (the same options) with
     ``on_failure`` called on this event loop; returns a handle, or an ``rp.aio.Connection`` with
     ``CONNECTION_CLOSED``."""
-    options["on_failure"] = _on_loop(options.get("on_failure"), asyncio.get_running_loop())
+    if "on_failure" in options:  # the default (logging) needs no event loop
+        options["on_failure"] = _on_loop(options["on_failure"], asyncio.get_running_loop())
     if shutdown_on is ShutdownOn.CONNECTION_CLOSED:
         def connected() -> _client.Connection:
             return cls.spawn(arg, shutdown_on=ShutdownOn.CONNECTION_CLOSED, connection_arg=connection_arg, **options)

@@ -125,7 +125,7 @@ def test_two_worker_types_at_once() -> None:
         with Counter.connect(counter, "x") as c, Summer.connect(summer) as s:
             assert c.run(Counter.incr, 1) == 2
             assert s.run(Summer.total, [1, 2, 3]) == 1006
-            with pytest.raises(rp.ProtocolError):
+            with pytest.raises(rp.ProtocolError, match=r"^this worker is a Counter \(of examples\.counter\), not a Summer \(of tests\.integration\.workers\): "):
                 Summer.connect(counter)  # a handle of another worker type
     finally:
         counter.shutdown()

@@ -202,7 +202,7 @@ class W(rp.Worker):
                  "reverse_pipe")
 
 
-def test_init_worker_state_takes_one_argument(make_module: MakeModule) -> None:
+def test_init_worker_state_takes_at_most_one_argument(make_module: MakeModule) -> None:
     with pytest.raises(DeclarationError) as info:
         make_module(HEADER + """
 class W(rp.Worker):
@@ -211,7 +211,7 @@ class W(rp.Worker):
 """, name="decl_init_two")
     message = str(info.value)
     path = message.split(":", 1)[0]
-    assert_names(message, path, "# here", "class W", "function init_worker_state", "exactly one argument", "a, b")
+    assert_names(message, path, "# here", "class W", "function init_worker_state", "at most one argument", "a, b")
 
 
 def test_dataclasses_named_alike_from_two_modules(make_module: MakeModule) -> None:

@@ -1,0 +1,51 @@
+"""Worker types for tests/integration/test_first_day.py (importable, so spawned workers find them)."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+
+import rpc_parallel as rp
+
+
+class Bus(rp.Worker):
+    """Publish/subscribe: OCaml's subscribe-then-trigger pattern, and an init that takes no argument."""
+
+    def init_worker_state(self) -> None:
+        self.subscribers: list[queue.SimpleQueue[int]] = []
+        self.generator_started = threading.Event()
+
+    @rp.pipe
+    def events(self) -> Iterator[int]:
+        """A plain function: it subscribes, then returns the iterator of what is published."""
+        q: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self.subscribers.append(q)
+        return iter(q.get, -1)
+
+    @rp.pipe
+    def generated(self) -> Iterator[int]:
+        """A generator: it has started once it yields its first item."""
+        self.generator_started.set()
+        yield 0
+
+    @rp.rpc
+    def subscriber_count(self) -> int:
+        return len(self.subscribers)
+
+    @rp.rpc
+    def was_generator_started(self) -> bool:
+        return self.generator_started.is_set()
+
+    @rp.rpc
+    def publish(self, value: int) -> None:
+        for q in self.subscribers:
+            q.put(value)
+
+    @rp.one_way
+    def crash_later(self, message: str) -> None:
+        raise RuntimeError(message)
+
+    @rp.reverse_pipe
+    def total(self, xs: Iterator[int]) -> int:
+        return sum(xs)
