@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import contextvars
 import inspect
+import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
 from ._errors import DeclarationError
 from ._function import Function
 
-__all__ = ("CONNECTION_STATE", "RESERVED", "WorkerMeta", "declared_functions", "init_takes_arg", "is_worker_type", "location", "workers_in_module")
+__all__ = ("CONNECTION_STATE", "RESERVED", "WorkerMeta", "declared_functions", "init_takes_arg", "interactive_declaration", "is_worker_type",
+           "location", "workers_in_module")
 
 RESERVED = frozenset({
     "spawn", "serve", "connect", "spawn_in_foreground", "init_worker_state",
@@ -89,8 +92,31 @@ class WorkerMeta(type):
             if init in namespace:
                 _check_init(name, init, namespace[init])
         if any(isinstance(b, WorkerMeta) for b in bases):
+            _check_importable(cls)
             _BY_MODULE.setdefault(cls.__module__, []).append(cls)
         return cls
+
+
+def _check_importable(cls: type) -> None:
+    """A worker process finds its worker type by importing the module that declares it: refuse,
+    when the class is created, a declaration no process could import."""
+    if "<locals>" in cls.__qualname__:
+        raise DeclarationError(
+            f"{location(cls)}: worker type {cls.__qualname__} is declared inside a function; a worker process "
+            "finds its worker type by importing its module, so declare worker types at the top level of a module")
+    if cls.__module__ == "__main__":
+        main = sys.modules.get("__main__")
+        name = getattr(getattr(main, "__spec__", None), "name", None)
+        path = getattr(main, "__file__", None)
+        if not name and not (path and os.path.isfile(path)):
+            raise DeclarationError(interactive_declaration(cls))
+
+
+def interactive_declaration(cls: type) -> str:
+    """The error for a worker type declared where no worker process can import it from."""
+    return (f"worker type {cls.__qualname__} is declared in an interactive session (the REPL, a notebook cell, "
+            "python -c or a script read from stdin), which a worker process cannot import: declare worker types "
+            "in a module (a .py file) and import them, or run your program from a file")
 
 
 def _check_function(class_name: str, f: Function[Any]) -> None:

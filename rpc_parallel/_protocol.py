@@ -18,6 +18,7 @@ __all__ = (
     "PIPELINE_MIN_LIMIT",
     "PIPELINE_PART",
     "SEQ_KEY",
+    "SPAWN_ERROR_MARKER",
     "SPLICED_CALL",
     "SPLICED_HEADER_MAX",
     "SPLICED_KEY",
@@ -34,6 +35,11 @@ CONN_KEY = "rpcpar-conn"  # the connection a call belongs to (from Control/OpenC
 SEQ_KEY = "rpcpar-seq"  # a one_way call's number on its connection, from 0 (they run in that order)
 ERROR_KEY = "rpcpar-error-bin"  # trailer: rpc_parallel.v1.ErrorInfo of a failed call
 SPLICED_KEY = "rpcpar-spliced-bin"  # a Spliced/One call's SplicedHeader (request metadata, reply trailer)
+
+# -- a worker's stderr before it registers --------------------------------------------------------
+
+# a worker whose start failed on purpose ends its stderr with this, then the JSON string of its error
+SPAWN_ERROR_MARKER = "rpcpar-spawn-error: "
 
 # -- built-in services ---------------------------------------------------------------------------
 

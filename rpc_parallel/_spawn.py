@@ -5,6 +5,7 @@ the registration and init handshake under ``spawn_timeout``, and the reaper that
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import json
 import os
@@ -15,11 +16,19 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
 
 from ._codec import codec_for
-from ._errors import ProtocolError, SpawnError, SpawnTimeoutError, WorkerConnectionError, WorkerCrashedError
+from ._declaration import interactive_declaration
+from ._errors import (
+    DeclarationError,
+    ProtocolError,
+    SpawnError,
+    SpawnTimeoutError,
+    WorkerConnectionError,
+    WorkerCrashedError,
+)
 from ._forkserver import ForkedProcess, fork_server
 from ._handle import WorkerHandle
 from ._master import Master, WorkerRecord, master
@@ -35,7 +44,8 @@ from ._options import (
     check_on_failure,
     redirect_to_json,
 )
-from ._schema import MAIN_MODULES, module_name, service_spec
+from ._protocol import SPAWN_ERROR_MARKER
+from ._schema import MAIN_MODULES, service_spec
 from ._settings import RpcSettings, resolve
 from ._supervision import GONE, init_worker, watch
 from ._transport import socket_dir_of
@@ -58,19 +68,50 @@ def set_worker_argv(argv: list[str] | None) -> None:
     _worker_argv = argv
 
 
+# What this process, a worker, is importing to find its worker type, while it does: a spawn reached
+# then comes from code that runs on import (a script without its `if __name__ == "__main__":`
+# guard), and would start a worker that imports the same code and spawns again, without end.
+_importing: str | None = None
+
+
+@contextlib.contextmanager
+def importing(what: str) -> Iterator[None]:
+    """Mark the block as this worker process importing ``what`` (spawns are refused meanwhile)."""
+    global _importing
+    _importing = what
+    try:
+        yield
+    finally:
+        _importing = None
+
+
+def _refuse_spawn_on_import(cls: type) -> None:
+    what = _importing or ("its program" if os.environ.get(WORKER_ENV) else None)
+    if what is not None:
+        raise SpawnError(
+            f"{cls.__qualname__}.spawn() was reached while this worker process was importing {what} to find its "
+            "worker type: code that spawns workers must not run on import, or each worker would spawn the next. "
+            "Put it under `if __name__ == \"__main__\":` (or in the main() that rp.start_app runs)")
+
+
 def _class_location(cls: type) -> dict[str, Any]:
-    """How the worker process finds ``cls``: a module to import, or the main script to load."""
+    """How the worker process finds ``cls``: the module to import (``__main__``: the master's main
+    module, which the worker loads as multiprocessing's spawn does), and how to load that main
+    module (``main_path``: run a script; ``main_name``: run a module, as ``python -m``)."""
+    main = sys.modules.get("__main__")
+    name = getattr(getattr(main, "__spec__", None), "name", None)
+    path = getattr(main, "__file__", None)
+    location: dict[str, Any] = {"module": cls.__module__, "main_path": None, "main_name": None}
+    if name:  # run as python -m NAME; like multiprocessing, not a package's __main__ (its code is all main)
+        if name not in MAIN_MODULES and not name.endswith(".__main__") and not name.startswith("rpc_parallel."):
+            location["main_name"] = name
+    elif path and os.path.isfile(path):
+        location["main_path"] = os.path.abspath(path)
     if cls.__module__ in MAIN_MODULES:
-        name = module_name(cls)
-        main = sys.modules[cls.__module__]
-        if getattr(getattr(main, "__spec__", None), "name", None) == name:
-            return {"module": name, "main_path": None}  # run with `python -m`: importable by name
-        path = getattr(main, "__file__", None)
-        if path is None:
-            raise SpawnError(f"{cls.__qualname__} is defined in an interactive session; declare worker classes "
-                             "in a module or a script file")
-        return {"module": name, "main_path": os.path.abspath(path)}
-    return {"module": cls.__module__, "main_path": None}
+        if location["main_path"] is None and location["main_name"] is None:
+            raise DeclarationError(interactive_declaration(cls))
+        location["module"] = "__main__"
+    return location
 
 
 def _sys_path() -> list[str]:
@@ -85,6 +126,7 @@ def spawn_worker(cls: type, arg: Any, *, shutdown_on: ShutdownOn, foreground: bo
                  settings: RpcSettings | None = None) -> tuple[WorkerHandle, Process]:
     """Start a worker of ``cls`` and initialise it; see ``Worker.spawn`` for the semantics (the
     defaults of its options are these)."""
+    _refuse_spawn_on_import(cls)
     check_on_failure(on_failure)
     if not isinstance(how, Local):
         raise TypeError(f"how must be rp.Local() (remote workers come later), not {how!r}")
@@ -191,7 +233,8 @@ def _relay_stderr(stream: IO[bytes], label: str, tail: collections.deque[str]) -
         for raw in stream:
             line = raw.decode(errors="replace").rstrip("\n")
             tail.append(line)
-            print(prefix + line, file=sys.stderr, flush=True)
+            if not line.startswith(SPAWN_ERROR_MARKER):  # for the spawn to raise, not to show
+                print(prefix + line, file=sys.stderr, flush=True)
     except (OSError, ValueError):
         pass
     finally:
@@ -207,7 +250,12 @@ def _await_registration(proc: Process, record: WorkerRecord, deadline: float, st
         if code is not None:
             if relay is not None:
                 relay.join(5.0)  # it exited: its stderr ends now, unless a child of its holds it
-            raise _crashed(record, code, stderr_tail(), "before registering")
+            text = stderr_tail()
+            failed = [line for line in text.splitlines() if line.startswith(SPAWN_ERROR_MARKER)]
+            if failed:  # it could not start, and said why
+                raise SpawnError(f"worker {record.label} could not start: "
+                                 f"{json.loads(failed[-1].removeprefix(SPAWN_ERROR_MARKER))}")
+            raise _crashed(record, code, text, "before registering")
         if time.monotonic() > deadline:
             raise SpawnTimeoutError(f"timed out spawning worker {record.label}: it did not register in time; "
                                     "the process was killed" + _tail_text(stderr_tail()))

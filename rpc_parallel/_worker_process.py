@@ -11,6 +11,7 @@ import faulthandler
 import importlib
 import json
 import os
+import runpy
 import sys
 import threading
 import traceback
@@ -20,13 +21,14 @@ from typing import Any, NoReturn
 
 import grpc
 
+from ._errors import SpawnError
 from ._master import master
 from ._options import ShutdownOn
 from ._proto import control_pb2, master_pb2, master_pb2_grpc
-from ._protocol import TOKEN_KEY, fingerprint_messages
+from ._protocol import SPAWN_ERROR_MARKER, TOKEN_KEY, fingerprint_messages
 from ._server import ServerHooks, WorkerServer, on_loop_exception
 from ._settings import RpcSettings, merge
-from ._spawn import WORKER_ENV, set_worker_argv
+from ._spawn import WORKER_ENV, importing, set_worker_argv
 from ._transport import open_channel
 
 __all__ = ("main",)
@@ -49,7 +51,13 @@ def main() -> NoReturn:
         if path not in sys.path:
             sys.path.insert(0, path)
     set_worker_argv(config.get("worker_argv"))
-    os._exit(WorkerProcess(config, _load_class(config)).run())
+    try:
+        cls = _load_class(config)
+    except SpawnError as exc:  # a spawn reached on import: say why on stderr, where the master reads it
+        traceback.print_exc()
+        print(SPAWN_ERROR_MARKER + json.dumps(str(exc)), file=sys.stderr, flush=True)
+        os._exit(1)
+    os._exit(WorkerProcess(config, cls).run())
 
 
 class WorkerProcess(ServerHooks):
@@ -214,27 +222,41 @@ class WorkerProcess(ServerHooks):
 
 
 def _load_class(config: dict[str, Any]) -> type:
-    main_path = config.get("main_path")
-    if main_path:
-        current = sys.modules.get("__main__")
-        if current is not None and os.path.abspath(getattr(current, "__file__", "") or "") == main_path:
-            module = current  # start_app: this program is the script itself
-        else:
-            # like multiprocessing's spawn: run the script as __mp_main__, so its `if __name__ ==
-            # "__main__":` block does not run, and alias it as __main__ for pickle
-            module = types.ModuleType("__mp_main__")
-            module.__file__ = main_path
-            sys.modules["__mp_main__"] = module
-            sys.modules["__main__"] = module
-            with open(main_path, "rb") as f:
-                code = compile(f.read(), main_path, "exec")
-            exec(code, module.__dict__)
-    else:
-        module = importlib.import_module(config["module"])
+    """The worker type: the master's main module first (as multiprocessing's spawn loads it, so what
+    it defines unpickles here), then the module declaring the class. Spawns are refused meanwhile."""
+    _load_main(config.get("main_path"), config.get("main_name"))
+    name = config["module"]
+    with importing(f"module {name}"):
+        module = sys.modules["__main__"] if name == "__main__" else importlib.import_module(name)
     obj: Any = module
     for part in config["class"].split("."):
         obj = getattr(obj, part)
     return obj  # type: ignore[no-any-return]
+
+
+def _load_main(path: str | None, name: str | None) -> None:
+    """Load the master's main module as ``__mp_main__``, aliased ``__main__`` (its ``if __name__ ==
+    "__main__":`` block does not run): by its file ``path``, or by module ``name`` (``python -m``)."""
+    current = sys.modules.get("__main__")
+    if path is not None:
+        if current is not None and os.path.abspath(getattr(current, "__file__", "") or "") == path:
+            return  # start_app: this program is the script itself
+        module = types.ModuleType("__mp_main__")
+        module.__file__ = path
+        sys.modules["__mp_main__"] = module
+        sys.modules["__main__"] = module
+        with open(path, "rb") as f:
+            code = compile(f.read(), path, "exec")
+        with importing(f"the main script {path}"):
+            exec(code, module.__dict__)
+    elif name is not None:
+        if getattr(getattr(current, "__spec__", None), "name", None) == name:
+            return  # start_app under python -m: this program is that module
+        module = types.ModuleType("__mp_main__")
+        with importing(f"the main module {name}"):
+            module.__dict__.update(runpy.run_module(name, run_name="__mp_main__", alter_sys=True))
+        sys.modules["__mp_main__"] = module
+        sys.modules["__main__"] = module
 
 
 def _redirect(target: dict[str, str], fd: int, cd: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import rpc_parallel as rp
 
@@ -49,3 +49,7 @@ class Bus(rp.Worker):
     @rp.reverse_pipe
     def total(self, xs: Iterator[int]) -> int:
         return sum(xs)
+
+    @rp.rpc
+    def apply(self, f: rp.Pickled[Callable[[int, int], int]], a: int, b: int) -> int:
+        return f(a, b)

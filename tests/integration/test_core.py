@@ -260,13 +260,15 @@ def test_worker_declared_in_the_main_script(tmp_path: Path) -> None:
 
 EXIT_WITHOUT_SHUTDOWN = '''
 import sys
-sys.path.insert(0, sys.argv[1])
-from examples.counter import Counter
 
-handle = Counter.spawn(1)
-with Counter.connect(handle, "x") as conn:
-    conn.run(Counter.incr, 1)
-print(handle.pid, flush=True)
+if __name__ == "__main__":
+    sys.path.insert(0, sys.argv[1])
+    from examples.counter import Counter
+
+    handle = Counter.spawn(1)
+    with Counter.connect(handle, "x") as conn:
+        conn.run(Counter.incr, 1)
+    print(handle.pid, flush=True)
 '''
 
 

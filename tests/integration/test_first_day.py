@@ -5,8 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
@@ -157,3 +161,128 @@ def test_connecting_as_another_type_names_both(calls: rp.WorkerHandle) -> None:
     with pytest.raises(rp.ProtocolError, match=r"^this worker is a Calls \(of tests\.integration\.workers\), not a Bus "
                                                r"\(of tests\.integration\.first_day_workers\): connect to it as"):
         Bus.connect(calls)
+
+
+# -- where worker types live, and what runs on import --------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run_master(script: Path, *, stdin: Path | None = None, args: tuple[str, ...] = ()) -> tuple[int, str, str, int]:
+    """Run ``script`` as a master; (exit code, stdout, stderr, the most processes its tree held at once).
+    Whatever it leaves running is killed here (a broken guard would leave a chain of processes)."""
+    with open(stdin or os.devnull) as source:
+        proc = subprocess.Popen([sys.executable, *(args or (str(script),))], cwd=REPO, stdin=source,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "PYTHONPATH": str(REPO)})
+    most, seen = 0, set()
+    master = psutil.Process(proc.pid)
+    try:
+        deadline = time.monotonic() + 45
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                tree = [p for p in master.children(recursive=True) if "_forkserver.py" not in " ".join(p.cmdline())]
+            except psutil.Error:
+                tree = []
+            seen |= {p.pid for p in tree}
+            most = max(most, len(tree))
+            time.sleep(0.01)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        for pid in seen:
+            try:
+                psutil.Process(pid).kill()
+            except psutil.Error:
+                pass
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return proc.returncode, out, err, most
+
+
+@pytest.mark.parametrize("spawn", ["Bus.spawn()", "asyncio.run(rp.aio.spawn(Bus))"])
+def test_a_script_without_its_main_guard_fails_once_with_a_clear_error(tmp_path: Path, spawn: str) -> None:
+    script = tmp_path / "no_guard.py"
+    script.write_text(textwrap.dedent(f"""
+        import asyncio
+        import rpc_parallel as rp
+        from tests.integration.first_day_workers import Bus
+
+        handle = {spawn}  # at import: each worker would run it again
+        print("spawned", handle)
+    """))
+    code, out, err, most = _run_master(script)
+    assert code == 1, (out, err)
+    assert "spawned" not in out
+    assert "rpc_parallel._errors.SpawnError: worker " in err and "could not start: Bus.spawn() was reached while" in err
+    assert 'if __name__ == "__main__":' in err
+    assert "[WORKER " in err  # the worker's own traceback, relayed
+    assert most <= 1  # the one worker process, never a chain
+
+
+def test_a_spawn_at_import_under_start_app_is_refused_too(tmp_path: Path) -> None:
+    script = tmp_path / "app.py"
+    script.write_text(textwrap.dedent("""
+        import rpc_parallel as rp
+        from tests.integration.first_day_workers import Bus
+
+        def main() -> None:
+            handle = Bus.spawn()
+            print("from main:", handle.pid > 0)
+            handle.shutdown()
+
+        rp.start_app(main)  # no guard: a worker re-executes this program and reaches start_app
+        Bus.spawn()  # after start_app returned in the master; a worker never gets here
+    """))
+    code, out, err, most = _run_master(script)
+    assert code == 0, err
+    assert out.splitlines() == ["from main: True"]
+    assert most <= 2
+
+
+def test_pickled_functions_of_the_main_script_unpickle_in_the_worker(tmp_path: Path) -> None:
+    script = tmp_path / "main_functions.py"
+    script.write_text(textwrap.dedent("""
+        import rpc_parallel as rp
+        from tests.integration.first_day_workers import Bus
+
+        def add(a: int, b: int) -> int:
+            return a + b
+
+        if __name__ == "__main__":
+            handle = Bus.spawn()
+            with Bus.connect(handle) as conn:
+                print(conn.run(Bus.apply, add, 2, 3))
+            handle.shutdown()
+    """))
+    code, out, err, _ = _run_master(script)
+    assert (code, out.strip()) == (0, "5"), err
+
+
+INTERACTIVE = textwrap.dedent("""
+    import rpc_parallel as rp
+
+    class Typed(rp.Worker):
+        @rp.rpc
+        def f(self) -> int:
+            return 1
+""")
+
+
+@pytest.mark.parametrize("how", ["-c", "stdin"])
+def test_a_worker_type_of_an_interactive_session_is_refused_at_definition(tmp_path: Path, how: str) -> None:
+    source = tmp_path / "typed.py"
+    source.write_text(INTERACTIVE)
+    args = ("-c", INTERACTIVE) if how == "-c" else ("-",)
+    code, _, err, most = _run_master(source, stdin=source if how == "stdin" else None, args=args)
+    assert code == 1
+    assert "rpc_parallel._errors.DeclarationError: worker type Typed is declared in an interactive session" in err
+    assert most == 0
+
+
+def test_a_worker_type_inside_a_function_is_refused_at_definition() -> None:
+    with pytest.raises(rp.DeclarationError, match=r"Local is declared inside a function; .* at the top level of a module"):
+        class Local(rp.Worker):
+            @rp.rpc
+            def f(self) -> int:
+                return 1

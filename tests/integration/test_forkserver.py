@@ -87,8 +87,9 @@ def test_the_fork_server_exits_with_its_master(tmp_path: Path) -> None:
         import json
         from rpc_parallel._forkserver import server_pid, stop as fork_server_stop
         from tests.integration.workers import Where
-        h = Where.spawn()
-        print(json.dumps({"server": server_pid(), "worker": h.pid}), flush=True)
+        if __name__ == "__main__":
+            h = Where.spawn()
+            print(json.dumps({"server": server_pid(), "worker": h.pid}), flush=True)
     """))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=tmp_path,
