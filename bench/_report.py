@@ -38,6 +38,10 @@ FIGURES: list[Fig] = [
     *[f for s in ("sync", "aio") for c in ("sync", "aio") for f in (
         Fig(f"rtt_grpc_{s}_server_{c}_client_median_us", "rtt", "grpc", f"{s} server, {c} client", "µs"),
         Fig(f"rtt_grpc_{s}_server_{c}_client_p99_us", "rtt", "grpc", f"{s} server, {c} client, p99", "µs"))],
+    Fig("relay_rtt_quiet_median_us", "relay", "rpc_parallel", "conn.run, the worker quiet", "µs"),
+    Fig("relay_rtt_printing_median_us", "relay", "rpc_parallel", "conn.run, the worker printing 1,000 lines/s (relayed)",
+        "µs"),
+    Fig("relay_lines_relayed", "relay", "rpc_parallel", "lines relayed meanwhile", "lines"),
     Fig("calls_rpc_parallel_submit_per_s", "calls", "rpc_parallel", "conn.submit (sync)", "calls/s"),
     Fig("calls_rpc_parallel_aio_per_s", "calls", "rpc_parallel", "rp.aio gather + semaphore", "calls/s"),
     Fig("calls_grpc_sync_client_per_s", "calls", "grpc", "4 sync servers, sync client (.future())", "calls/s"),
@@ -88,6 +92,7 @@ TARGETS: list[Target] = [
 # Ratios without a target, reported for context.
 INFO_RATIOS: list[tuple[str, str, str]] = [
     ("rtt_aio_ratio_vs_grpc_floor", "rtt_rpc_parallel_aio_median_us", "rtt_grpc_floor_median_us"),
+    ("relay_rtt_ratio_printing_vs_quiet", "relay_rtt_printing_median_us", "relay_rtt_quiet_median_us"),
     ("aio_calls_ratio_vs_best_grpc", "calls_rpc_parallel_aio_per_s", "calls_grpc_best_per_s"),
     ("pipe_ratio_vs_multiprocessing", "pipe_rpc_parallel_items_s", "pipe_multiprocessing_items_s"),
     ("payload_ratio_vs_grpc_sync_client", "payload_rpc_parallel_mb_s", "payload_grpc_sync_server_sync_client_mb_s"),
@@ -156,7 +161,7 @@ def render(figures: Mapping[str, float], runs: Mapping[str, list[float]], ratios
     in ``short`` (name -> "done of asked") were measured over fewer calls than asked."""
     lines = [header, "", "| workload | system | variant | median | unit | runs |", "|---|---|---|---:|---|---|"]
     known = [f for f in [*FIGURES, *DERIVED] if f.name in figures]
-    order = {w: i for i, w in enumerate(("spawn", "rtt", "calls", "payload", "pipe", "rss"))}
+    order = {w: i for i, w in enumerate(("spawn", "rtt", "relay", "calls", "payload", "pipe", "rss"))}
     known.sort(key=lambda f: order[f.workload])  # stable: keeps table order inside a workload
     for f in known:
         rs = runs.get(f.name, [])

@@ -12,6 +12,7 @@ import asyncio
 import concurrent.futures
 import functools
 import multiprocessing
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
@@ -472,6 +473,50 @@ def rtt(env: Env, sizes: Sizes) -> dict[str, float]:
     return out
 
 
+class _Sink:
+    """Stands in for this process's stderr while a worker's relayed lines arrive: counts them."""
+
+    def __init__(self) -> None:
+        self.lines = 0
+
+    def write(self, text: str) -> int:
+        self.lines += text.count("\n")
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def relay(env: Env, sizes: Sizes) -> dict[str, float]:
+    """rtt of a blocking rpc while the called worker prints 1,000 lines/s to its stderr (relayed here,
+    line by line, by rp.RELAY, into a sink standing in for our stderr), against the same calls while it
+    is quiet; the two take turns every 100 calls."""
+    n = sizes.rtt_calls
+    conn = env.conns()[0]
+    quiet = _sync_rtt(lambda: conn.run(Bench.noop))
+
+    def printing(first: int, count: int, cap_s: float) -> tuple[int, float, list[Any]]:
+        conn.run(Bench.chatter, 1000.0)
+        try:
+            time.sleep(0.05)  # under way
+            return quiet(first, count, cap_s)
+        finally:
+            conn.run(Bench.chatter, 0.0)
+
+    runners: dict[str, Runner] = {"relay_rtt_quiet": quiet, "relay_rtt_printing": printing}
+    sink, saved = _Sink(), sys.stderr
+    sys.stderr = sink  # type: ignore[assignment]
+    try:
+        tallies = _interleave(runners, n, _RTT_SLICE, sizes.cap_s)
+    finally:
+        sys.stderr = saved
+    out: dict[str, float] = {"relay_lines_relayed": float(sink.lines)}
+    for name, t in tallies.items():
+        out[f"{name}_median_us"] = _percentiles(name, t.results)[f"{name}_median_us"]
+        env.record(f"{name}_median_us", t.done, n)
+    return out
+
+
 def calls(env: Env, sizes: Sizes) -> dict[str, float]:
     """``calls`` calls of x -> x + 1 spread over 4 workers, ``in_flight`` unfinished at a time; the
     variants take turns every quarter of the calls."""
@@ -644,5 +689,5 @@ def rss(env: Env, sizes: Sizes) -> dict[str, float]:
 
 
 WORKLOADS: dict[str, Callable[[Env, Sizes], dict[str, float]]] = {
-    "spawn": spawn, "rtt": rtt, "calls": calls, "payload": payload, "pipe": pipe, "rss": rss,
+    "spawn": spawn, "rtt": rtt, "relay": relay, "calls": calls, "payload": payload, "pipe": pipe, "rss": rss,
 }

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import threading
+import time
 from collections.abc import Iterator
 
 import rpc_parallel as rp
@@ -25,3 +28,22 @@ class Bench(rp.Worker):
     @rp.pipe
     def ints(self, n: int) -> Iterator[int]:
         yield from range(n)
+
+    @rp.rpc
+    def chatter(self, lines_per_s: float) -> None:
+        """Print ``lines_per_s`` lines a second to stderr (relayed to the master) until called with 0."""
+        previous = getattr(self, "_chatter", None)
+        if previous is not None:
+            previous.set()
+            self._chatter = None
+        if lines_per_s > 0:
+            stop = self._chatter = threading.Event()
+
+            def talk() -> None:
+                n, start = 0, time.monotonic()
+                while not stop.is_set():
+                    print(f"chatter line {n} from a busy worker", file=sys.stderr)
+                    n += 1
+                    stop.wait(max(0.0, start + n / lines_per_s - time.monotonic()))
+
+            threading.Thread(target=talk, daemon=True).start()

@@ -88,11 +88,10 @@ class ForkedProcess:
     that spawning uses. Signals go through the pidfd the fork server opened when it forked the
     process, so they reach that process or none, never a reused pid."""
 
-    stdout: IO[bytes] | None = None
-
-    def __init__(self, pid: int, pidfd: int, stdin: IO[bytes], stderr: IO[bytes]) -> None:
+    def __init__(self, pid: int, pidfd: int, stdin: IO[bytes], stdout: IO[bytes], stderr: IO[bytes]) -> None:
         self.pid = pid
         self.stdin: IO[bytes] | None = stdin
+        self.stdout: IO[bytes] | None = stdout
         self.stderr: IO[bytes] | None = stderr
         self.returncode: int | None = None
         self.status_lost = False  # the fork server died first: returncode is a stand-in (255)
@@ -248,9 +247,10 @@ class ForkServer:
 
     def spawn(self, argv: Sequence[str], env: Mapping[str, str]) -> ForkedProcess:
         """Fork a worker that runs ``python -m rpc_parallel._worker_main`` with ``argv`` after it,
-        in its own session and environment ``env``, with our umask; its stdin and stderr are pipes
-        to us, its stdout /dev/null."""
+        in its own session and environment ``env``, with our umask; its stdin, stdout and stderr are
+        pipes to us."""
         stdin_r, stdin_w = os.pipe()
+        stdout_r, stdout_w = os.pipe()
         stderr_r, stderr_w = os.pipe()
         try:
             with self._lock:
@@ -258,22 +258,23 @@ class ForkServer:
                 seq = self._seq
                 request = json.dumps({"op": "spawn", "seq": seq, "argv": list(argv), "env": dict(env),
                                       "umask": _umask()})
-                socket.send_fds(self._sock, [request.encode()], [stdin_r, stderr_w])
-                os.close(stdin_r)
-                os.close(stderr_w)
-                stdin_r = stderr_w = -1
+                socket.send_fds(self._sock, [request.encode()], [stdin_r, stdout_w, stderr_w])
+                for fd in (stdin_r, stdout_w, stderr_w):
+                    os.close(fd)
+                stdin_r = stdout_w = stderr_w = -1
                 reply, fds = self._await_reply(seq, _REPLY_TIMEOUT)
                 if reply.get("op") != "spawned" or len(fds) != 1:
                     for fd in fds:
                         os.close(fd)
                     raise OSError(f"the fork server could not start a worker: {reply or 'no reply'}")
                 pid: int = reply["pid"]
-                proc = ForkedProcess(pid, fds[0], os.fdopen(stdin_w, "wb"), os.fdopen(stderr_r, "rb"))
-                stdin_w = stderr_r = -1
+                proc = ForkedProcess(pid, fds[0], os.fdopen(stdin_w, "wb"), os.fdopen(stdout_r, "rb"),
+                                     os.fdopen(stderr_r, "rb"))
+                stdin_w = stdout_r = stderr_r = -1
                 self._pair(pid, proc=proc)
                 return proc
         finally:
-            for fd in (stdin_r, stdin_w, stderr_r, stderr_w):
+            for fd in (stdin_r, stdin_w, stdout_r, stdout_w, stderr_r, stderr_w):
                 if fd >= 0:
                     os.close(fd)
 
@@ -405,7 +406,7 @@ def _serve(fd: int) -> dict[str, Any] | None:
                     return None  # the master is gone
                 continue
             try:
-                data, fds, _, _ = socket.recv_fds(sock, _MAX_REQUEST, 2)
+                data, fds, _, _ = socket.recv_fds(sock, _MAX_REQUEST, 3)
             except OSError:
                 data, fds = b"", []
             if not data:
@@ -433,16 +434,15 @@ def _serve(fd: int) -> dict[str, Any] | None:
 
 def _child(request: dict[str, Any], fds: list[int], sock: socket.socket) -> None:
     """Make this forked process look like a freshly started worker: its own session, its pipes as
-    stdin and stderr, /dev/null as stdout, no other descriptors, the master's umask, the requested
-    environment and argv."""
+    stdin, stdout and stderr, no other descriptors, the master's umask, the requested environment
+    and argv."""
     os.setsid()
     if request.get("umask") is not None:
         os.umask(request["umask"])
     sock.detach()  # closed below with the rest; the object must not close that number again later
-    stdin_fd, stderr_fd = fds
-    devnull = os.open(os.devnull, os.O_WRONLY)
+    stdin_fd, stdout_fd, stderr_fd = fds
     os.dup2(stdin_fd, 0)
-    os.dup2(devnull, 1)
+    os.dup2(stdout_fd, 1)
     os.dup2(stderr_fd, 2)
     for name in os.listdir("/proc/self/fd"):  # close everything else (the server's socket above all)
         fd = int(name)

@@ -50,6 +50,11 @@ class WorkerRecord:
     def label(self) -> str:
         return self.name or self.worker_id
 
+    @property
+    def short_label(self) -> str:
+        """The prefix of relayed output: the name, or the id's first 8 characters."""
+        return self.name or self.worker_id[:8]
+
 
 class Master:
     """Process-global master state; ``master()`` returns the one instance."""

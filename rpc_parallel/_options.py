@@ -12,8 +12,9 @@ from typing import TypeAlias, TypedDict
 
 from ._settings import RpcSettings
 
-__all__ = ("DEV_NULL", "IGNORE_FAILURE", "LOCAL", "LOG_FAILURE", "DevNull", "FileAppend", "FileTruncate",
-           "ForegroundOptions", "Local", "Redirect", "ShutdownOn", "SpawnOptions", "check_on_failure", "check_options")
+__all__ = ("DEV_NULL", "IGNORE_FAILURE", "LOCAL", "LOG_FAILURE", "RELAY", "DevNull", "FileAppend", "FileTruncate",
+           "ForegroundOptions", "Local", "Redirect", "Relay", "ShutdownOn", "SpawnOptions", "check_on_failure",
+           "check_options")
 
 _LOG = logging.getLogger("rpc_parallel")
 
@@ -72,18 +73,28 @@ class FileTruncate:
     path: str | os.PathLike[str]
 
 
+@dataclass(frozen=True)
+class Relay:
+    """Relay the output to the master's own stdout/stderr, line by line, each line prefixed
+    ``[<worker name or short id>] `` (the default)."""
+
+
 DEV_NULL = DevNull()
-Redirect: TypeAlias = DevNull | FileAppend | FileTruncate
+RELAY = Relay()
+Redirect: TypeAlias = Relay | DevNull | FileAppend | FileTruncate
 
 
 def redirect_to_json(r: Redirect) -> dict[str, str]:
+    if isinstance(r, Relay):
+        return {"mode": "relay"}
     if isinstance(r, DevNull):
         return {"mode": "dev_null"}
     if isinstance(r, FileAppend):
         return {"mode": "append", "path": os.fspath(r.path)}
     if isinstance(r, FileTruncate):
         return {"mode": "truncate", "path": os.fspath(r.path)}
-    raise TypeError(f"redirect must be rp.DEV_NULL, rp.FileAppend(path) or rp.FileTruncate(path), not {r!r}")
+    raise TypeError(f"redirect must be rp.RELAY, rp.DEV_NULL, rp.FileAppend(path) or rp.FileTruncate(path), "
+                    f"not {r!r}")
 
 
 @dataclass(frozen=True)

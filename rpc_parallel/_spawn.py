@@ -36,6 +36,7 @@ from ._options import (
     DEV_NULL,
     LOCAL,
     LOG_FAILURE,
+    RELAY,
     FileAppend,
     FileTruncate,
     Local,
@@ -120,7 +121,7 @@ def _sys_path() -> list[str]:
 
 def spawn_worker(cls: type, arg: Any, *, shutdown_on: ShutdownOn, foreground: bool,
                  on_failure: Callable[[BaseException], None] = LOG_FAILURE, name: str | None = None,
-                 how: Local = LOCAL, redirect_stdout: Redirect = DEV_NULL, redirect_stderr: Redirect = DEV_NULL,
+                 how: Local = LOCAL, redirect_stdout: Redirect = RELAY, redirect_stderr: Redirect = RELAY,
                  cd: str = "/", env: Mapping[str, str] | None = None, umask: int | None = None,
                  connection_timeout: float = 10.0, spawn_timeout: float | None = None,
                  settings: RpcSettings | None = None) -> tuple[WorkerHandle, Process]:
@@ -154,7 +155,8 @@ def spawn_worker(cls: type, arg: Any, *, shutdown_on: ShutdownOn, foreground: bo
         "redirect": not foreground, "cd": os.fspath(cd), "umask": umask, "connection_timeout": connection_timeout,
         "worker_argv": _worker_argv, "unix_socket": how.unix_socket,
     }
-    full_env = {**os.environ, **(env or {}), WORKER_ENV: "1"}
+    # GRPC_VERBOSITY: gRPC core's own log lines (at a worker's shutdown, say) are not the user's output
+    full_env = {"GRPC_VERBOSITY": "ERROR", **os.environ, **(env or {}), WORKER_ENV: "1"}
     tail_argv = [f"child-of-{os.getpid()}", *([name] if name else [])]
     proc: Process | None = None
     if how.fork_server and not foreground and _worker_argv is None:
@@ -162,20 +164,20 @@ def spawn_worker(cls: type, arg: Any, *, shutdown_on: ShutdownOn, foreground: bo
     if proc is None:
         argv = [*(_worker_argv or [sys.executable, "-m", "rpc_parallel._worker_main"]), *tail_argv]
         try:
-            proc = subprocess.Popen(
-                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE if foreground else subprocess.DEVNULL,
-                stderr=subprocess.PIPE, env=full_env, close_fds=True, start_new_session=not foreground)
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    env=full_env, close_fds=True, start_new_session=not foreground)
         except OSError as exc:
             m.workers.pop(worker_id, None)
             raise SpawnError(f"could not start worker {name or worker_id}: {exc}") from exc
-    assert proc.stdin is not None and proc.stderr is not None
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     tail: collections.deque[str] = collections.deque(maxlen=40)
     label = name or worker_id
-    relay: threading.Thread | None = None
+    relays: list[threading.Thread] = []  # stderr's first
     if not foreground:
-        relay = threading.Thread(target=_relay_stderr, args=(proc.stderr, label, tail),
-                                 name=f"rpc_parallel-stderr-{label}", daemon=True)
-        relay.start()
+        for stream, tail_of in ((proc.stderr, tail), (proc.stdout, None)):
+            relays.append(threading.Thread(target=_relay, args=(stream, record, tail_of),
+                                           name=f"rpc_parallel-relay-{label}", daemon=True))
+            relays[-1].start()
     try:
         proc.stdin.write(json.dumps(config).encode() + b"\n")
         proc.stdin.close()
@@ -183,7 +185,7 @@ def spawn_worker(cls: type, arg: Any, *, shutdown_on: ShutdownOn, foreground: bo
         pass  # the worker died at once; reported below with its exit status
     try:
         _await_registration(proc, record, deadline, functools.partial(_stderr_tail, tail, redirect_stderr, cd),
-                            relay)
+                            relays[0] if relays else None)
         handle = WorkerHandle(worker_id=worker_id, address=record.address, name=name, settings=worker_settings,
                               token=m.token, fingerprint=spec.fingerprint, pid=proc.pid)
         init_worker(handle, init_arg, shutdown_on, connection_timeout, deadline)
@@ -207,7 +209,7 @@ def spawn_worker(cls: type, arg: Any, *, shutdown_on: ShutdownOn, foreground: bo
         raise
     if not foreground:
         stderr_tail = functools.partial(_stderr_tail, tail, redirect_stderr, cd)
-        threading.Thread(target=_reap, args=(m, record, proc, stderr_tail, relay),
+        threading.Thread(target=_reap, args=(m, record, proc, stderr_tail, relays),
                          name=f"rpc_parallel-reaper-{label}", daemon=True).start()
         threading.Thread(target=_watch, args=(m, record, proc, handle), name=f"rpc_parallel-watch-{label}",
                          daemon=True).start()
@@ -226,15 +228,33 @@ def _fork(argv: list[str], env: Mapping[str, str]) -> ForkedProcess | None:
         return None
 
 
-def _relay_stderr(stream: IO[bytes], label: str, tail: collections.deque[str]) -> None:
-    """Copy the worker's stderr to ours, prefixed, until it redirects its stderr (EOF)."""
-    prefix = f"[WORKER {label} STDERR] "
+_OUTPUT = threading.Lock()  # one relayed line at a time: lines of two workers never mix
+
+
+def _relay(stream: IO[bytes], record: WorkerRecord, tail: collections.deque[str] | None) -> None:
+    """Copy the worker's stderr (``tail`` keeps its last lines) or stdout to ours, line by line,
+    until it ends (the worker exits, or redirects it elsewhere). Before the worker registers, stderr
+    lines are prefixed ``[WORKER <name> STDERR] ``; after, a line is prefixed ``[<name or short
+    id>] ``, for ``rp.RELAY``. A line that cannot be written here is dropped, and the copy goes on,
+    so that the worker never blocks on a full pipe."""
+    which = "stderr" if tail is not None else "stdout"
+    early = f"[WORKER {record.label} STDERR] " if tail is not None else f"[{record.short_label}] "
+    late = f"[{record.short_label}] "
     try:
         for raw in stream:
             line = raw.decode(errors="replace").rstrip("\n")
-            tail.append(line)
-            if not line.startswith(SPAWN_ERROR_MARKER):  # for the spawn to raise, not to show
-                print(prefix + line, file=sys.stderr, flush=True)
+            if tail is not None:
+                tail.append(line)
+            if line.startswith(SPAWN_ERROR_MARKER):  # for the spawn to raise, not to show
+                continue
+            text = (late if record.registered.is_set() else early) + line + "\n"
+            with _OUTPUT:
+                try:
+                    out = getattr(sys, which)
+                    out.write(text)
+                    out.flush()
+                except (OSError, ValueError, AttributeError):
+                    pass
     except (OSError, ValueError):
         pass
     finally:
@@ -264,9 +284,9 @@ def _await_registration(proc: Process, record: WorkerRecord, deadline: float, st
 
 
 def _reap(m: Master, record: WorkerRecord, proc: Process, stderr_tail: Callable[[], str],
-          relay: threading.Thread | None) -> None:
+          relays: list[threading.Thread]) -> None:
     code = proc.wait()
-    if relay is not None:
+    for relay in relays:
         relay.join(1.0)
     m.workers.pop(record.worker_id, None)
     socket_dir = socket_dir_of(record.address)

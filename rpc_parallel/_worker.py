@@ -71,8 +71,10 @@ class Worker(metaclass=WorkerMeta):
         - ``name`` [None]: a name for messages and ``ps``;
         - ``how`` [``rp.Local()``]: how to run the worker process;
         - ``cd`` ["/"]: the worker moves there (relative to our directory), then sends its
-          stdout/stderr to ``redirect_stdout``/``redirect_stderr`` [``rp.DEV_NULL``] (until then its
-          stderr is relayed to ours, prefixed ``[WORKER <name> STDERR]``), then registers;
+          stdout/stderr to ``redirect_stdout``/``redirect_stderr`` [``rp.RELAY``: to our own
+          stdout/stderr, each line prefixed ``[<name or short id>] ``; or ``rp.DEV_NULL``,
+          ``rp.FileAppend(path)``, ``rp.FileTruncate(path)``] (until then its stderr is relayed,
+          prefixed ``[WORKER <name> STDERR]``), then registers;
         - ``env`` [None]: added to our environment for the worker; ``umask`` [None: ours];
         - ``connection_timeout`` [10.0]: for the init to arrive (and, with CONNECTION_CLOSED, the
           first connection after it); ``spawn_timeout`` [2 x ``connection_timeout``] bounds the

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import faulthandler
 import importlib
+import io
 import json
 import os
 import runpy
@@ -174,7 +175,8 @@ class WorkerProcess(ServerHooks):
             return  # from now on the first connection decides
         if self._policy is ShutdownOn.CALLED_SHUTDOWN_FUNCTION and self.server.core.initialized.is_set():
             return  # initialized: it outlives its master from now on
-        self._shut_down("lost the heartbeat connection to the master")
+        if not self._done.is_set():  # (the worker ending for another reason closes it too)
+            self._shut_down("lost the heartbeat connection to the master")
 
     # -- server hooks --------------------------------------------------------------------------
 
@@ -259,8 +261,43 @@ def _load_main(path: str | None, name: str | None) -> None:
         sys.modules["__main__"] = module
 
 
+class _Relayed(io.RawIOBase):
+    """A relayed stdout or stderr (``fd``): the pipe the master reads. Once the master has gone (a
+    worker may outlive it), writes go to /dev/null instead of raising ``BrokenPipeError``."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def write(self, data: Any) -> int:
+        try:
+            return os.write(self._fd, data)
+        except BrokenPipeError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._fd)
+            os.close(devnull)
+            return len(data)
+
+
 def _redirect(target: dict[str, str], fd: int, cd: str) -> None:
+    """Point ``fd`` (1 or 2) where the spawn said; a relayed one stays the pipe the master reads, line
+    buffered so that each line reaches the master as it is printed."""
     mode = target.get("mode")
+    if mode == "relay":
+        old = sys.stdout if fd == 1 else sys.stderr
+        new_stream = io.TextIOWrapper(io.BufferedWriter(_Relayed(fd)), encoding=getattr(old, "encoding", "utf-8"),
+                                      errors=getattr(old, "errors", "strict"), line_buffering=True)
+        if fd == 1:
+            sys.stdout = new_stream
+        else:
+            sys.stderr = new_stream
+        return
     if mode == "dev_null":
         new = os.open(os.devnull, os.O_WRONLY)
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 from collections.abc import Callable, Iterator
 
@@ -53,3 +54,19 @@ class Bus(rp.Worker):
     @rp.rpc
     def apply(self, f: rp.Pickled[Callable[[int, int], int]], a: int, b: int) -> int:
         return f(a, b)
+
+
+class Talker(rp.Worker):
+    """Prints; and spawns a Talker of its own (nested masters relay their workers' output up)."""
+
+    @rp.rpc
+    def say(self, lines: list[str], to_stderr: bool) -> None:
+        for line in lines:
+            print(line, file=sys.stderr if to_stderr else sys.stdout)
+
+    @rp.rpc
+    def say_through_child(self, line: str) -> None:
+        child = Talker.spawn(name="inner")
+        with Talker.connect(child) as conn:
+            conn.run(Talker.say, [line], False)
+        child.shutdown()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pytest
 
 import rpc_parallel as rp
 
-from .first_day_workers import Bus
+from .first_day_workers import Bus, Talker
 from .workers import Calls
 
 SLOW_HANDSHAKE = rp.RpcSettings(handshake_timeout=60.0)
@@ -286,3 +287,63 @@ def test_a_worker_type_inside_a_function_is_refused_at_definition() -> None:
             @rp.rpc
             def f(self) -> int:
                 return 1
+
+
+# -- worker output reaches the master ------------------------------------------------------------------
+
+GRPC_LOG_LINE = re.compile(r"^(\[[^\]]+\] )*[IWE]\d{4} \d\d:\d\d:\d\d")
+
+
+def _relayed(capsys: pytest.CaptureFixture[str], *handles: rp.WorkerHandle) -> tuple[list[str], list[str]]:
+    """Shut the workers down and return what the master printed (their output ends with them)."""
+    for h in handles:
+        h.shutdown()
+    for h in handles:
+        _wait_gone(h.pid)
+    time.sleep(0.2)  # the relay threads' last lines
+    out, err = capsys.readouterr()
+    return out.splitlines(), err.splitlines()
+
+
+def test_worker_output_is_relayed_line_by_line_with_its_name(capsys: pytest.CaptureFixture[str]) -> None:
+    handle = Talker.spawn(name="t")
+    with Talker.connect(handle) as conn:
+        conn.run(Talker.say, ["a", "b"], False)
+        conn.run(Talker.say, ["to stderr"], True)
+    out, err = _relayed(capsys, handle)
+    assert out == ["[t] a", "[t] b"]
+    assert "[t] to stderr" in err
+    assert [line for line in err if GRPC_LOG_LINE.match(line)] == []
+
+
+def test_output_of_nested_masters_is_relayed_up_the_chain(capsys: pytest.CaptureFixture[str]) -> None:
+    handle = Talker.spawn(name="outer")
+    with Talker.connect(handle) as conn:
+        conn.run(Talker.say_through_child, "from the child")
+    out, _ = _relayed(capsys, handle)
+    assert "[outer] [inner] from the child" in out
+
+
+def test_lines_of_two_workers_never_mix(capsys: pytest.CaptureFixture[str]) -> None:
+    handles = [Talker.spawn(name=f"w{i}") for i in range(2)]
+    lines = {h.name: [f"{h.name}-{n:04d}-" + "x" * 300 for n in range(300)] for h in handles}
+    conns = [Talker.connect(h) for h in handles]
+    futures = [c.submit(Talker.say, lines[h.name], False) for c, h in zip(conns, handles, strict=True)]
+    for f in futures:
+        f.result(60)
+    for c in conns:
+        c.close()
+    out, _ = _relayed(capsys, *handles)
+    for name, expected in lines.items():
+        assert [line for line in out if line.startswith(f"[{name}] ")] == [f"[{name}] {line}" for line in expected]
+    assert len(out) == 600
+
+
+def test_dev_null_and_files_keep_their_meaning(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    handle = Talker.spawn(name="quiet", redirect_stdout=rp.DEV_NULL, redirect_stderr=rp.FileAppend(tmp_path / "e"))
+    with Talker.connect(handle) as conn:
+        conn.run(Talker.say, ["nowhere"], False)
+        conn.run(Talker.say, ["in the file"], True)
+    out, err = _relayed(capsys, handle)
+    assert out == [] and not [line for line in err if "[quiet]" in line]
+    assert "in the file" in (tmp_path / "e").read_text()

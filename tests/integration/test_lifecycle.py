@@ -499,20 +499,21 @@ PAUSED_MASTER = """
     import rpc_parallel as rp
     from tests.integration.lifecycle_workers import Probe
 
-    print("{}", flush=True)
-    start = time.monotonic()
-    try:
-        # default spawn_timeout: 2 x connection_timeout = 20 s; the worker registers 0.5 s after
-        # writing its pid file (at the import of its module)
-        handle = Probe.spawn(name="paused-master", env={"LIFECYCLE_SLEEP_AT_IMPORT": "0.5",
-                                                        "LIFECYCLE_PID_FILE": os.path.abspath("worker.pid")})
-        with Probe.connect(handle) as conn:
-            out = {"served": conn.run(Probe.pid) == handle.pid}
-        handle.shutdown()
-    except Exception as exc:
-        out = {"raised": type(exc).__qualname__, "message": str(exc)[-400:]}
-    out["elapsed"] = time.monotonic() - start
-    print(json.dumps(out), flush=True)
+    if __name__ == "__main__":
+        print("{}", flush=True)
+        start = time.monotonic()
+        try:
+            # default spawn_timeout: 2 x connection_timeout = 20 s; the worker registers 0.5 s after
+            # writing its pid file (at the import of its module)
+            handle = Probe.spawn(name="paused-master", env={"LIFECYCLE_SLEEP_AT_IMPORT": "0.5",
+                                                            "LIFECYCLE_PID_FILE": os.path.abspath("worker.pid")})
+            with Probe.connect(handle) as conn:
+                out = {"served": conn.run(Probe.pid) == handle.pid}
+            handle.shutdown()
+        except Exception as exc:
+            out = {"raised": type(exc).__qualname__, "message": str(exc)[-400:]}
+        out["elapsed"] = time.monotonic() - start
+        print(json.dumps(out), flush=True)
 """
 
 
@@ -602,9 +603,8 @@ def test_a_worker_that_cannot_enter_its_cd_says_why(tmp_path: Path) -> None:
     assert str(tmp_path / "missing") in raised.value.stderr_tail
 
 
-def test_dev_null_is_the_default_and_writes_nothing_anywhere(tmp_path: Path, capfd: pytest.CaptureFixture[str]
-                                                              ) -> None:
-    handle = Probe.spawn(name="quiet", cd=str(tmp_path))
+def test_dev_null_writes_nothing_anywhere(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    handle = Probe.spawn(name="quiet", cd=str(tmp_path), redirect_stdout=rp.DEV_NULL, redirect_stderr=rp.DEV_NULL)
     worker = psutil.Process(handle.pid)
     try:
         with Probe.connect(handle) as conn:

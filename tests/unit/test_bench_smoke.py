@@ -28,6 +28,7 @@ FIGURES = [
     *[f"rtt_grpc_{s}_server_{c}_client_{q}_us" for s in ("sync", "aio") for c in ("sync", "aio")
       for q in ("median", "p99")],
     "rtt_grpc_floor_median_us",
+    "relay_rtt_quiet_median_us", "relay_rtt_printing_median_us", "relay_lines_relayed",
     "calls_rpc_parallel_submit_per_s", "calls_rpc_parallel_aio_per_s",
     "calls_grpc_sync_client_per_s", "calls_grpc_aio_client_per_s", "calls_grpc_best_per_s",
     "payload_rpc_parallel_mb_s",
@@ -46,7 +47,8 @@ TARGETS = {
     "idle_worker_rss_mib": (60.0, "max"),
 }
 RATIOS = [name for name in TARGETS if name != "idle_worker_rss_mib"] + [
-    "rtt_aio_ratio_vs_grpc_floor", "aio_calls_ratio_vs_best_grpc", "pipe_ratio_vs_multiprocessing",
+    "rtt_aio_ratio_vs_grpc_floor", "relay_rtt_ratio_printing_vs_quiet", "aio_calls_ratio_vs_best_grpc",
+    "pipe_ratio_vs_multiprocessing",
 ]
 
 
