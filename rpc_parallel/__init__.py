@@ -54,17 +54,24 @@ from ._options import (
     Local as Local,
     ShutdownOn as ShutdownOn,
 )
-from ._pipes import Closed as Closed, DirectPipeId as DirectPipeId, DirectWriter as DirectWriter, Update as Update
+from ._pipes import (
+    Closed as Closed,
+    DirectPipeId as DirectPipeId,
+    DirectWriter as DirectWriter,
+    LogRecord as LogRecord,
+    Update as Update,
+)
 from ._settings import Heartbeat as Heartbeat, RpcSettings as RpcSettings
 from ._worker import Worker as Worker
 
 if _typing.TYPE_CHECKING:
-    from . import aio as aio, expert as expert
+    from . import aio as aio, expert as expert, testing as testing
 
 
 def __getattr__(name: str) -> _typing.Any:
-    # rp.aio and rp.expert load on first use: a worker process need not import asyncio or click
-    if name in ("aio", "expert"):
+    # rp.aio, rp.expert and rp.testing load on first use: a worker process need not import asyncio,
+    # click or pytest
+    if name in ("aio", "expert", "testing"):
         import importlib
 
         return importlib.import_module(f"{__name__}.{name}")
@@ -72,7 +79,7 @@ def __getattr__(name: str) -> _typing.Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), "aio", "expert"})
+    return sorted({*globals(), "aio", "expert", "testing"})
 
 
 __all__ = (
@@ -94,6 +101,7 @@ __all__ = (
     "Heartbeat",
     "Kind",
     "Local",
+    "LogRecord",
     "MessageTooLargeError",
     "OneWayFunction",
     "Pickled",
@@ -127,6 +135,7 @@ __all__ = (
     "rpc",
     "start_app",
     "state",
+    "testing",
 )
 
 

@@ -1,4 +1,5 @@
-"""Values of the streaming kinds: ``DirectWriter``, ``Update``/``Closed`` and ``DirectPipeId``."""
+"""Values of the streaming kinds: ``DirectWriter``, ``Update``/``Closed``, ``DirectPipeId``, and the
+``LogRecord`` of ``conn.logs()``."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import abc
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-__all__ = ("Closed", "DirectPipeId", "DirectWriter", "Update")
+__all__ = ("Closed", "DirectPipeId", "DirectWriter", "LogRecord", "Update")
 
 T = TypeVar("T")
 
@@ -53,3 +54,17 @@ class DirectPipeId:
     """Identifies a running direct pipe on its connection; pass it to ``conn.abort``."""
 
     value: int
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """One ``logging`` record of a worker, as ``conn.logs()`` delivers it: when (``time``, seconds
+    since the epoch), its ``level`` (``logging.INFO``...), the ``logger``'s name, the formatted
+    ``message`` (with the traceback of an exception it carries), and the worker it came from."""
+
+    time: float
+    level: int
+    logger: str
+    message: str
+    worker_id: str
+    worker_name: str | None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import itertools
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ParamSpec, TypeVar, overload
@@ -38,7 +39,7 @@ from .._function import (
 )
 from .._grpc_errors import ErrorBoundary, map_rpc_error
 from .._handle import WorkerHandle
-from .._pipes import Closed, DirectPipeId, Update
+from .._pipes import Closed, DirectPipeId, LogRecord, Update
 from .._proto import control_pb2, control_pb2_grpc
 from .._protocol import (
     PIPELINE_MAX_REQUEST,
@@ -400,6 +401,15 @@ class Connection:
         with self._errors:
             self._control.CloseServer(control_pb2.CloseServerRequest(worker_id=self.handle.worker_id), metadata=self._md)
 
+    def logs(self, level: int = logging.INFO) -> Pipe[LogRecord]:
+        """The worker's ``logging`` records at ``level`` or above, from now on (no backlog): a pipe
+        (OCaml's ``async_log``). Every subscriber gets every record; ``close()`` unsubscribes. A
+        subscriber too slow to keep up loses records, and gets a WARNING record saying how many."""
+        self._check_open()
+        call = self._control.Logs(control_pb2.LogsRequest(worker_id=self.handle.worker_id, level=level),
+                                  metadata=self._md)
+        return Pipe(call, _log_records, self._label).wait_started()
+
     def worker_settings(self) -> RpcSettings:
         """The settings the worker's server really uses."""
         self._check_open()
@@ -446,6 +456,17 @@ class Connection:
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<rpc_parallel.Connection to {self._label} at {self.handle.address} ({state})>"
+
+
+def _log_records(batch: control_pb2.LogRecords) -> list[LogRecord]:
+    records = [LogRecord(time=r.time, level=r.level, logger=r.logger, message=r.message, worker_id=r.worker_id,
+                         worker_name=r.worker_name or None) for r in batch.records]
+    if batch.dropped and records:
+        first = records[0]
+        records.insert(0, LogRecord(time=first.time, level=logging.WARNING, logger="rpc_parallel",
+                                    message=f"{batch.dropped} log records were dropped: this subscriber read too "
+                                            "slowly", worker_id=first.worker_id, worker_name=first.worker_name))
+    return records
 
 
 def connect(cls: type, handle: WorkerHandle, connection_arg: Any = None) -> Connection:

@@ -17,7 +17,7 @@ class Pipe(Generic[T]):
     """The items of a ``pipe`` (or a ``state``'s updates), in order. Iterate it; ``close()``
     aborts the stream (the worker's generator then sees ``GeneratorExit``); a context manager."""
 
-    def __init__(self, call: Any, decode: Callable[[bytes], list[T]], label: str) -> None:
+    def __init__(self, call: Any, decode: Callable[[Any], list[T]], label: str) -> None:
         self._call = call
         self._decode = decode
         self._errors = ErrorBoundary(label)

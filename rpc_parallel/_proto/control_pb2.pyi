@@ -135,6 +135,38 @@ class WatchEvent(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class LogsRequest(_message.Message):
+    __slots__ = ("worker_id", "level")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    level: int
+    def __init__(self, worker_id: _Optional[str] = ..., level: _Optional[int] = ...) -> None: ...
+
+class LogRecord(_message.Message):
+    __slots__ = ("time", "level", "logger", "message", "worker_id", "worker_name")
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    LOGGER_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKER_NAME_FIELD_NUMBER: _ClassVar[int]
+    time: float
+    level: int
+    logger: str
+    message: str
+    worker_id: str
+    worker_name: str
+    def __init__(self, time: _Optional[float] = ..., level: _Optional[int] = ..., logger: _Optional[str] = ..., message: _Optional[str] = ..., worker_id: _Optional[str] = ..., worker_name: _Optional[str] = ...) -> None: ...
+
+class LogRecords(_message.Message):
+    __slots__ = ("records", "dropped")
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[LogRecord]
+    dropped: int
+    def __init__(self, records: _Optional[_Iterable[_Union[LogRecord, _Mapping]]] = ..., dropped: _Optional[int] = ...) -> None: ...
+
 class PipelineCall(_message.Message):
     __slots__ = ("id", "method", "request")
     ID_FIELD_NUMBER: _ClassVar[int]

@@ -74,6 +74,11 @@ class ControlStub:
                 request_serializer=rpc__parallel_dot___proto_dot_control__pb2.PipelineRequests.SerializeToString,
                 response_deserializer=rpc__parallel_dot___proto_dot_control__pb2.PipelineReplies.FromString,
                 _registered_method=True)
+        self.Logs = channel.unary_stream(
+                '/rpc_parallel.v1.Control/Logs',
+                request_serializer=rpc__parallel_dot___proto_dot_control__pb2.LogsRequest.SerializeToString,
+                response_deserializer=rpc__parallel_dot___proto_dot_control__pb2.LogRecords.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -140,6 +145,14 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Logs(self, request, context):
+        """The worker's `logging` records at `level` or above, from this call on (no backlog), in batches;
+        the first reply is empty: it says the subscription is in place. Cancel the call to unsubscribe.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -182,6 +195,11 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.Pipeline,
                     request_deserializer=rpc__parallel_dot___proto_dot_control__pb2.PipelineRequests.FromString,
                     response_serializer=rpc__parallel_dot___proto_dot_control__pb2.PipelineReplies.SerializeToString,
+            ),
+            'Logs': grpc.unary_stream_rpc_method_handler(
+                    servicer.Logs,
+                    request_deserializer=rpc__parallel_dot___proto_dot_control__pb2.LogsRequest.FromString,
+                    response_serializer=rpc__parallel_dot___proto_dot_control__pb2.LogRecords.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -400,6 +418,33 @@ class Control:
             '/rpc_parallel.v1.Control/Pipeline',
             rpc__parallel_dot___proto_dot_control__pb2.PipelineRequests.SerializeToString,
             rpc__parallel_dot___proto_dot_control__pb2.PipelineReplies.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Logs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/rpc_parallel.v1.Control/Logs',
+            rpc__parallel_dot___proto_dot_control__pb2.LogsRequest.SerializeToString,
+            rpc__parallel_dot___proto_dot_control__pb2.LogRecords.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,6 +1,6 @@
 """The built-in ``rpc_parallel.v1.Control`` service of every worker server (control.proto):
-init, connections, shutdown, close_server, settings, the schema (Describe), pipelined calls and
-the master's Watch stream."""
+init, connections, shutdown, close_server, settings, the schema (Describe), pipelined calls, log
+subscriptions and the master's Watch stream."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import grpc
 from .._proto import control_pb2, control_pb2_grpc
 from . import _pipeline as pipeline
 from ._core import WorkerCore
+from ._logs import LogHub
 
 __all__ = ("Control",)
 
@@ -18,6 +19,7 @@ __all__ = ("Control",)
 class Control(control_pb2_grpc.ControlServicer):
     def __init__(self, core: WorkerCore) -> None:
         self._core = core
+        self._logs = LogHub(core)
 
     def InitWorker(self, request: control_pb2.InitWorkerRequest, context: grpc.ServicerContext
                    ) -> control_pb2.InitWorkerReply:
@@ -62,6 +64,11 @@ class Control(control_pb2_grpc.ControlServicer):
     def Pipeline(self, request_iterator: Iterator[control_pb2.PipelineRequests], context: grpc.ServicerContext
                  ) -> Iterator[control_pb2.PipelineReplies]:
         return pipeline.serve(self._core, request_iterator, context)
+
+    def Logs(self, request: control_pb2.LogsRequest, context: grpc.ServicerContext
+             ) -> Iterator[control_pb2.LogRecords]:
+        self._core.check_hosted(request.worker_id, context, required=False)
+        return self._logs.serve(request, context)
 
     def Watch(self, request: control_pb2.WatchRequest, context: grpc.ServicerContext
               ) -> Iterator[control_pb2.WatchEvent]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterator
 from typing import Any, Generic, Literal, ParamSpec, TypeVar, Unpack, overload
 
@@ -19,7 +20,7 @@ from .._function import (
 )
 from .._handle import WorkerHandle
 from .._options import IGNORE_FAILURE, LOG_FAILURE, ShutdownOn, SpawnOptions
-from .._pipes import Closed, DirectPipeId, Update
+from .._pipes import Closed, DirectPipeId, LogRecord, Update
 from .._settings import RpcSettings
 from .._worker import Worker
 
@@ -138,6 +139,10 @@ class Connection:
 
     async def close_server(self) -> None:
         await asyncio.to_thread(self.sync.close_server)
+
+    async def logs(self, level: int = logging.INFO) -> Pipe[LogRecord]:
+        """The worker's ``logging`` records from now on (see ``rpc_parallel.Connection.logs``)."""
+        return Pipe(await asyncio.to_thread(self.sync.logs, level))
 
     async def worker_settings(self) -> RpcSettings:
         return await asyncio.to_thread(self.sync.worker_settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import queue
 import sys
 import threading
@@ -70,3 +71,11 @@ class Talker(rp.Worker):
         with Talker.connect(child) as conn:
             conn.run(Talker.say, [line], False)
         child.shutdown()
+
+
+class Logging(rp.Worker):
+    """Logs what it is told to."""
+
+    @rp.rpc
+    def log(self, level: int, message: str) -> None:
+        logging.getLogger("first_day").log(level, message)

@@ -18,7 +18,7 @@ import pytest
 
 import rpc_parallel as rp
 
-from .first_day_workers import Bus, Talker
+from .first_day_workers import Bus, Logging, Talker
 from .workers import Calls
 
 SLOW_HANDSHAKE = rp.RpcSettings(handshake_timeout=60.0)
@@ -347,3 +347,40 @@ def test_dev_null_and_files_keep_their_meaning(capsys: pytest.CaptureFixture[str
     out, err = _relayed(capsys, handle)
     assert out == [] and not [line for line in err if "[quiet]" in line]
     assert "in the file" in (tmp_path / "e").read_text()
+
+
+# -- rp.testing ---------------------------------------------------------------------------------------
+
+
+def test_the_leak_check_fails_a_block_that_leaks_a_worker_and_kills_it() -> None:
+    with pytest.raises(AssertionError, match=r"^leaked child processes \[\(\d+, "), \
+            rp.testing.no_leaked_workers(timeout=1.0):
+        leaked = Bus.spawn(shutdown_on=rp.ShutdownOn.CALLED_SHUTDOWN_FUNCTION)
+    _wait_gone(leaked.pid, timeout=10)  # killed by the check
+    with rp.testing.no_leaked_workers(timeout=10.0):  # and a clean block passes
+        Bus.spawn().shutdown()
+
+
+# -- conn.logs() ----------------------------------------------------------------------------------------
+
+
+def test_log_records_fan_out_from_subscription_on_and_close_unsubscribes() -> None:
+    handle = Logging.spawn(name="logs")
+    try:
+        with Logging.connect(handle) as a, Logging.connect(handle) as b:
+            a.run(Logging.log, logging.WARNING, "before anyone listens")  # no backlog
+            everything, warnings = a.logs(level=logging.DEBUG), b.logs(level=logging.WARNING)
+            a.run(Logging.log, logging.INFO, "info line")
+            a.run(Logging.log, logging.ERROR, "error line")
+            first = next(everything)
+            assert (first.message, first.level, first.logger) == ("info line", logging.INFO, "first_day")
+            assert (first.worker_id, first.worker_name) == (handle.worker_id, "logs")
+            assert next(everything).message == "error line"
+            assert next(warnings).message == "error line"  # below its level: the info line is not sent
+            everything.close()
+            a.run(Logging.log, logging.ERROR, "after one closed")
+            assert next(warnings).message == "after one closed"
+            assert everything.next_batch() is None
+            warnings.close()
+    finally:
+        handle.shutdown()
