@@ -20,9 +20,9 @@ from ._errors import WorkerFailedError
 from ._proto import master_pb2, master_pb2_grpc
 from ._schema import differing_functions
 from ._settings import RpcSettings, resolve
-from ._transport import listen, new_server
+from ._transport import at_thread_exit, listen, new_server
 
-__all__ = ("Master", "WorkerRecord", "at_thread_exit", "master")
+__all__ = ("Master", "WorkerRecord", "master")
 
 TOKEN_ENV = "RPC_PARALLEL_TOKEN"
 
@@ -165,17 +165,6 @@ class _MasterServicer(master_pb2_grpc.MasterServicer):
         yield master_pb2.HeartbeatReply()
         while not done.wait(3600):
             pass
-
-
-def at_thread_exit(hook: Callable[[], None]) -> None:
-    """Run ``hook`` at interpreter exit *before* ``concurrent.futures`` joins its pool threads.
-
-    The master server's pool threads hold the workers' heartbeat streams open; if the server were
-    stopped by a plain ``atexit`` hook (which runs after that join), the interpreter would wait
-    forever. ``threading._register_atexit`` hooks run in reverse order of registration, so this one
-    runs before the join registered when ``concurrent.futures.thread`` was imported.
-    """
-    threading._register_atexit(hook)  # type: ignore[attr-defined]
 
 
 _MASTER: Master | None = None

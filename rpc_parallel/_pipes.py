@@ -15,8 +15,9 @@ T = TypeVar("T")
 class DirectWriter(abc.ABC, Generic[T]):
     """What a ``direct_pipe`` function writes its items to.
 
-    Items written before the function returns are queued and sent once it has returned (the OCaml
-    rule); after that, ``write`` sends at once. ``close()`` ends the stream; ``closed`` turns true
+    ``write`` sends an item as it is written, before the function returns too (OCaml queues those
+    until it returns; a bounded queue could not). A writer whose caller reads slowly waits when the
+    stream holds ~8 MiB (or 65,536 items) unsent. ``close()`` ends the stream; ``closed`` turns true
     when it ended on either side (``conn.abort`` on the caller's side). Any thread may write.
     """
 

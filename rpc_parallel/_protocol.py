@@ -16,6 +16,10 @@ __all__ = (
     "PIPELINE_BATCH",
     "PIPELINE_MAX_REQUEST",
     "PIPELINE_MIN_LIMIT",
+    "ONE_WAY_MAX_BYTES",
+    "ONE_WAY_MAX_CALLS",
+    "ONE_WAY_QUEUE_BYTES",
+    "ONE_WAY_QUEUE_CALLS",
     "PIPELINE_PART",
     "SEQ_KEY",
     "SPAWN_ERROR_MARKER",
@@ -24,6 +28,8 @@ __all__ = (
     "SPLICED_KEY",
     "SPLICED_ONE",
     "SPLICED_SERVICE",
+    "SUBMIT_MAX_BYTES",
+    "SUBMIT_MAX_CALLS",
     "TOKEN_KEY",
     "fingerprint_messages",
 )
@@ -54,6 +60,16 @@ PIPELINE_MIN_LIMIT = 256 << 10  # below this max_message_size, calls go unary (a
 PIPELINE_MAX_REQUEST = 64 << 10  # larger requests go unary: batching gains them nothing
 PIPELINE_BATCH = 256 << 10  # requests per message, in bytes
 PIPELINE_PART = 1 << 20  # results per message (and parts of a large one), in bytes, at most half the limit
+
+
+# -- flow control (DESIGN.md section 10): what one connection keeps in flight before its caller waits
+
+SUBMIT_MAX_CALLS = 1024  # pipelined submit() calls
+SUBMIT_MAX_BYTES = 32 << 20  # ... and the bytes of their requests
+ONE_WAY_MAX_CALLS = 64  # one_way calls not yet acknowledged
+ONE_WAY_MAX_BYTES = 16 << 20  # ... and their bytes
+ONE_WAY_QUEUE_CALLS = 64  # one_way calls a worker holds queued per connection before it acknowledges more
+ONE_WAY_QUEUE_BYTES = 32 << 20  # ... and their bytes
 
 
 def fingerprint_messages(spec: ServiceSpec) -> list[control_pb2.FunctionFingerprint]:

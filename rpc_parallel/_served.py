@@ -7,9 +7,10 @@ import uuid
 from typing import Any
 
 from ._handle import WorkerHandle
-from ._master import at_thread_exit, master
+from ._master import master
 from ._server import ServerHooks, WorkerServer
 from ._settings import RpcSettings, resolve
+from ._transport import at_thread_exit
 
 __all__ = ("serve", "stop_all")
 

@@ -24,7 +24,7 @@ from ._errors import WorkerConnectionError
 from ._protocol import TOKEN_KEY
 from ._settings import RpcSettings, grpc_options
 
-__all__ = ("Listener", "dial", "listen", "new_server", "open_channel", "socket_dir_of")
+__all__ = ("Listener", "at_thread_exit", "dial", "listen", "new_server", "open_channel", "socket_dir_of")
 
 if TYPE_CHECKING:  # generic only in the type stubs
     _HandlerBase = grpc.RpcMethodHandler[Any, Any]
@@ -142,3 +142,14 @@ def listen(server: grpc.Server, *, unix_socket: bool = False) -> Listener:
 def socket_dir_of(address: str) -> str | None:
     """The private directory of a unix-socket ``address`` made by ``listen`` (None for a port)."""
     return os.path.dirname(address.removeprefix("unix:")) if address.startswith("unix:") else None
+
+
+def at_thread_exit(hook: Callable[[], None]) -> None:
+    """Run ``hook`` at interpreter exit *before* ``concurrent.futures`` joins its pool threads.
+
+    The master server's pool threads hold the workers' heartbeat streams open; if the server were
+    stopped by a plain ``atexit`` hook (which runs after that join), the interpreter would wait
+    forever. ``threading._register_atexit`` hooks run in reverse order of registration, so this one
+    runs before the join registered when ``concurrent.futures.thread`` was imported.
+    """
+    threading._register_atexit(hook)  # type: ignore[attr-defined]

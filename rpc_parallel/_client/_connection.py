@@ -12,6 +12,7 @@ import concurrent.futures
 import itertools
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ParamSpec, TypeVar, overload
 
@@ -42,6 +43,8 @@ from .._handle import WorkerHandle
 from .._pipes import Closed, DirectPipeId, LogRecord, Update
 from .._proto import control_pb2, control_pb2_grpc
 from .._protocol import (
+    ONE_WAY_MAX_BYTES,
+    ONE_WAY_MAX_CALLS,
     PIPELINE_MAX_REQUEST,
     PIPELINE_MIN_LIMIT,
     SEQ_KEY,
@@ -53,7 +56,7 @@ from .._protocol import (
 )
 from .._schema import ServiceSpec, service_spec
 from .._settings import RpcSettings
-from .._transport import dial
+from .._transport import at_thread_exit, dial
 from ._pipe import Pipe
 from ._pipeline import Pipeline
 from ._session import call_metadata, open_session, worker_label
@@ -114,8 +117,10 @@ class Connection:
         encoded_arg = self._codec.encode_connection_init(connection_arg)
         self._channel = dial(handle.address, handle.settings, self._label)
         self._methods: dict[Function[Any], _Method] = {}
-        self._pending: set[Any] = set()
+        self._pending: dict[Any, int] = {}  # one_way calls not yet acknowledged -> their bytes
+        self._pending_bytes = 0
         self._pending_lock = threading.Lock()
+        self._room = threading.Condition(self._pending_lock)  # a one_way call was acknowledged
         self._direct: dict[int, Any] = {}
         self._direct_ids = itertools.count(1)
         self._closed_event = threading.Event()
@@ -138,6 +143,7 @@ class Connection:
         self._md = call_metadata(handle.token, self.connection_id)
         self._one_way_seq = itertools.count()
         self._session.add_done_callback(self._session_ended)
+        _track(self)
 
     # -- properties ----------------------------------------------------------------------------
 
@@ -269,10 +275,15 @@ class Connection:
                 return m.codec.decode_result(m.call(rest, metadata=self._md))
         if kind is Kind.ONE_WAY:
             data = self._request(m, args, kwargs)
-            # numbered: the worker runs this connection's one-way calls in this order (_inorder)
-            fut = m.call.future(data, metadata=(*self._md, (SEQ_KEY, str(next(self._one_way_seq)))))
-            with self._pending_lock:
-                self._pending.add(fut)
+            size = len(data)
+            with self._room:  # a bounded number (and bytes) in flight: the caller waits for acks
+                while self._pending and not self.closed and (
+                        len(self._pending) >= ONE_WAY_MAX_CALLS or self._pending_bytes + size > ONE_WAY_MAX_BYTES):
+                    self._room.wait()
+                # numbered: the worker runs this connection's one-way calls in this order (_inorder)
+                fut = m.call.future(data, metadata=(*self._md, (SEQ_KEY, str(next(self._one_way_seq)))))
+                self._pending[fut] = size
+                self._pending_bytes += size
             fut.add_done_callback(self._one_way_done)
             return None
         if kind is Kind.PIPE:
@@ -295,8 +306,9 @@ class Connection:
         return self._reverse_pipe(m, args, kwargs)
 
     def _one_way_done(self, fut: Any) -> None:
-        with self._pending_lock:
-            self._pending.discard(fut)
+        with self._room:
+            self._pending_bytes -= self._pending.pop(fut, 0)
+            self._room.notify()
 
     def _direct_pipe(self, m: _Method, data: bytes, on_update: Callable[[Any], object]) -> DirectPipeId:
         call = m.call(data, metadata=self._md)
@@ -427,8 +439,9 @@ class Connection:
         if self._close_reason is None:
             self._close_reason = "closed by close()"
         self._closing = True
-        with self._pending_lock:
+        with self._room:
             pending = list(self._pending)
+            self._room.notify_all()
         deadline = self.handle.settings.handshake_timeout
         for fut in pending:  # grpc futures are not concurrent.futures ones: wait one by one
             try:
@@ -447,6 +460,17 @@ class Connection:
         threading.Thread(target=self._channel.close, name="rpc_parallel-channel-close", daemon=True).start()
         self._closed_event.set()
 
+    def _abandon(self) -> None:
+        """At interpreter exit: end the connection and close its channel now, waiting for nothing."""
+        if self._closing:
+            return  # close() did it
+        if self._close_reason is None:
+            self._close_reason = "closed by close()"
+        self._closing = True
+        self._session.cancel()
+        self._channel.close()
+        self._closed_event.set()
+
     def __enter__(self) -> Connection:
         return self
 
@@ -456,6 +480,26 @@ class Connection:
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<rpc_parallel.Connection to {self._label} at {self.handle.address} ({state})>"
+
+
+# Connections still open when the interpreter exits are closed first: a gRPC channel left to be
+# closed by its finalizer, after its threads have stopped, can hang the exit.
+_OPEN: weakref.WeakSet[Connection] = weakref.WeakSet()
+_OPEN_LOCK = threading.Lock()
+
+
+def _track(conn: Connection) -> None:
+    with _OPEN_LOCK:
+        if not _OPEN:
+            at_thread_exit(_close_open)
+        _OPEN.add(conn)
+
+
+def _close_open() -> None:
+    with _OPEN_LOCK:
+        conns = list(_OPEN)
+    for conn in conns:
+        conn._abandon()
 
 
 def _log_records(batch: control_pb2.LogRecords) -> list[LogRecord]:

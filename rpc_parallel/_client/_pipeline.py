@@ -23,7 +23,7 @@ import grpc
 from .._errors import ConnectionClosedError, RpcParallelError, WorkerConnectionError
 from .._grpc_errors import map_error_info, map_rpc_error
 from .._proto import control_pb2, control_pb2_grpc
-from .._protocol import PIPELINE_BATCH
+from .._protocol import PIPELINE_BATCH, SUBMIT_MAX_BYTES, SUBMIT_MAX_CALLS
 
 __all__ = ("Pipeline",)
 
@@ -38,14 +38,17 @@ class Pipeline:
         self._label = label
         self._batch = max(1, min(PIPELINE_BATCH, limit // 2))  # bytes of requests per message
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._pending: dict[int, tuple[concurrent.futures.Future[Any], Callable[[bytes], Any]]] = {}
+        self._pending: dict[int, tuple[concurrent.futures.Future[Any], Callable[[bytes], Any], int]] = {}
+        self._pending_bytes = 0  # of the requests in flight
         self._parts: dict[int, list[bytes]] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)  # a call in flight ended
         self._failure: Callable[[], RpcParallelError] | None = None  # set once the stream ended
         stub = control_pb2_grpc.ControlStub(channel)
         self._call: Any = stub.Pipeline(self._requests(), metadata=metadata)
-        threading.Thread(target=self._read, name=f"rpc_parallel-pipeline-{label}", daemon=True).start()
+        self._reader = threading.Thread(target=self._read, name=f"rpc_parallel-pipeline-{label}", daemon=True)
+        self._reader.start()
 
     @property
     def broken(self) -> bool:
@@ -53,14 +56,24 @@ class Pipeline:
 
     def submit(self, method: str, request: bytes, decode: Callable[[bytes], Any]) -> concurrent.futures.Future[Any]:
         """Start a call of ``method``; the future gets ``decode(reply)`` or the call's error. It is
-        running from the start: a call on its way cannot be cancelled (``cancel()`` is False)."""
+        running from the start: a call on its way cannot be cancelled (``cancel()`` is False).
+
+        With ``SUBMIT_MAX_CALLS`` calls or ``SUBMIT_MAX_BYTES`` of requests in flight, the caller
+        waits for some to finish (but a done-callback, which runs on the reader thread, never waits:
+        the reader is what makes room)."""
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         future.set_running_or_notify_cancel()
         call_id = next(self._ids)
+        size = len(request)
+        reader = threading.current_thread() is self._reader
         with self._lock:
+            while (self._failure is None and not reader and self._pending
+                   and (len(self._pending) >= SUBMIT_MAX_CALLS or self._pending_bytes + size > SUBMIT_MAX_BYTES)):
+                self._room.wait()
             failure = self._failure
             if failure is None:
-                self._pending[call_id] = (future, decode)
+                self._pending[call_id] = (future, decode, size)
+                self._pending_bytes += size
         if failure is not None:
             future.set_exception(failure())
             return future
@@ -113,10 +126,13 @@ class Pipeline:
             return
         with self._lock:
             entry = self._pending.pop(result.id, None)
+            if entry is not None:
+                self._pending_bytes -= entry[2]
+                self._room.notify()
         parts = self._parts.pop(result.id, None)
         if entry is None:
             return
-        future, decode = entry
+        future, decode, _ = entry
         if result.HasField("error"):
             future.set_exception(map_error_info(result.error, worker=self._label))
             return
@@ -133,8 +149,10 @@ class Pipeline:
             if self._failure is None:
                 self._failure = failure
             pending, self._pending = self._pending, {}
+            self._pending_bytes = 0
+            self._room.notify_all()
         self._queue.put(_END)  # gRPC's thread may be waiting in _requests
-        for future, _ in pending.values():
+        for future, _, _ in pending.values():
             future.set_exception(self._failure())
 
     def close(self) -> None:

@@ -28,7 +28,7 @@ from .._function import Kind
 from .._grpc_errors import CallFailed, Kind as ErrKind, abort, error_info
 from .._handle import WorkerHandle
 from .._proto import control_pb2, errors_pb2
-from .._protocol import CONN_KEY
+from .._protocol import CONN_KEY, ONE_WAY_QUEUE_BYTES, ONE_WAY_QUEUE_CALLS
 from .._schema import MethodSpec, ServiceSpec, differing_functions, file_descriptor, file_spec, service_spec
 from .._settings import RpcSettings
 from ._inorder import InOrder
@@ -274,7 +274,7 @@ class WorkerCore:
         conn = uuid.uuid4().hex
         with self._lock:
             self.connections[conn] = state
-            self._one_ways[conn] = InOrder(self.one_way_executor)
+            self._one_ways[conn] = InOrder(self.one_way_executor, ONE_WAY_QUEUE_CALLS, ONE_WAY_QUEUE_BYTES)
             first, self._had_connection = not self._had_connection, True
         self.hooks.connection_opened()
         done = self.hold(context)

@@ -99,7 +99,7 @@ def _one_way(core: WorkerCore, codec: MethodCodec, impl: Callable[..., Any]) -> 
             job, bad = None, exc
         try:
             if order is not None and seq is not None:
-                order.put(seq, job)  # a call that cannot run still takes its number
+                order.put(seq, job, len(request))  # a call that cannot run still takes its number
             elif job is not None:
                 core.one_way_executor.submit(job)
         except ValueError as exc:
@@ -143,11 +143,9 @@ def _stream(core: WorkerCore, m: MethodSpec, codec: MethodCodec,
         pump = Pump(shared=kind is Kind.DIRECT_PIPE)  # a writer may be used from any thread
         context.add_callback(pump.stop)
         if kind is Kind.DIRECT_PIPE:
-            writer = _Writer(pump)
-            try:
-                core.call(impl, state, [writer, *args])
-            except (Exception, SystemExit) as exc:
-                core.fail_call(exc, context)
+            # the function runs beside this generator, which sends what it writes as it writes it
+            # (items written before it returns too: a bounded queue could not hold them all)
+            core.executor.submit(_run_direct, core, impl, state, [_Writer(pump), *args], pump)
         else:
             try:
                 produced = core.call(impl, state, args)
@@ -170,6 +168,14 @@ def _stream(core: WorkerCore, m: MethodSpec, codec: MethodCodec,
             core.fail_call(exc, context)
 
     return behavior
+
+
+def _run_direct(core: WorkerCore, impl: Callable[..., Any], state: Any, args: list[Any], pump: Pump) -> None:
+    """Run a direct pipe's function; its exception ends the stream with the caller's error."""
+    try:
+        core.call(impl, state, args)
+    except BaseException as exc:
+        pump.finish(exc)
 
 
 def _start_producer(core: WorkerCore, produced: Any, pump: Pump, state: Any) -> None:

@@ -7,6 +7,12 @@ number, as OCaml's single-threaded worker runs a connection's one-way messages i
 that arrives but cannot run (a bad request) still takes its number, so later ones never wait on it;
 when the connection ends, calls still waiting for a number that never came run anyway, in order.
 Calls without a number (other gRPC clients) run at once, in no particular order.
+
+Both queues are bounded (calls and bytes): a call that finds one full waits before it is
+acknowledged, so a caller that sends faster than the worker runs waits too (its client bounds what
+it has in flight). The calls ready to run drain by themselves; of the calls waiting for a lower
+number, the lowest number not yet received never waits for room (they need it to run, and it is in
+flight: each call has its own gRPC thread). So a waiting call always gets its turn.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
+from typing import Any
 
 __all__ = ("InOrder",)
 
@@ -23,37 +30,64 @@ class InOrder:
     """The one-way calls of one connection: ``put(seq, job)`` in any order; jobs run on
     ``executor`` one at a time, by ``seq`` (0, 1, 2, ...)."""
 
-    def __init__(self, executor: Executor) -> None:
+    def __init__(self, executor: Executor, max_calls: int = 64, max_bytes: int = 32 << 20) -> None:
         self._executor = executor
         self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)  # a queued call started, or the connection ended
         self._next = 0  # the lowest number not yet put
         self._early: dict[int, Callable[[], None] | None] = {}  # put, waiting for lower numbers
         self._ready: deque[Callable[[], None]] = deque()
+        self._sizes: dict[Callable[[], None], int] = {}
+        self._ready_bytes = 0
+        self._early_bytes = 0
+        self._max_calls = max_calls
+        self._max_bytes = max_bytes
+        self._flushed = False
         self._running = False
 
-    def put(self, seq: int, job: Callable[[], None] | None) -> None:
-        """Queue call ``seq`` (``job`` None: the call takes its number but runs nothing).
-        ``ValueError`` if ``seq`` was already put; ``RuntimeError`` if the executor is shut down."""
+    def put(self, seq: int, job: Callable[[], None] | None, size: int = 0) -> None:
+        """Queue call ``seq`` of ``size`` bytes (``job`` None: the call takes its number but runs
+        nothing), first waiting while the queue is full. ``ValueError`` if ``seq`` was already put;
+        ``RuntimeError`` if the executor is shut down."""
         with self._lock:
+            while not self._flushed and (self._full(self._ready, self._ready_bytes, size) or (
+                    seq != self._next and self._full(self._early, self._early_bytes, size))):
+                self._room.wait()
             if seq < self._next or seq in self._early:
                 raise ValueError(f"one-way call number {seq} was already received on this connection")
             self._early[seq] = job
+            if job is not None:
+                self._sizes[job] = size
+                self._early_bytes += size
             while self._next in self._early:
                 ready = self._early.pop(self._next)
                 self._next += 1
                 if ready is not None:
                     self._ready.append(ready)
+                    moved = self._sizes.get(ready, 0)
+                    self._early_bytes -= moved
+                    self._ready_bytes += moved
+                self._room.notify_all()  # a waiting call may be the next one now
             start = self._claim()
         if start:
             self._submit()
 
+    def _full(self, queue: deque[Any] | dict[int, Any], queued_bytes: int, size: int) -> bool:
+        """Whether a call of ``size`` bytes finds ``queue`` full (an empty one takes any call)."""
+        return bool(queue) and (len(queue) >= self._max_calls or queued_bytes + size > self._max_bytes)
+
     def flush(self) -> None:
         """The connection ended: no lower number will come, so run every call still waiting, in order."""
         with self._lock:
+            self._flushed = True
+            self._room.notify_all()
             for seq in sorted(self._early):
                 job = self._early.pop(seq)
                 if job is not None:
                     self._ready.append(job)
+                    moved = self._sizes.get(job, 0)
+                    self._early_bytes -= moved
+                    self._ready_bytes += moved
                 self._next = seq + 1
             start = self._claim()
         if start:
@@ -81,6 +115,8 @@ class InOrder:
                     self._running = False
                     return
                 job = self._ready.popleft()
+                self._ready_bytes -= self._sizes.pop(job, 0)
+                self._room.notify_all()
             try:
                 job()
             except BaseException:

@@ -1,33 +1,59 @@
 """``Pump``: hands stream items from a producer thread to a gRPC message generator in batches.
 
 The producer (a thread running the user's iterator, or a direct writer) appends items one by one;
-the consumer takes everything queued so far as one batch. Items produced faster than messages go
-out are therefore batched, and a lone item leaves at once. The queue is bounded: a producer that
-runs ahead waits (or, from an event loop, is told to back off).
+the consumer takes what is queued so far as one batch. Items produced faster than messages go out
+are therefore batched, and a lone item leaves at once. The queue is bounded by items and by bytes
+(``len`` of bytes and str items, ``sys.getsizeof`` of others): a producer that runs ahead waits
+(or, from an event loop, is told to back off), so a caller that stops reading stops the worker
+from filling its memory. A batch is bounded the same way, so one message never gathers more than
+``max_batch_bytes`` (but for one larger item).
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ("Pump",)
+__all__ = ("Pump", "item_size")
+
+HIGH_ITEMS = 65536
+HIGH_BYTES = 8 << 20  # unsent bytes a stream may hold in the worker (DESIGN.md section 10)
+BATCH_ITEMS = 8192
+BATCH_BYTES = 1 << 20
+
+
+_SIZED = frozenset({bytes, str, bytearray})
+
+
+def item_size(item: Any) -> int:
+    """What an item weighs in the queue, roughly and cheaply."""
+    if type(item) in _SIZED or isinstance(item, bytes | bytearray | memoryview | str):
+        return len(item) + 48
+    return sys.getsizeof(item)
 
 
 class Pump:
     """A bounded, batching hand-off of items from one producer (``shared``: several producer
     threads) to one consumer."""
 
-    def __init__(self, high_water: int = 65536, max_batch: int = 8192, *, shared: bool = False) -> None:
+    def __init__(self, high_water: int = HIGH_ITEMS, max_batch: int = BATCH_ITEMS, *, high_bytes: int = HIGH_BYTES,
+                 max_batch_bytes: int = BATCH_BYTES, shared: bool = False) -> None:
         self._shared = shared  # several producer threads (a direct pipe's writer)
-        self._items: deque[Any] = deque()
+        self._items: deque[tuple[Any, int]] = deque()
+        # bytes queued = put - taken; each counter has one writer (the producer, the consumer), so
+        # the single producer needs no lock for it
+        self._put_bytes = 0
+        self._taken_bytes = 0
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)  # items arrived, or finished
         self._space = threading.Condition(self._lock)  # the consumer made room, or stopped
         self._high = high_water
+        self._high_bytes = high_bytes
         self._max_batch = max_batch
+        self._max_batch_bytes = max_batch_bytes
         self._finished = False
         self._stopped = False
         self.error: BaseException | None = None
@@ -46,28 +72,36 @@ class Pump:
         """Queue ``item``; False if the consumer stopped (or, with ``block=False``, if full)."""
         if self._stopped:
             return False
+        size = item_size(item)
         items = self._items
         if self._shared:
             with self._lock:
-                items.append(item)
+                items.append((item, size))
+                self._put_bytes += size
                 self._ready.notify()
         else:
-            items.append(item)
+            items.append((item, size))
+            self._put_bytes += size
             if len(items) == 1:
                 # the consumer waits only on an empty queue, so with one producer only the first
                 # item needs a wake-up (two producers could both see 2 and neither wake it)
                 with self._lock:
                     self._ready.notify()
-        if len(items) > self._high:
+        if self.full():
             if not block:
                 return False
             with self._lock:
-                while len(items) > self._high // 2 and not self._stopped:
+                while self._above(2) and not self._stopped:
                     self._space.wait()
         return not self._stopped
 
+    def _above(self, fraction: int) -> bool:
+        """Whether the queue holds more than ``1/fraction`` of its bounds (items or bytes)."""
+        return (len(self._items) > self._high // fraction
+                or self._put_bytes - self._taken_bytes > self._high_bytes // fraction)
+
     def full(self) -> bool:
-        return len(self._items) > self._high
+        return self._above(1)
 
     def finish(self, error: BaseException | None = None) -> None:
         """No more items (``error``: the producer failed); the consumer drains then stops."""
@@ -94,9 +128,14 @@ class Pump:
                     self._ready.wait()
                 if not items:
                     break
-                n = min(len(items), self._max_batch)
-                batch = [items.popleft() for _ in range(n)]
-                if len(items) <= self._high // 2:
+                batch: list[Any] = []
+                taken = 0
+                while items and len(batch) < self._max_batch and (not batch or taken < self._max_batch_bytes):
+                    item, size = items.popleft()
+                    batch.append(item)
+                    taken += size
+                self._taken_bytes += taken
+                if not self._above(2):
                     self._space.notify_all()
             yield batch
         if self.error is not None and not self._stopped:

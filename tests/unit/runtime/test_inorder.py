@@ -43,7 +43,7 @@ class Recorder:
 
 
 def test_jobs_put_in_any_order_from_many_threads_run_by_number_one_at_a_time(pool: ThreadPoolExecutor) -> None:
-    order, rec = InOrder(pool), Recorder()
+    order, rec = InOrder(pool, max_calls=300), Recorder()  # 4 putters: a bound could park all four
     numbers = list(range(300))
     random.Random(7).shuffle(numbers)
     with ThreadPoolExecutor(4) as putters:
@@ -105,3 +105,22 @@ def test_a_shut_down_executor_is_reported_to_the_caller() -> None:
         order.put(0, lambda: None)
     with pytest.raises(RuntimeError):  # not stuck believing a drain is running
         order.put(1, lambda: None)
+
+
+def test_a_full_queue_makes_later_numbers_wait_but_never_the_next_one(pool: ThreadPoolExecutor) -> None:
+    gate = threading.Event()
+    order, rec = InOrder(pool, max_calls=3), Recorder()
+    order.put(0, gate.wait)  # runs, and holds the queue
+    order.put(2, rec.job(2))
+    order.put(3, rec.job(3))
+    order.put(4, rec.job(4))  # the queue is full now: 2, 3, 4 wait for 1
+    waiting = threading.Thread(target=order.put, args=(5, rec.job(5, last=True)))
+    waiting.start()
+    time.sleep(0.1)
+    assert waiting.is_alive()  # 5 waits for room
+    order.put(1, rec.job(1))  # the next one never waits
+    gate.set()
+    waiting.join(10)
+    assert not waiting.is_alive()
+    assert rec.done.wait(10)
+    assert rec.ran == [1, 2, 3, 4, 5]

@@ -1,0 +1,81 @@
+"""Bounded memory (DESIGN.md section 10): every buffer between a producer and its consumer is bounded,
+and a producer that runs ahead waits. Bounds are asserted on counts and generously on memory; the
+figures are measured by the benchmark."""
+
+from __future__ import annotations
+
+import time
+
+import rpc_parallel as rp
+from rpc_parallel._protocol import ONE_WAY_MAX_CALLS, ONE_WAY_QUEUE_CALLS, SUBMIT_MAX_CALLS
+
+from .flow_workers import Flow
+
+MIB = 1 << 20
+
+
+def test_a_pipe_whose_consumer_stopped_stops_its_producer() -> None:
+    handle = Flow.spawn()
+    try:
+        with Flow.connect(handle) as conn:
+            idle = conn.run(Flow.rss_mib)
+            with conn.run(Flow.blobs, MIB, 5000) as pipe:
+                assert len(next(pipe)) == MIB  # then the caller stops reading
+                time.sleep(2.0)
+                produced, _ = conn.run(Flow.counts)
+                assert produced < 100, f"{produced} items of 1 MiB produced for a caller that read one"
+                assert conn.run(Flow.rss_mib) < idle + 256
+    finally:
+        handle.shutdown()
+
+
+def test_a_direct_pipe_that_writes_everything_before_returning_delivers_it() -> None:
+    handle = Flow.spawn()
+    got: list[int] = []
+    closed: list[rp.Closed] = []
+
+    def on_update(u: rp.Update[int] | rp.Closed) -> None:
+        if isinstance(u, rp.Closed):
+            closed.append(u)
+        else:
+            got.append(u.value)
+
+    try:
+        with Flow.connect(handle) as conn:
+            conn.run(Flow.many_before_return, 100_000, on_update=on_update)
+            deadline = time.monotonic() + 30
+            while not closed and time.monotonic() < deadline:
+                time.sleep(0.02)
+        assert [c.reason for c in closed] == ["by_remote_side"]
+        assert got == list(range(100_000))
+    finally:
+        handle.shutdown()
+
+
+def test_one_way_calls_to_a_slow_worker_make_the_caller_wait() -> None:
+    handle = Flow.spawn()
+    try:
+        with Flow.connect(handle) as conn:
+            payload = bytes(100_000)
+            sent = 1000
+            for _ in range(sent):
+                conn.run(Flow.slow_note, payload, 0.001)
+            _, ran = conn.run(Flow.counts)
+            # what is in flight is bounded: the unacknowledged calls, and the worker's two queues (calls
+            # ready to run, calls waiting for a lower number) and the one it runs
+            assert sent - ran <= ONE_WAY_MAX_CALLS + 2 * ONE_WAY_QUEUE_CALLS + 2, (sent, ran)
+            assert conn.run(Flow.rss_mib) < 1024
+    finally:
+        handle.shutdown()
+
+
+def test_submitted_calls_in_flight_are_bounded() -> None:
+    handle = Flow.spawn()
+    try:
+        with Flow.connect(handle) as conn:
+            futures = [conn.submit(Flow.slow_echo, b"x", 0.0) for _ in range(3 * SUBMIT_MAX_CALLS)]
+            unfinished = sum(not f.done() for f in futures)
+            assert unfinished <= SUBMIT_MAX_CALLS
+            assert [f.result(60) for f in futures] == [1] * len(futures)
+    finally:
+        handle.shutdown()
