@@ -54,6 +54,11 @@ FIGURES: list[Fig] = [
     Fig("rss_idle_worker_mib", "rss", "rpc_parallel", "idle worker RSS", "MiB"),
     Fig("rss_idle_worker_peak_mib", "rss", "rpc_parallel", "idle worker peak RSS (VmHWM)", "MiB"),
     Fig("rss_multiprocessing_idle_child_mib", "rss", "multiprocessing", "idle spawn child RSS", "MiB"),
+    Fig("memory_pipe_stopped_growth_mib", "memory", "rpc_parallel",
+        "worker RSS growth, a 1 MiB-item pipe no longer read", "MiB"),
+    Fig("memory_one_way_worker_peak_mib", "memory", "rpc_parallel", "worker peak RSS, 100 KB one_ways to a slow worker",
+        "MiB"),
+    Fig("memory_one_way_master_peak_mib", "memory", "rpc_parallel", "master RSS during those one_ways", "MiB"),
 ]
 
 # Figures derived from the medians (best raw-grpcio variant of each workload), and run-level figures.
@@ -87,6 +92,9 @@ TARGETS: list[Target] = [
            "pipe"),
     Target("spawn_ratio_vs_multiprocessing", "spawn_rpc_parallel_s", "spawn_multiprocessing_s", 3.0, "max", "spawn"),
     Target("idle_worker_rss_mib", "rss_idle_worker_mib", None, 60.0, "max", "rss"),
+    Target("stopped_pipe_growth_mib", "memory_pipe_stopped_growth_mib", None, 64.0, "max", "memory"),
+    Target("one_way_worker_peak_mib", "memory_one_way_worker_peak_mib", None, 256.0, "max", "memory"),
+    Target("one_way_master_peak_mib", "memory_one_way_master_peak_mib", None, 256.0, "max", "memory"),
 ]
 
 # Ratios without a target, reported for context.
@@ -161,7 +169,7 @@ def render(figures: Mapping[str, float], runs: Mapping[str, list[float]], ratios
     in ``short`` (name -> "done of asked") were measured over fewer calls than asked."""
     lines = [header, "", "| workload | system | variant | median | unit | runs |", "|---|---|---|---:|---|---|"]
     known = [f for f in [*FIGURES, *DERIVED] if f.name in figures]
-    order = {w: i for i, w in enumerate(("spawn", "rtt", "relay", "calls", "payload", "pipe", "rss"))}
+    order = {w: i for i, w in enumerate(("spawn", "rtt", "relay", "calls", "payload", "pipe", "rss", "memory"))}
     known.sort(key=lambda f: order[f.workload])  # stable: keeps table order inside a workload
     for f in known:
         rs = runs.get(f.name, [])

@@ -54,16 +54,20 @@ class Sizes:
     payload_warmup: int  # gRPC's flow-control windows grow over a connection's first large messages
     payload_calls: int
     pipe_items: int
+    one_way_calls: int
     cap_s: float  # a variant stops early (and reports its rate so far) after this many seconds
 
 
 SIZES = {
     "full": Sizes(repetitions=3, rtt_warmup=200, rtt_calls=2000, calls=20_000, in_flight=64,
-                  payload_bytes=16 * MIB, payload_warmup=4, payload_calls=20, pipe_items=100_000, cap_s=8.0),
+                  payload_bytes=16 * MIB, payload_warmup=4, payload_calls=20, pipe_items=100_000, one_way_calls=10_000,
+                  cap_s=8.0),
     "quick": Sizes(repetitions=1, rtt_warmup=100, rtt_calls=500, calls=4_000, in_flight=64,
-                   payload_bytes=16 * MIB, payload_warmup=4, payload_calls=5, pipe_items=20_000, cap_s=3.0),
+                   payload_bytes=16 * MIB, payload_warmup=4, payload_calls=5, pipe_items=20_000, one_way_calls=2_000,
+                   cap_s=3.0),
     "smoke": Sizes(repetitions=1, rtt_warmup=5, rtt_calls=20, calls=200, in_flight=64,
-                   payload_bytes=1 * MIB, payload_warmup=1, payload_calls=2, pipe_items=1_000, cap_s=5.0),
+                   payload_bytes=1 * MIB, payload_warmup=1, payload_calls=2, pipe_items=1_000, one_way_calls=200,
+                   cap_s=5.0),
 }
 
 
@@ -517,6 +521,33 @@ def relay(env: Env, sizes: Sizes) -> dict[str, float]:
     return out
 
 
+def memory(env: Env, sizes: Sizes) -> dict[str, float]:
+    """Bounded memory (DESIGN.md section 10), on a fresh worker: its RSS growth while a pipe of
+    1 MiB items is open but no longer read; then both sides' peak RSS while sending 100 KB one_way
+    calls (10,000 in a full run) to a worker that takes 0.5 ms each (the caller must wait)."""
+    handle = Bench.spawn(name="bench-memory")
+    me = psutil.Process()
+    try:
+        with Bench.connect(handle) as conn:
+            idle = conn.run(Bench.rss_mib)
+            with conn.run(Bench.blobs, MIB, 100_000) as pipe:
+                next(pipe)  # then no more reading
+                time.sleep(1.0 if sizes.repetitions > 1 else 0.5)
+                stopped = conn.run(Bench.rss_mib)
+            payload = bytes(100_000)
+            worker_peak = master_peak = 0.0
+            for i in range(sizes.one_way_calls):
+                conn.run(Bench.slow_note, payload, 0.0005)
+                if not i % 200:
+                    worker_peak = max(worker_peak, conn.run(Bench.rss_mib))
+                    master_peak = max(master_peak, me.memory_info().rss / MIB)
+            worker_peak = max(worker_peak, conn.run(Bench.rss_mib))
+    finally:
+        shutdown_workers([handle])
+    return {"memory_pipe_stopped_growth_mib": max(0.01, stopped - idle), "memory_one_way_worker_peak_mib": worker_peak,
+            "memory_one_way_master_peak_mib": master_peak}
+
+
 def calls(env: Env, sizes: Sizes) -> dict[str, float]:
     """``calls`` calls of x -> x + 1 spread over 4 workers, ``in_flight`` unfinished at a time; the
     variants take turns every quarter of the calls."""
@@ -690,4 +721,5 @@ def rss(env: Env, sizes: Sizes) -> dict[str, float]:
 
 WORKLOADS: dict[str, Callable[[Env, Sizes], dict[str, float]]] = {
     "spawn": spawn, "rtt": rtt, "relay": relay, "calls": calls, "payload": payload, "pipe": pipe, "rss": rss,
+    "memory": memory,
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -47,3 +48,18 @@ class Bench(rp.Worker):
                     stop.wait(max(0.0, start + n / lines_per_s - time.monotonic()))
 
             threading.Thread(target=talk, daemon=True).start()
+
+    @rp.pipe
+    def blobs(self, size: int, count: int) -> Iterator[bytes]:
+        """``count`` items of ``size`` bytes, as fast as the caller reads them."""
+        for _ in range(count):
+            yield bytes(size)
+
+    @rp.one_way
+    def slow_note(self, payload: bytes, delay: float) -> None:
+        time.sleep(delay)
+
+    @rp.rpc
+    def rss_mib(self) -> float:
+        with open(f"/proc/{os.getpid()}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / (1 << 20)

@@ -37,6 +37,7 @@ FIGURES = [
     "pipe_rpc_parallel_items_s", "pipe_grpc_per_item_items_s", "pipe_multiprocessing_items_s",
     "rss_idle_worker_mib", "rss_idle_worker_peak_mib", "rss_multiprocessing_idle_child_mib",
     "rss_master_peak_mib", "rss_pool_worker_peak_mib",
+    "memory_pipe_stopped_growth_mib", "memory_one_way_worker_peak_mib", "memory_one_way_master_peak_mib",
 ]
 TARGETS = {
     "rtt_ratio_vs_grpc_floor": (1.15, "max"),
@@ -45,8 +46,11 @@ TARGETS = {
     "pipe_ratio_vs_grpc_per_item": (5.0, "min"),
     "spawn_ratio_vs_multiprocessing": (3.0, "max"),
     "idle_worker_rss_mib": (60.0, "max"),
+    "stopped_pipe_growth_mib": (64.0, "max"),
+    "one_way_worker_peak_mib": (256.0, "max"),
+    "one_way_master_peak_mib": (256.0, "max"),
 }
-RATIOS = [name for name in TARGETS if name != "idle_worker_rss_mib"] + [
+RATIOS = [name for name in TARGETS if not name.endswith("_mib")] + [
     "rtt_aio_ratio_vs_grpc_floor", "relay_rtt_ratio_printing_vs_quiet", "aio_calls_ratio_vs_best_grpc",
     "pipe_ratio_vs_multiprocessing",
 ]
