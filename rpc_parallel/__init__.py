@@ -10,9 +10,11 @@ import typing as _typing
 
 from ._app import start_app as start_app
 from ._client import Connection as Connection, Pipe as Pipe, connect as connect
+from ._deadline import deadline as deadline
 from ._errors import (
     AuthenticationError as AuthenticationError,
     ConnectionClosedError as ConnectionClosedError,
+    DeadlineExceededError as DeadlineExceededError,
     DeclarationError as DeclarationError,
     MessageTooLargeError as MessageTooLargeError,
     ProtocolError as ProtocolError,
@@ -91,6 +93,7 @@ __all__ = (
     "Closed",
     "Connection",
     "ConnectionClosedError",
+    "DeadlineExceededError",
     "DeclarationError",
     "DirectPipeFunction",
     "DirectPipeId",
@@ -127,6 +130,7 @@ __all__ = (
     "WorkerHandle",
     "aio",
     "connect",
+    "deadline",
     "direct_pipe",
     "expert",
     "one_way",

@@ -14,6 +14,7 @@
     ├── WorkerCrashedError          the worker process died (exit code or signal, stderr tail)
     ├── SpawnError                  a worker could not be started
     │   └── SpawnTimeoutError       no registration within ``spawn_timeout``
+    ├── DeadlineExceededError       a call did not finish by its ``rp.deadline`` (a ``TimeoutError``)
     ├── MessageTooLargeError        a message exceeded ``max_message_size``
     ├── AuthenticationError         the peer rejected our credentials
     ├── SettingsError               invalid settings, or a bad ``RPC_PARALLEL_RPC_SETTINGS``
@@ -27,6 +28,7 @@ from __future__ import annotations
 __all__ = (
     "AuthenticationError",
     "ConnectionClosedError",
+    "DeadlineExceededError",
     "DeclarationError",
     "DynamicCallError",
     "MessageTooLargeError",
@@ -139,6 +141,10 @@ class SpawnError(RpcParallelError):
 
 class SpawnTimeoutError(SpawnError, TimeoutError):
     """Raised when a worker did not register within ``spawn_timeout``; the process is killed."""
+
+
+class DeadlineExceededError(RpcParallelError, TimeoutError):
+    """Raised when a call did not finish by its ``rp.deadline``; the worker's side was cancelled."""
 
 
 class MessageTooLargeError(RpcParallelError):

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
 
 from ._codec import codec_for
+from ._deadline import expired, remaining
 from ._declaration import interactive_declaration
 from ._errors import (
     DeclarationError,
@@ -141,7 +142,10 @@ def spawn_worker(cls: type, arg: Any, *, shutdown_on: ShutdownOn, foreground: bo
     m.ensure_server()
     worker_settings = resolve(settings, m.app_settings)
     worker_id = uuid.uuid4().hex
-    deadline = time.monotonic() + (spawn_timeout if spawn_timeout is not None else 2 * connection_timeout)
+    budget = spawn_timeout if spawn_timeout is not None else 2 * connection_timeout
+    left = remaining()  # an rp.deadline shorter than the spawn's own budget bounds it instead
+    by_deadline = left is not None and left < budget
+    deadline = time.monotonic() + (left if by_deadline and left is not None else budget)
     record = WorkerRecord(worker_id=worker_id, name=name, expected_fingerprint=spec.fingerprint,
                           expected_functions=dict(spec.function_fingerprints), on_failure=on_failure,
                           outlives_master=shutdown_on is ShutdownOn.CALLED_SHUTDOWN_FUNCTION)
@@ -206,6 +210,8 @@ def spawn_worker(cls: type, arg: Any, *, shutdown_on: ShutdownOn, foreground: bo
         if foreground and proc.stdout:
             proc.stdout.close()
         m.workers.pop(worker_id, None)
+        if by_deadline and isinstance(exc, SpawnTimeoutError):
+            raise expired() from exc
         raise
     if not foreground:
         stderr_tail = functools.partial(_stderr_tail, tail, redirect_stderr, cd)

@@ -46,10 +46,12 @@ def open_channel(address: str, settings: RpcSettings, *, private: bool = False) 
     return grpc.insecure_channel(address, options=options)
 
 
-def dial(address: str, settings: RpcSettings, label: str) -> grpc.Channel:
+def dial(address: str, settings: RpcSettings, label: str, *,
+         expire: Callable[[], Exception] | None = None, within: float | None = None) -> grpc.Channel:
     """``open_channel``, connected: ``WorkerConnectionError`` at once if nothing accepts connections
     at ``address`` (``label``, a worker, is gone), or if it does not answer within
-    ``settings.handshake_timeout`` (a silent peer)."""
+    ``settings.handshake_timeout`` (a silent peer). With ``within`` seconds (a caller's deadline)
+    shorter than that, ``expire()`` is raised once they passed."""
     channel = open_channel(address, settings)
     outcome: list[grpc.ChannelConnectivity] = []
     settled = threading.Event()
@@ -59,12 +61,15 @@ def dial(address: str, settings: RpcSettings, label: str) -> grpc.Channel:
             outcome.append(state)
             settled.set()
 
+    patience = settings.handshake_timeout if within is None else min(within, settings.handshake_timeout)
     channel.subscribe(watch, try_to_connect=True)
-    settled.wait(settings.handshake_timeout)
+    settled.wait(patience)
     channel.unsubscribe(watch)
     if outcome == [grpc.ChannelConnectivity.READY]:
         return channel
     channel.close()
+    if not outcome and expire is not None and patience < settings.handshake_timeout:
+        raise expire()
     if outcome:
         raise WorkerConnectionError(f"could not reach {label} at {address}: the connection failed (nothing "
                                     "accepts connections there: is the worker gone?)")

@@ -20,6 +20,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from .._codec import MethodCodec, ServiceCodec, codec_for, joined, wire_size
+from .._deadline import expired, remaining
 from .._declaration import is_worker_type
 from .._errors import (
     ConnectionClosedError,
@@ -113,9 +114,11 @@ class Connection:
         self._spec = service_spec(cls)
         self._codec = codec_for(cls)
         self._label = worker_label(handle)
-        self._errors = ErrorBoundary(self._label)
+        self._errors = ErrorBoundary(self._label, timeout=expired)  # DEADLINE_EXCEEDED: an rp.deadline passed
         encoded_arg = self._codec.encode_connection_init(connection_arg)
-        self._channel = dial(handle.address, handle.settings, self._label)
+        within = remaining()
+        self._channel = dial(handle.address, handle.settings, self._label, expire=expired,
+                             within=within)
         self._methods: dict[Function[Any], _Method] = {}
         self._pending: dict[Any, int] = {}  # one_way calls not yet acknowledged -> their bytes
         self._pending_bytes = 0
@@ -136,7 +139,8 @@ class Connection:
             worker_id=handle.worker_id, fingerprint=self._spec.fingerprint, arg=encoded_arg,
             functions=fingerprint_messages(self._spec), service=self._spec.full_name)
         try:
-            self._session, self.connection_id = open_session(self._channel, request, handle.token, self._errors)
+            self._session, self.connection_id = open_session(self._channel, request, handle.token, self._errors,
+                                                             remaining() if within is not None else None)
         except BaseException:
             self._channel.close()
             raise
@@ -207,15 +211,16 @@ class Connection:
                 f"the arguments of {m.name} encode to {size} bytes, over max_message_size {limit}",
                 size=size, limit=limit)
 
-    def _run_spliced(self, m: _Method, rest: bytes, taken: list[tuple[int, bytes]]) -> Any:
+    def _run_spliced(self, m: _Method, rest: bytes, taken: list[tuple[int, bytes]], timeout: float | None) -> Any:
         """An rpc whose large ``bytes`` values travel unframed beside its message (Spliced/Call):
         no copy of them on either side, where a message would need one per side."""
         header = control_pb2.SplicedHeader(method=m.rpc_name, message=rest, fields=[n for n, _ in taken])
         if len(taken) == 1 and header.ByteSize() <= SPLICED_HEADER_MAX:
-            return self._run_spliced_one(m, header, taken[0][1])
+            return self._run_spliced_one(m, header, taken[0][1], timeout)
         if self._spliced is None:
             self._spliced = self._channel.stream_stream(SPLICED_CALL, None, None)
-        call = self._spliced(iter([header.SerializeToString(), *(v for _, v in taken)]), metadata=self._md)
+        call = self._spliced(iter([header.SerializeToString(), *(v for _, v in taken)]), metadata=self._md,
+                             timeout=timeout)
         try:
             with self._errors:
                 reply = control_pb2.SplicedHeader.FromString(next(call))
@@ -225,14 +230,15 @@ class Connection:
             raise ProtocolError(f"{self._label} sent a malformed reply to {m.name}: {exc!r}") from exc
         return m.codec.decode_result_parts(reply.message, found)
 
-    def _run_spliced_one(self, m: _Method, header: control_pb2.SplicedHeader, value: bytes) -> Any:
+    def _run_spliced_one(self, m: _Method, header: control_pb2.SplicedHeader, value: bytes,
+                         timeout: float | None) -> Any:
         """One large value: a unary call (Spliced/One), the header in metadata. Unlike a stream, it
         copies the value into gRPC on this thread, as a plain unary call does."""
         if self._spliced_one is None:
             self._spliced_one = self._channel.unary_unary(SPLICED_ONE, None, None)
         with self._errors:
             reply, call = self._spliced_one.with_call(
-                value, metadata=(*self._md, (SPLICED_KEY, header.SerializeToString())))
+                value, metadata=(*self._md, (SPLICED_KEY, header.SerializeToString())), timeout=timeout)
         raw = next((v for k, v in call.trailing_metadata() or () if k == SPLICED_KEY), None)
         if raw is None:
             raise ProtocolError(f"{self._label} sent a reply to {m.name} without its spliced header")
@@ -262,26 +268,28 @@ class Connection:
         self._check_open()
         m = self._method(f)
         kind = m.kind
+        timeout = remaining()  # an rp.deadline: the whole call (a pipe's whole stream) must end by then
         if kind is Kind.RPC:
             rest, taken = m.codec.encode_request_parts(m.codec.bind(args, kwargs))
             if taken:
                 self._check_size(m, wire_size(rest, taken))
                 if sum(len(v) for _, v in taken) >= _SPLICED_CALL_MIN:
-                    return self._run_spliced(m, rest, taken)
+                    return self._run_spliced(m, rest, taken, timeout)
                 rest = joined(rest, taken)
             else:
                 self._check_size(m, len(rest))
             with self._errors:
-                return m.codec.decode_result(m.call(rest, metadata=self._md))
+                return m.codec.decode_result(m.call(rest, metadata=self._md, timeout=timeout))
         if kind is Kind.ONE_WAY:
             data = self._request(m, args, kwargs)
             size = len(data)
             with self._room:  # a bounded number (and bytes) in flight: the caller waits for acks
                 while self._pending and not self.closed and (
                         len(self._pending) >= ONE_WAY_MAX_CALLS or self._pending_bytes + size > ONE_WAY_MAX_BYTES):
-                    self._room.wait()
+                    self._room.wait(remaining())
                 # numbered: the worker runs this connection's one-way calls in this order (_inorder)
-                fut = m.call.future(data, metadata=(*self._md, (SEQ_KEY, str(next(self._one_way_seq)))))
+                fut = m.call.future(data, metadata=(*self._md, (SEQ_KEY, str(next(self._one_way_seq)))),
+                                    timeout=timeout)
                 self._pending[fut] = size
                 self._pending_bytes += size
             fut.add_done_callback(self._one_way_done)
@@ -289,10 +297,11 @@ class Connection:
         if kind is Kind.PIPE:
             data = self._request(m, args, kwargs)
             # returns once the generator started, as OCaml's f has returned its pipe (subscribe, then trigger)
-            return Pipe(m.call(data, metadata=self._md), m.codec.decode_items, self._label).wait_started()
+            return Pipe(m.call(data, metadata=self._md, timeout=timeout), m.codec.decode_items,
+                        self._label).wait_started()
         if kind is Kind.STATE:
             data = self._request(m, args, kwargs)
-            call = m.call(data, metadata=self._md)
+            call = m.call(data, metadata=self._md, timeout=timeout)
             with self._errors:
                 first = next(call)
             _, state, _ = m.codec.decode_state_message(first)
@@ -302,16 +311,17 @@ class Connection:
             if on_update is None:
                 raise TypeError(f"{m.name}() is a direct_pipe: pass on_update=callback")
             data = self._request(m, args, kwargs)
-            return self._direct_pipe(m, data, on_update)
-        return self._reverse_pipe(m, args, kwargs)
+            return self._direct_pipe(m, data, on_update, timeout)
+        return self._reverse_pipe(m, args, kwargs, timeout)
 
     def _one_way_done(self, fut: Any) -> None:
         with self._room:
             self._pending_bytes -= self._pending.pop(fut, 0)
             self._room.notify()
 
-    def _direct_pipe(self, m: _Method, data: bytes, on_update: Callable[[Any], object]) -> DirectPipeId:
-        call = m.call(data, metadata=self._md)
+    def _direct_pipe(self, m: _Method, data: bytes, on_update: Callable[[Any], object],
+                     timeout: float | None) -> DirectPipeId:
+        call = m.call(data, metadata=self._md, timeout=timeout)
         pipe_id = DirectPipeId(next(self._direct_ids))
         self._direct[pipe_id.value] = call
         errors = self._errors
@@ -341,7 +351,7 @@ class Connection:
         threading.Thread(target=deliver, name=f"rpc_parallel-direct-{pipe_id.value}", daemon=True).start()
         return pipe_id
 
-    def _reverse_pipe(self, m: _Method, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def _reverse_pipe(self, m: _Method, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> Any:
         values = m.codec.bind(args, kwargs)
         index = m.updates_index
         updates: Iterable[Any] = values[index]
@@ -358,7 +368,7 @@ class Connection:
             if batch:
                 yield m.codec.encode_updates(batch)
 
-        return m.codec.decode_result(upload(m.call, requests(), self._md, self._errors))
+        return m.codec.decode_result(upload(m.call, requests(), self._md, self._errors, timeout))
 
     def submit(self, f: RpcFunction[P, R], *args: P.args, **kwargs: P.kwargs) -> concurrent.futures.Future[R]:
         """Start an ``rpc`` call and return a future of its result. Calls on a connection share one
@@ -368,11 +378,12 @@ class Connection:
         if m.kind is not Kind.RPC:
             raise TypeError(f"submit takes an rpc function; {m.name} is a {m.kind.value}")
         data = self._request(m, args, kwargs)
-        if self._pipelined and len(data) <= PIPELINE_MAX_REQUEST:
+        timeout = remaining()  # under an rp.deadline, a unary call: gRPC cancels it at the deadline
+        if self._pipelined and len(data) <= PIPELINE_MAX_REQUEST and timeout is None:
             return self._pipe().submit(m.rpc_name, data, m.codec.decode_result)
         result: concurrent.futures.Future[R] = concurrent.futures.Future()
         result.set_running_or_notify_cancel()  # on its way: cancel() cannot stop it
-        call = m.call.future(data, metadata=self._md)
+        call = m.call.future(data, metadata=self._md, timeout=timeout)
         decode = m.codec.decode_result
         label = self._label
 
@@ -380,7 +391,7 @@ class Connection:
             try:
                 result.set_result(decode(c.result()))
             except grpc.RpcError as exc:  # a future's boundary: the error goes into the future
-                result.set_exception(map_rpc_error(exc, worker=label))
+                result.set_exception(map_rpc_error(exc, worker=label, timeout=expired))
             except BaseException as exc:
                 result.set_exception(exc)
 
@@ -411,7 +422,8 @@ class Connection:
         """Make the worker server refuse new connections; existing ones go on."""
         self._check_open()
         with self._errors:
-            self._control.CloseServer(control_pb2.CloseServerRequest(worker_id=self.handle.worker_id), metadata=self._md)
+            self._control.CloseServer(control_pb2.CloseServerRequest(worker_id=self.handle.worker_id),
+                                      metadata=self._md, timeout=remaining())
 
     def logs(self, level: int = logging.INFO) -> Pipe[LogRecord]:
         """The worker's ``logging`` records at ``level`` or above, from now on (no backlog): a pipe
@@ -419,7 +431,7 @@ class Connection:
         subscriber too slow to keep up loses records, and gets a WARNING record saying how many."""
         self._check_open()
         call = self._control.Logs(control_pb2.LogsRequest(worker_id=self.handle.worker_id, level=level),
-                                  metadata=self._md)
+                                  metadata=self._md, timeout=remaining())
         return Pipe(call, _log_records, self._label).wait_started()
 
     def worker_settings(self) -> RpcSettings:
@@ -427,7 +439,7 @@ class Connection:
         self._check_open()
         with self._errors:
             reply = self._control.Settings(control_pb2.SettingsRequest(worker_id=self.handle.worker_id),
-                                           metadata=self._md)
+                                           metadata=self._md, timeout=remaining())
         return RpcSettings.from_json(reply.settings_json)
 
     # -- closing -------------------------------------------------------------------------------

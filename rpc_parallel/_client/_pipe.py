@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
+from .._deadline import expired
 from .._errors import RpcParallelError
 from .._grpc_errors import ErrorBoundary
 
@@ -20,7 +21,7 @@ class Pipe(Generic[T]):
     def __init__(self, call: Any, decode: Callable[[Any], list[T]], label: str) -> None:
         self._call = call
         self._decode = decode
-        self._errors = ErrorBoundary(label)
+        self._errors = ErrorBoundary(label, timeout=expired)  # DEADLINE_EXCEEDED: an rp.deadline passed
         self._batch: Iterator[T] = iter(())
         self._closed = False
 

@@ -7,11 +7,13 @@ ends the connection when it ends. Every later call of the connection names it in
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import grpc
 
-from .._errors import WorkerConnectionError
+from .._deadline import expired
+from .._errors import RpcParallelError, WorkerConnectionError
 from .._grpc_errors import ErrorBoundary
 from .._handle import WorkerHandle
 from .._proto import control_pb2, control_pb2_grpc
@@ -23,15 +25,33 @@ Metadata = tuple[tuple[str, str], ...]
 
 
 def open_session(channel: grpc.Channel, request: control_pb2.OpenConnectionRequest, token: str,
-                 errors: ErrorBoundary) -> tuple[Any, str]:
+                 errors: ErrorBoundary, within: float | None = None) -> tuple[Any, str]:
     """Open a connection on ``channel``: its OpenConnection stream (cancel it to close the
-    connection) and its id."""
+    connection) and its id. With ``within`` (seconds of a caller's deadline), an opening that takes
+    longer is cancelled, and ``DeadlineExceededError`` raised."""
     session: Any = control_pb2_grpc.ControlStub(channel).OpenConnection(request, metadata=((TOKEN_KEY, token),))
+    late = threading.Event()
+    timer = None
+    if within is not None:  # the stream outlives the deadline once open: only the opening is timed
+        def give_up() -> None:
+            late.set()
+            session.cancel()
+
+        timer = threading.Timer(within, give_up)
+        timer.daemon = True
+        timer.start()
     try:
         with errors:
             event = next(session)
     except StopIteration:
         raise WorkerConnectionError(f"{errors.worker} closed the connection while opening it") from None
+    except RpcParallelError as exc:
+        if late.is_set():
+            raise expired() from exc
+        raise
+    finally:
+        if timer is not None:
+            timer.cancel()
     return session, event.connection_id
 
 

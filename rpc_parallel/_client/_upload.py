@@ -12,7 +12,8 @@ from ._session import Metadata
 __all__ = ("upload",)
 
 
-def upload(call: Any, messages: Iterator[bytes], metadata: Metadata, errors: ErrorBoundary) -> bytes:
+def upload(call: Any, messages: Iterator[bytes], metadata: Metadata, errors: ErrorBoundary,
+           timeout: float | None = None) -> bytes:
     """Send ``messages`` on the client-streaming multicallable ``call``; its reply.
 
     ``messages`` runs on gRPC's thread. If it raises (the caller's iterable failed, or one of its
@@ -31,7 +32,7 @@ def upload(call: Any, messages: Iterator[bytes], metadata: Metadata, errors: Err
             started.wait()
             holder[0].cancel()
 
-    future = call.future(guarded(), metadata=metadata)
+    future = call.future(guarded(), metadata=metadata, timeout=timeout)
     holder.append(future)
     started.set()
     try:

@@ -6,6 +6,7 @@ import logging
 import queue
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import rpc_parallel as rp
@@ -79,3 +80,31 @@ class Logging(rp.Worker):
     @rp.rpc
     def log(self, level: int, message: str) -> None:
         logging.getLogger("first_day").log(level, message)
+
+
+class Slow(rp.Worker):
+    """Calls that take their time, for deadlines."""
+
+    def init_worker_state(self) -> None:
+        self.closed_generators = 0
+
+    @rp.rpc
+    def sleep(self, seconds: float) -> float:
+        time.sleep(seconds)
+        return seconds
+
+    @rp.pipe
+    def trickle(self, every: float) -> Iterator[int]:
+        n = 0
+        try:
+            while True:
+                yield n
+                n += 1
+                time.sleep(every)
+        except GeneratorExit:
+            self.closed_generators += 1
+            raise
+
+    @rp.rpc
+    def generators_closed(self) -> int:
+        return self.closed_generators

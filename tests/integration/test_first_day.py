@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -18,7 +19,7 @@ import pytest
 
 import rpc_parallel as rp
 
-from .first_day_workers import Bus, Logging, Talker
+from .first_day_workers import Bus, Logging, Slow, Talker
 from .workers import Calls
 
 SLOW_HANDSHAKE = rp.RpcSettings(handshake_timeout=60.0)
@@ -384,3 +385,67 @@ def test_log_records_fan_out_from_subscription_on_and_close_unsubscribes() -> No
             warnings.close()
     finally:
         handle.shutdown()
+
+
+# -- rp.deadline --------------------------------------------------------------------------------------
+
+
+def test_a_deadline_ends_calls_of_every_kind_and_the_worker_lives_on() -> None:
+    handle = Slow.spawn()
+    try:
+        with Slow.connect(handle) as conn:
+            started = time.monotonic()
+            with pytest.raises(rp.DeadlineExceededError) as info, rp.deadline(0.5):
+                conn.run(Slow.sleep, 30)
+            assert isinstance(info.value, TimeoutError)
+            with pytest.raises(rp.DeadlineExceededError), rp.deadline(0.5):
+                conn.submit(Slow.sleep, 30).result(30)
+            with pytest.raises(rp.DeadlineExceededError), rp.deadline(0.5):
+                for _ in conn.run(Slow.trickle, 0.05):
+                    pass
+            assert time.monotonic() - started < 20  # not the 30 s the calls asked for
+            deadline = time.monotonic() + 10
+            while conn.run(Slow.generators_closed) == 0:  # the worker's side was cancelled
+                assert time.monotonic() < deadline, "the generator was not closed"
+                time.sleep(0.02)
+            assert conn.run(Slow.sleep, 0) == 0  # the worker and the connection live on
+    finally:
+        handle.shutdown()
+
+
+def test_nested_deadlines_the_earliest_wins(calls: rp.WorkerHandle) -> None:
+    handle = Slow.spawn()
+    try:
+        with Slow.connect(handle) as conn:
+            for outer, inner in ((30, 0.3), (0.3, 30)):
+                started = time.monotonic()
+                with pytest.raises(rp.DeadlineExceededError), rp.deadline(outer), rp.deadline(inner):
+                    conn.run(Slow.sleep, 30)
+                assert time.monotonic() - started < 15
+            with rp.deadline(30):
+                assert conn.run(Slow.sleep, 0.01) == 0.01  # within it: fine
+    finally:
+        handle.shutdown()
+
+
+def test_spawn_and_connect_honour_a_deadline(calls: rp.WorkerHandle) -> None:
+    with pytest.raises(rp.DeadlineExceededError), rp.deadline(0.001):
+        Slow.spawn()  # cannot be up in a millisecond; the process it started is gone (no leak)
+    with rp.deadline(0):
+        with pytest.raises(rp.DeadlineExceededError):
+            Calls.connect(calls, "t")
+
+
+def test_a_deadline_in_asyncio() -> None:
+    async def main() -> None:
+        handle = await rp.aio.spawn(Slow)
+        try:
+            conn = await rp.aio.connect(Slow, handle)
+            with pytest.raises(rp.DeadlineExceededError), rp.deadline(0.5):
+                await conn.run(Slow.sleep, 30)
+            assert await conn.run(Slow.sleep, 0) == 0
+            await conn.aclose()
+        finally:
+            handle.shutdown()
+
+    asyncio.run(main())
