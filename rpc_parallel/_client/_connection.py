@@ -372,7 +372,8 @@ class Connection:
 
     def submit(self, f: RpcFunction[P, R], *args: P.args, **kwargs: P.kwargs) -> concurrent.futures.Future[R]:
         """Start an ``rpc`` call and return a future of its result. Calls on a connection share one
-        stream (docs/function-kinds.md); a call on its way cannot be cancelled (``cancel()`` is False)."""
+        stream (docs/function-kinds.md). Until the result is in, ``future.cancel()`` cancels the call
+        (a function already running finishes; its result is dropped)."""
         self._check_open()
         m = self._method(f)
         if m.kind is not Kind.RPC:
@@ -382,12 +383,17 @@ class Connection:
         if self._pipelined and len(data) <= PIPELINE_MAX_REQUEST and timeout is None:
             return self._pipe().submit(m.rpc_name, data, m.codec.decode_result)
         result: concurrent.futures.Future[R] = concurrent.futures.Future()
-        result.set_running_or_notify_cancel()  # on its way: cancel() cannot stop it
         call = m.call.future(data, metadata=self._md, timeout=timeout)
         decode = m.codec.decode_result
         label = self._label
 
+        def cancelled(f: concurrent.futures.Future[R]) -> None:
+            if f.cancelled():
+                call.cancel()  # the caller's Future.cancel(): the worker's side is cancelled
+
         def done(c: Any) -> None:
+            if not result.set_running_or_notify_cancel():
+                return
             try:
                 result.set_result(decode(c.result()))
             except grpc.RpcError as exc:  # a future's boundary: the error goes into the future
@@ -395,6 +401,7 @@ class Connection:
             except BaseException as exc:
                 result.set_exception(exc)
 
+        result.add_done_callback(cancelled)
         call.add_done_callback(done)
         return result
 

@@ -55,14 +55,14 @@ class Pipeline:
         return self._failure is not None
 
     def submit(self, method: str, request: bytes, decode: Callable[[bytes], Any]) -> concurrent.futures.Future[Any]:
-        """Start a call of ``method``; the future gets ``decode(reply)`` or the call's error. It is
-        running from the start: a call on its way cannot be cancelled (``cancel()`` is False).
+        """Start a call of ``method``; the future gets ``decode(reply)`` or the call's error. Until
+        it has, ``future.cancel()`` cancels the call: the worker does not run it if it has not
+        started, or drops its result.
 
         With ``SUBMIT_MAX_CALLS`` calls or ``SUBMIT_MAX_BYTES`` of requests in flight, the caller
         waits for some to finish (but a done-callback, which runs on the reader thread, never waits:
         the reader is what makes room)."""
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        future.set_running_or_notify_cancel()
         call_id = next(self._ids)
         size = len(request)
         reader = threading.current_thread() is self._reader
@@ -75,34 +75,54 @@ class Pipeline:
                 self._pending[call_id] = (future, decode, size)
                 self._pending_bytes += size
         if failure is not None:
+            future.set_running_or_notify_cancel()
             future.set_exception(failure())
             return future
         self._queue.put(control_pb2.PipelineCall(id=call_id, method=method, request=request))
+        future.add_done_callback(functools.partial(self._done, call_id))
         return future
 
+    def _done(self, call_id: int, future: concurrent.futures.Future[Any]) -> None:
+        """A future ended: if the caller cancelled it, forget the call and tell the worker."""
+        if not future.cancelled():
+            return
+        with self._lock:
+            entry = self._pending.pop(call_id, None)
+            if entry is not None:
+                self._pending_bytes -= entry[2]
+                self._room.notify()
+        if entry is not None and self._failure is None:
+            self._queue.put(call_id)
+
     def _requests(self) -> Iterator[control_pb2.PipelineRequests]:
-        """The request stream (gRPC consumes it on its own thread): batches of queued calls."""
+        """The request stream (gRPC consumes it on its own thread): batches of queued calls, and the
+        ids of calls cancelled meanwhile."""
         get, get_nowait = self._queue.get, self._queue.get_nowait
         cap = self._batch
-        call = get()
-        while call is not _END:
-            batch, size = [call], call.ByteSize() + 8
+        item = get()
+        while item is not _END:
+            calls: list[control_pb2.PipelineCall] = []
+            cancels: list[int] = []
+            size = 0
             while True:  # add what is queued while it fits; what does not opens the next batch
+                if type(item) is int:
+                    cancels.append(item)
+                else:
+                    more = item.ByteSize() + 8  # the call's own framing inside the batch
+                    if calls and size + more > cap:
+                        break
+                    calls.append(item)
+                    size += more
                 try:
-                    call = get_nowait()
+                    item = get_nowait()
                 except queue.Empty:
-                    call = None
+                    item = None
                     break
-                if call is _END:
+                if item is _END:
                     break
-                more = call.ByteSize() + 8  # the call's own framing inside the batch
-                if size + more > cap:
-                    break
-                batch.append(call)
-                size += more
-            yield control_pb2.PipelineRequests(calls=batch)
-            if call is None:
-                call = get()
+            yield control_pb2.PipelineRequests(calls=calls, cancel=cancels)
+            if item is None:
+                item = get()
 
     def _read(self) -> None:
         label = self._label
@@ -133,6 +153,8 @@ class Pipeline:
         if entry is None:
             return
         future, decode, _ = entry
+        if not future.set_running_or_notify_cancel():
+            return  # cancelled meanwhile
         if result.HasField("error"):
             future.set_exception(map_error_info(result.error, worker=self._label))
             return
@@ -153,7 +175,8 @@ class Pipeline:
             self._room.notify_all()
         self._queue.put(_END)  # gRPC's thread may be waiting in _requests
         for future, _, _ in pending.values():
-            future.set_exception(self._failure())
+            if future.set_running_or_notify_cancel():
+                future.set_exception(self._failure())
 
     def close(self) -> None:
         """End the stream; calls still in flight fail with ``ConnectionClosedError``."""

@@ -178,10 +178,12 @@ class PipelineCall(_message.Message):
     def __init__(self, id: _Optional[int] = ..., method: _Optional[str] = ..., request: _Optional[bytes] = ...) -> None: ...
 
 class PipelineRequests(_message.Message):
-    __slots__ = ("calls",)
+    __slots__ = ("calls", "cancel")
     CALLS_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
     calls: _containers.RepeatedCompositeFieldContainer[PipelineCall]
-    def __init__(self, calls: _Optional[_Iterable[_Union[PipelineCall, _Mapping]]] = ...) -> None: ...
+    cancel: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, calls: _Optional[_Iterable[_Union[PipelineCall, _Mapping]]] = ..., cancel: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class PipelineResult(_message.Message):
     __slots__ = ("id", "reply", "more", "error")

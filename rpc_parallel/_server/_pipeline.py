@@ -35,14 +35,16 @@ def serve(core: WorkerCore, requests: Iterator[control_pb2.PipelineRequests],
     if not context.add_callback(lambda: out.put(None)):  # cancelled, or the server stops
         return
     submitted = [0]
+    cancelled: set[int] = set()  # calls the caller gave up on: not run if not started yet
 
     def read() -> None:
         submit = core.submit_call
         try:
             for batch in requests:
+                cancelled.update(batch.cancel)
                 for call in batch.calls:
                     submitted[0] += 1
-                    submit(_run, core, conn, call, part, out)
+                    submit(_run, core, conn, call, part, out, cancelled)
         except Exception:  # the stream failed or the server is stopping: the writer hears of it
             pass
         out.put((_END, submitted[0]))
@@ -78,10 +80,18 @@ def serve(core: WorkerCore, requests: Iterator[control_pb2.PipelineRequests],
 
 
 def _run(core: WorkerCore, conn: str, call: control_pb2.PipelineCall, part: int,
-         out: queue.SimpleQueue[Any]) -> None:
-    """Run one call; always answer it (the stream ends once every call got its answer)."""
+         out: queue.SimpleQueue[Any], cancelled: set[int]) -> None:
+    """Run one call (unless cancelled before it started); always answer it (the stream ends once
+    every call got its answer)."""
+    if call.id in cancelled:
+        cancelled.discard(call.id)
+        out.put([control_pb2.PipelineResult(id=call.id, error=errors_pb2.ErrorInfo(
+            type="Cancelled", message="the caller cancelled this call", worker_id=core.worker_id,
+            worker_name=core.name or ""))])
+        return
     try:
         results = _outcome(core, conn, call, part)
+        cancelled.discard(call.id)  # a cancel that came while it ran: its result is dropped there
     except BaseException as exc:  # what _outcome lets through (e.g. an error that cannot describe itself)
         results = [control_pb2.PipelineResult(id=call.id, error=errors_pb2.ErrorInfo(
             type=type(exc).__qualname__, message="(the error could not be described)",

@@ -449,3 +449,22 @@ def test_a_deadline_in_asyncio() -> None:
             handle.shutdown()
 
     asyncio.run(main())
+
+
+def test_cancelling_a_submitted_call_cancels_it() -> None:
+    handle = Slow.spawn()
+    try:
+        with Slow.connect(handle) as conn:
+            running = conn.submit(Slow.sleep, 1.0)
+            queued = [conn.submit(Slow.sleep, 0.5) for _ in range(3)]
+            for f in queued:
+                assert f.cancel()
+            assert running.cancel()
+            assert all(f.cancelled() for f in [running, *queued])
+            assert conn.submit(Slow.sleep, 0).result(30) == 0  # the connection and the stream go on
+            with rp.deadline(30):  # the unary path (under a deadline) cancels too
+                f = conn.submit(Slow.sleep, 5)
+                assert f.cancel()
+            assert conn.run(Slow.sleep, 0) == 0
+    finally:
+        handle.shutdown()

@@ -111,12 +111,11 @@ def test_a_small_max_message_size_keeps_calls_unary() -> None:
         worker.shutdown()
 
 
-def test_a_submitted_call_cannot_be_cancelled_and_the_stream_goes_on(calls: rp.WorkerHandle) -> None:
+def test_a_submitted_call_can_be_cancelled_and_the_stream_goes_on(calls: rp.WorkerHandle) -> None:
     with Calls.connect(calls, "t") as conn:
         held = conn.submit(Calls.held)
-        assert not held.cancel() and not held.cancelled()  # on its way: it will run
+        assert held.cancel() and held.cancelled()  # the worker drops its result when it is done
         conn.run(Calls.release)
-        assert held.result(30) == 1
         assert conn.submit(Calls.tagged, 3).result(30) == "t:3"
 
         async def impatient() -> str:
