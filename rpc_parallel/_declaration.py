@@ -17,7 +17,8 @@ from typing import Any
 from ._errors import DeclarationError
 from ._function import Function
 
-__all__ = ("CONNECTION_STATE", "RESERVED", "WorkerMeta", "declared_functions", "init_takes_arg", "interactive_declaration", "is_worker_type",
+__all__ = ("CONNECTION_STATE", "RESERVED", "WorkerMeta", "declared_functions", "init_takes_arg", "install_declaration_check", "interactive_declaration",
+           "is_worker_type",
            "location", "workers_in_module")
 
 RESERVED = frozenset({
@@ -27,6 +28,9 @@ RESERVED = frozenset({
 
 # the connection state of the call running in this thread or task (``Worker.connection_state``)
 CONNECTION_STATE: contextvars.ContextVar[Any] = contextvars.ContextVar("rpc_parallel_connection_state")
+
+# checks run when a worker class is created, installed by the schema layer (which this layer cannot import)
+_DECLARATION_CHECKS: list[Callable[[type], None]] = []
 
 # module name -> worker classes in definition order (a .proto file holds all of a module's workers)
 _BY_MODULE: dict[str, list[type]] = {}
@@ -93,6 +97,8 @@ class WorkerMeta(type):
                 _check_init(name, init, namespace[init])
         if any(isinstance(b, WorkerMeta) for b in bases):
             _check_importable(cls)
+            for check in _DECLARATION_CHECKS:
+                check(cls)
             _BY_MODULE.setdefault(cls.__module__, []).append(cls)
         return cls
 
@@ -150,6 +156,11 @@ def init_takes_arg(cls: type, name: str) -> bool:
     """Whether ``cls``'s ``init_worker_state``/``init_connection_state`` (``name``) takes an argument
     (the defaults do, and ignore it; a declared one may take none)."""
     return len(inspect.signature(getattr(cls, name)).parameters) > 1
+
+
+def install_declaration_check(check: Callable[[type], None]) -> None:
+    """Run ``check(cls)`` on every worker class when it is created (it raises to refuse it)."""
+    _DECLARATION_CHECKS.append(check)
 
 
 def is_worker_type(obj: object) -> bool:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._declaration import declared_functions, location, workers_in_module
+from .._declaration import declared_functions, install_declaration_check, location, workers_in_module
 from .._errors import DeclarationError, UnsupportedTypeError
 from .._function import PICKLED, Function, Kind
 from .._handle import WorkerHandle
@@ -117,6 +117,20 @@ def _latest(classes: list[type]) -> tuple[type, ...]:
     """
     last = {c.__qualname__: i for i, c in enumerate(classes) if "<locals>" not in c.__qualname__}
     return tuple(c for i, c in enumerate(classes) if last.get(c.__qualname__, i) == i)
+
+
+def check_declaration(cls: type) -> None:
+    """Check ``cls`` when it is defined, as far as can be known then: every error of its schema
+    (``UnsupportedTypeError``...) but an annotation naming a class defined later in its module,
+    which is resolved, and checked, at first use."""
+    try:
+        _Builder((cls,)).build()
+    except DeclarationError as exc:
+        if not isinstance(exc.__cause__, NameError):
+            raise
+
+
+install_declaration_check(check_declaration)
 
 
 def service_spec(cls: type) -> ServiceSpec:
@@ -307,8 +321,8 @@ class _Builder:
     def _hints(self, obj: Callable[..., Any] | type, where: _Where) -> dict[str, Any]:
         try:
             return typing.get_type_hints(obj, include_extras=True)
-        except NameError as exc:
-            raise DeclarationError(f"{where}: cannot resolve a type annotation: {exc}") from None
+        except NameError as exc:  # kept as the cause: at class definition it may name a later class
+            raise DeclarationError(f"{where}: cannot resolve a type annotation: {exc}") from exc
         except Exception as exc:  # a malformed annotation string, an unsupported typing form
             raise DeclarationError(f"{where}: invalid type annotation: {type(exc).__name__}: {exc}") from None
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from rpc_parallel import DeclarationError
+
 MakeModule = Callable[..., types.ModuleType]
 
 
@@ -27,7 +29,9 @@ def make_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Mak
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
     created: list[str] = []
 
-    def make(source: str, name: str | None = None) -> types.ModuleType:
+    def make(source: str, name: str | None = None, defer: bool = False) -> types.ModuleType:
+        """``defer``: a ``DeclarationError`` raised by the import (when a class is defined) is kept
+        as the ``declaration_error`` of a stand-in module with the same name and file."""
         name = name or f"decl_{uuid.uuid4().hex[:10]}"
         path = tmp_path / (name.replace(".", "/") + ".py")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -35,7 +39,15 @@ def make_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Mak
         importlib.invalidate_caches()
         sys.modules.pop(name, None)
         created.append(name)
-        return importlib.import_module(name)
+        try:
+            return importlib.import_module(name)
+        except DeclarationError as exc:
+            if not defer:
+                raise
+            stand_in = types.ModuleType(name)
+            stand_in.__file__ = str(path)
+            stand_in.declaration_error = exc  # type: ignore[attr-defined]
+            return stand_in
 
     yield make
     for name in created:

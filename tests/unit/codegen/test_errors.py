@@ -24,7 +24,14 @@ import rpc_parallel as rp
 
 
 def generate_error(module: types.ModuleType, expected: type[Exception]) -> str:
-    """Run the whole pipeline on ``module``; it must raise ``expected``. Returns the message."""
+    """The error of ``module``'s declaration: raised when its class was defined (``make_module(...,
+    defer=True)`` kept it), or else by the whole pipeline. It must be an ``expected``; returns the
+    message."""
+    early = getattr(module, "declaration_error", None)
+    if early is not None:
+        assert isinstance(early, expected), early
+        assert_not_from_protobuf(early)
+        return str(early)
     with pytest.raises(expected) as info:
         generate(module.__name__)
     assert_not_from_protobuf(info.value)
@@ -47,7 +54,7 @@ class W(rp.Worker):
     @rp.rpc  # here
     def f(self, ok: int, x: {hint}) -> int:
         return 0
-""")
+""", defer=True)
     message = generate_error(mod, UnsupportedTypeError)
     assert_names(message, mod, "# here", "class W", "function f", "parameter x")
     assert "parameter ok" not in message
@@ -59,7 +66,7 @@ class W(rp.Worker):
     @rp.rpc  # here
     def f(self) -> set[int]:
         return set()
-""")
+""", defer=True)
     assert_names(generate_error(mod, UnsupportedTypeError), mod, "# here", "class W", "function f", "the result")
 
 
@@ -73,7 +80,7 @@ class Bag:
 class W(rp.Worker):
     @rp.rpc
     def f(self, bag: Bag) -> None: ...
-""")
+""", defer=True)
     assert_names(generate_error(mod, UnsupportedTypeError), mod, "# here", "dataclass Bag", "field items", "set[int]")
 
 
@@ -82,7 +89,7 @@ def test_unsupported_init_argument(make_module: MakeModule) -> None:
 class W(rp.Worker):
     def init_worker_state(self, arg: frozenset[int]) -> None:  # here
         pass
-""")
+""", defer=True)
     assert_names(generate_error(mod, UnsupportedTypeError), mod, "# here", "class W", "function init_worker_state",
                  "parameter arg")
 
@@ -93,7 +100,7 @@ class W(rp.Worker):
     @rp.rpc  # here
     def f(self, x, y: int) -> int:
         return 0
-""")
+""", defer=True)
     message = generate_error(mod, DeclarationError)
     assert_names(message, mod, "# here", "class W", "function f", "parameter x", "missing type annotation")
 
@@ -104,7 +111,7 @@ class W(rp.Worker):
     @rp.rpc  # here
     def f(self, y: int):
         return 0
-""")
+""", defer=True)
     assert_names(generate_error(mod, DeclarationError), mod, "# here", "class W", "function f", "return annotation")
 
 
@@ -114,7 +121,7 @@ class W(rp.Worker):
     @rp.rpc  # here
     def f(self, x: Missing) -> int:
         return 0
-""")
+""", defer=True)
     assert_names(generate_error(mod, DeclarationError), mod, "# here", "class W", "function f", "Missing")
 
 
@@ -157,7 +164,7 @@ class W(rp.Worker):
     @rp.pipe  # here
     def f(self, n: int) -> list[int]:
         return []
-""")
+""", defer=True)
     assert_names(generate_error(mod, DeclarationError), mod, "# here", "class W", "function f", "iterator")
 
 
@@ -167,7 +174,7 @@ class W(rp.Worker):
     @rp.state  # here
     def f(self) -> int:
         return 0
-""")
+""", defer=True)
     assert_names(generate_error(mod, DeclarationError), mod, "# here", "class W", "function f", "tuple[S, Iterator[U]]")
 
 
@@ -177,7 +184,7 @@ class W(rp.Worker):
     @rp.direct_pipe  # here
     def f(self, every: float) -> None:
         pass
-""")
+""", defer=True)
     assert_names(generate_error(mod, DeclarationError), mod, "# here", "class W", "function f", "rp.DirectWriter[T]")
 
 
@@ -187,7 +194,7 @@ class W(rp.Worker):
     @rp.reverse_pipe  # here
     def f(self, x: int) -> int:
         return x
-""")
+""", defer=True)
     assert_names(generate_error(mod, DeclarationError), mod, "# here", "class W", "function f", "Iterator[T]")
 
 
@@ -197,7 +204,7 @@ class W(rp.Worker):
     @rp.rpc  # here
     def f(self, xs: Iterator[int]) -> int:
         return 0
-""")
+""", defer=True)
     assert_names(generate_error(mod, UnsupportedTypeError), mod, "# here", "class W", "function f", "parameter xs",
                  "reverse_pipe")
 
@@ -219,12 +226,12 @@ def test_dataclasses_named_alike_from_two_modules(make_module: MakeModule) -> No
 @dataclass  # here
 class Point:
     x: int
-""")
+""", defer=True)
     b = make_module(HEADER + """
 @dataclass  # here
 class Point:
     x: float
-""")
+""", defer=True)
     mod = make_module(HEADER + f"""
 import {a.__name__} as a
 import {b.__name__} as b
@@ -233,7 +240,7 @@ import {b.__name__} as b
 class W(rp.Worker):
     @rp.rpc
     def f(self, p: a.Point, q: b.Point) -> None: ...
-""")
+""", defer=True)
     message = generate_error(mod, DeclarationError)
     assert_names(message, a, "# here", f"{a.__name__}.Point")
     assert_names(message, b, "# here", f"{b.__name__}.Point")
@@ -256,7 +263,7 @@ class {name}:
 class W(rp.Worker):
     @rp.rpc
     {signature}
-""")
+""", defer=True)
     message = generate_error(mod, DeclarationError)
     assert_names(message, mod, "# here", f"'{name}'", f"dataclass {mod.__name__}.{name}")
 
@@ -270,7 +277,7 @@ class Empty(enum.Enum):
 class W(rp.Worker):
     @rp.rpc  # here
     def f(self, e: Empty) -> None: ...
-""")
+""", defer=True)
     assert_names(generate_error(mod, UnsupportedTypeError), mod, "# here", "function f", "parameter e", "no members")
 
 
@@ -280,7 +287,7 @@ def test_function_named_like_a_client_method(make_module: MakeModule, name: str)
 class W(rp.Worker):
     @rp.rpc  # here
     def {name}(self) -> None: ...
-""")
+""", defer=True)
     assert_names(generate_error(mod, DeclarationError), mod, "# here", "class W", f"function {name}", "WClient")
 
 
@@ -289,7 +296,7 @@ def test_direct_pipe_parameter_named_on_update(make_module: MakeModule) -> None:
 class W(rp.Worker):
     @rp.direct_pipe  # here
     def f(self, writer: rp.DirectWriter[int], on_update: int) -> None: ...
-""")
+""", defer=True)
     assert_names(generate_error(mod, DeclarationError), mod, "# here", "class W", "function f", "parameter on_update")
 
 
@@ -302,7 +309,7 @@ class Any(enum.Enum):
 class W(rp.Worker):
     @rp.rpc
     def f(self, a: Any, blob: rp.Pickled[object]) -> None: ...
-""")
+""", defer=True)
     message = generate_error(mod, DeclarationError)
     assert "Any" in message and "clashes" in message, message
 
@@ -359,6 +366,30 @@ class WClient:
 class W(rp.Worker):
     @rp.rpc
     def f(self, c: WClient) -> None: ...
-""")
+""", defer=True)
     message = generate_error(mod, DeclarationError)
     assert f"dataclass {mod.__name__}.WClient" in message and "the generated client of W" in message, message
+
+
+def test_an_unsupported_type_is_an_error_when_the_class_is_defined(make_module: MakeModule) -> None:
+    with pytest.raises(UnsupportedTypeError, match="parameter x"):
+        make_module(HEADER + """
+class W(rp.Worker):
+    @rp.rpc
+    def f(self, x: set[int]) -> int:
+        return 0
+""")
+
+
+def test_a_hint_naming_a_later_class_is_checked_at_first_use(make_module: MakeModule) -> None:
+    mod = make_module("from __future__ import annotations\n" + HEADER + """
+class W(rp.Worker):
+    @rp.rpc
+    def f(self, p: Later) -> int:
+        return p.x
+
+@dataclass
+class Later:
+    x: int
+""")
+    assert [p.name for p in file_spec(mod.__name__).service("W").methods[0].params] == ["p"]
