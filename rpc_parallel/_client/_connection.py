@@ -60,7 +60,7 @@ from .._settings import RpcSettings
 from .._transport import at_thread_exit, dial
 from ._pipe import Pipe
 from ._pipeline import Pipeline
-from ._session import call_metadata, open_session, worker_label
+from ._session import call_metadata, delivering, in_done_callback, open_session, worker_label
 from ._upload import upload
 
 __all__ = ("Connection", "connect")
@@ -284,12 +284,12 @@ class Connection:
             data = self._request(m, args, kwargs)
             size = len(data)
             with self._room:  # a bounded number (and bytes) in flight: the caller waits for acks
-                while self._pending and not self.closed and (
+                while self._pending and not self.closed and not in_done_callback() and (
                         len(self._pending) >= ONE_WAY_MAX_CALLS or self._pending_bytes + size > ONE_WAY_MAX_BYTES):
                     self._room.wait(remaining())
                 # numbered: the worker runs this connection's one-way calls in this order (_inorder)
-                fut = m.call.future(data, metadata=(*self._md, (SEQ_KEY, str(next(self._one_way_seq)))),
-                                    timeout=timeout)
+                # no timeout: a number the worker never receives would hold up every later one_way
+                fut = m.call.future(data, metadata=(*self._md, (SEQ_KEY, str(next(self._one_way_seq)))))
                 self._pending[fut] = size
                 self._pending_bytes += size
             fut.add_done_callback(self._one_way_done)
@@ -297,8 +297,9 @@ class Connection:
         if kind is Kind.PIPE:
             data = self._request(m, args, kwargs)
             # returns once the generator started, as OCaml's f has returned its pipe (subscribe, then trigger)
-            return Pipe(m.call(data, metadata=self._md, timeout=timeout), m.codec.decode_items,
-                        self._label).wait_started()
+            pipe = Pipe(m.call(data, metadata=self._md, timeout=timeout), m.codec.decode_items, self._label)
+            # (in a done-callback, waiting for the first message could block the thread that brings it)
+            return pipe if in_done_callback() else pipe.wait_started()
         if kind is Kind.STATE:
             data = self._request(m, args, kwargs)
             call = m.call(data, metadata=self._md, timeout=timeout)
@@ -394,12 +395,13 @@ class Connection:
         def done(c: Any) -> None:
             if not result.set_running_or_notify_cancel():
                 return
-            try:
-                result.set_result(decode(c.result()))
-            except grpc.RpcError as exc:  # a future's boundary: the error goes into the future
-                result.set_exception(map_rpc_error(exc, worker=label, timeout=expired))
-            except BaseException as exc:
-                result.set_exception(exc)
+            with delivering():  # on gRPC's channel thread
+                try:
+                    result.set_result(decode(c.result()))
+                except grpc.RpcError as exc:  # a future's boundary: the error goes into the future
+                    result.set_exception(map_rpc_error(exc, worker=label, timeout=expired))
+                except BaseException as exc:
+                    result.set_exception(exc)
 
         result.add_done_callback(cancelled)
         call.add_done_callback(done)
@@ -505,11 +507,13 @@ class Connection:
 # closed by its finalizer, after its threads have stopped, can hang the exit.
 _OPEN: weakref.WeakSet[Connection] = weakref.WeakSet()
 _OPEN_LOCK = threading.Lock()
+_hooked: list[bool] = []
 
 
 def _track(conn: Connection) -> None:
     with _OPEN_LOCK:
-        if not _OPEN:
+        if not _hooked:
+            _hooked.append(True)
             at_thread_exit(_close_open)
         _OPEN.add(conn)
 

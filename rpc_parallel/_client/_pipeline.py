@@ -24,6 +24,7 @@ from .._errors import ConnectionClosedError, RpcParallelError, WorkerConnectionE
 from .._grpc_errors import map_error_info, map_rpc_error
 from .._proto import control_pb2, control_pb2_grpc
 from .._protocol import PIPELINE_BATCH, SUBMIT_MAX_BYTES, SUBMIT_MAX_CALLS
+from ._session import delivering, in_done_callback
 
 __all__ = ("Pipeline",)
 
@@ -60,14 +61,14 @@ class Pipeline:
         started, or drops its result.
 
         With ``SUBMIT_MAX_CALLS`` calls or ``SUBMIT_MAX_BYTES`` of requests in flight, the caller
-        waits for some to finish (but a done-callback, which runs on the reader thread, never waits:
-        the reader is what makes room)."""
+        waits for some to finish (but a done-callback never waits: the thread it runs on is what
+        makes room)."""
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         call_id = next(self._ids)
         size = len(request)
-        reader = threading.current_thread() is self._reader
+        patient = not in_done_callback()
         with self._lock:
-            while (self._failure is None and not reader and self._pending
+            while (self._failure is None and patient and self._pending
                    and (len(self._pending) >= SUBMIT_MAX_CALLS or self._pending_bytes + size > SUBMIT_MAX_BYTES)):
                 self._room.wait()
             failure = self._failure
@@ -155,15 +156,16 @@ class Pipeline:
         future, decode, _ = entry
         if not future.set_running_or_notify_cancel():
             return  # cancelled meanwhile
-        if result.HasField("error"):
-            future.set_exception(map_error_info(result.error, worker=self._label))
-            return
-        try:
-            value = decode(b"".join((*parts, result.reply)) if parts else result.reply)
-        except Exception as exc:
-            future.set_exception(exc)
-        else:
-            future.set_result(value)
+        with delivering():
+            if result.HasField("error"):
+                future.set_exception(map_error_info(result.error, worker=self._label))
+                return
+            try:
+                value = decode(b"".join((*parts, result.reply)) if parts else result.reply)
+            except Exception as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(value)
 
     def _fail(self, failure: Callable[[], RpcParallelError]) -> None:
         """The stream ended: every call in flight fails, and so does every later one."""
@@ -174,9 +176,10 @@ class Pipeline:
             self._pending_bytes = 0
             self._room.notify_all()
         self._queue.put(_END)  # gRPC's thread may be waiting in _requests
-        for future, _, _ in pending.values():
-            if future.set_running_or_notify_cancel():
-                future.set_exception(self._failure())
+        with delivering():
+            for future, _, _ in pending.values():
+                if future.set_running_or_notify_cancel():
+                    future.set_exception(self._failure())
 
     def close(self) -> None:
         """End the stream; calls still in flight fail with ``ConnectionClosedError``."""

@@ -19,7 +19,27 @@ from .._handle import WorkerHandle
 from .._proto import control_pb2, control_pb2_grpc
 from .._protocol import CONN_KEY, TOKEN_KEY
 
-__all__ = ("Metadata", "call_metadata", "open_session", "worker_label")
+__all__ = ("Metadata", "call_metadata", "delivering", "in_done_callback", "open_session", "worker_label")
+
+# Set while this thread completes a call's future: its done-callbacks run here, on a thread (gRPC's
+# channel thread, a pipeline's reader) that must go on to deliver other calls' results, so calls a
+# callback makes never wait for room (or for a pipe to start): that wait could never end.
+_CALLBACK = threading.local()
+
+
+def in_done_callback() -> bool:
+    """Whether this thread is delivering a call's result (running its future's callbacks)."""
+    return bool(getattr(_CALLBACK, "active", False))
+
+
+class delivering:
+    """``with delivering():`` around setting a future's result or exception."""
+
+    def __enter__(self) -> None:
+        _CALLBACK.active = True
+
+    def __exit__(self, *exc: object) -> None:
+        _CALLBACK.active = False
 
 Metadata = tuple[tuple[str, str], ...]
 

@@ -136,6 +136,8 @@ def _stream(core: WorkerCore, m: MethodSpec, codec: MethodCodec,
     limit = core.settings.max_message_size
     kind = m.kind
     encode = codec.encode_updates_batch if kind is Kind.STATE else codec.encode_items
+    # a generator function has started once it yields; a plain function once it returned
+    generator = inspect.isgeneratorfunction(impl) or inspect.isasyncgenfunction(impl)
 
     def behavior(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
         state = core.state_for(context)
@@ -156,7 +158,7 @@ def _stream(core: WorkerCore, m: MethodSpec, codec: MethodCodec,
                 core.fail_call(exc, context)
             if kind is Kind.STATE:
                 yield first
-            elif not (inspect.isgenerator(produced) or inspect.isasyncgen(produced)):
+            elif not generator:
                 # a plain function returned its iterator: it has started (the caller's run returns
                 # on the first message); a generator has once it yields its first item, or ends
                 yield encode([])

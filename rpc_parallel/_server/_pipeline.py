@@ -35,16 +35,18 @@ def serve(core: WorkerCore, requests: Iterator[control_pb2.PipelineRequests],
     if not context.add_callback(lambda: out.put(None)):  # cancelled, or the server stops
         return
     submitted = [0]
-    cancelled: set[int] = set()  # calls the caller gave up on: not run if not started yet
+    live: set[int] = set()  # calls submitted and not answered yet
+    cancelled: set[int] = set()  # live calls the caller gave up on: not run if not started yet
 
     def read() -> None:
         submit = core.submit_call
         try:
             for batch in requests:
-                cancelled.update(batch.cancel)
+                cancelled.update(cid for cid in batch.cancel if cid in live)  # a late cancel is moot
                 for call in batch.calls:
                     submitted[0] += 1
-                    submit(_run, core, conn, call, part, out, cancelled)
+                    live.add(call.id)
+                    submit(_run, core, conn, call, part, out, live, cancelled)
         except Exception:  # the stream failed or the server is stopping: the writer hears of it
             pass
         out.put((_END, submitted[0]))
@@ -80,22 +82,24 @@ def serve(core: WorkerCore, requests: Iterator[control_pb2.PipelineRequests],
 
 
 def _run(core: WorkerCore, conn: str, call: control_pb2.PipelineCall, part: int,
-         out: queue.SimpleQueue[Any], cancelled: set[int]) -> None:
+         out: queue.SimpleQueue[Any], live: set[int], cancelled: set[int]) -> None:
     """Run one call (unless cancelled before it started); always answer it (the stream ends once
     every call got its answer)."""
     if call.id in cancelled:
         cancelled.discard(call.id)
+        live.discard(call.id)
         out.put([control_pb2.PipelineResult(id=call.id, error=errors_pb2.ErrorInfo(
             type="Cancelled", message="the caller cancelled this call", worker_id=core.worker_id,
             worker_name=core.name or ""))])
         return
     try:
         results = _outcome(core, conn, call, part)
-        cancelled.discard(call.id)  # a cancel that came while it ran: its result is dropped there
     except BaseException as exc:  # what _outcome lets through (e.g. an error that cannot describe itself)
         results = [control_pb2.PipelineResult(id=call.id, error=errors_pb2.ErrorInfo(
             type=type(exc).__qualname__, message="(the error could not be described)",
             worker_id=core.worker_id, worker_name=core.name or ""))]
+    live.discard(call.id)
+    cancelled.discard(call.id)  # a cancel that came while it ran: the caller drops the result
     out.put(results)
 
 

@@ -11,7 +11,6 @@ from filling its memory. A batch is bounded the same way, so one message never g
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -23,16 +22,15 @@ HIGH_ITEMS = 65536
 HIGH_BYTES = 8 << 20  # unsent bytes a stream may hold in the worker (DESIGN.md section 10)
 BATCH_ITEMS = 8192
 BATCH_BYTES = 1 << 20
-
+OTHER_WEIGHT = 64
 
 _SIZED = frozenset({bytes, str, bytearray})
 
 
 def item_size(item: Any) -> int:
-    """What an item weighs in the queue, roughly and cheaply."""
-    if type(item) in _SIZED or isinstance(item, bytes | bytearray | memoryview | str):
-        return len(item) + 48
-    return sys.getsizeof(item)
+    """What an item weighs in the queue, cheaply: the length of a bytes or str item, else a fixed
+    weight (a structured item holding large values counts as small: the item bound limits those)."""
+    return len(item) + 48 if type(item) in _SIZED else OTHER_WEIGHT
 
 
 class Pump:
@@ -42,7 +40,7 @@ class Pump:
     def __init__(self, high_water: int = HIGH_ITEMS, max_batch: int = BATCH_ITEMS, *, high_bytes: int = HIGH_BYTES,
                  max_batch_bytes: int = BATCH_BYTES, shared: bool = False) -> None:
         self._shared = shared  # several producer threads (a direct pipe's writer)
-        self._items: deque[tuple[Any, int]] = deque()
+        self._items: deque[Any] = deque()
         # bytes queued = put - taken; each counter has one writer (the producer, the consumer), so
         # the single producer needs no lock for it
         self._put_bytes = 0
@@ -72,22 +70,22 @@ class Pump:
         """Queue ``item``; False if the consumer stopped (or, with ``block=False``, if full)."""
         if self._stopped:
             return False
-        size = item_size(item)
+        size = len(item) + 48 if type(item) in _SIZED else OTHER_WEIGHT  # item_size, inlined
         items = self._items
         if self._shared:
             with self._lock:
-                items.append((item, size))
+                items.append(item)
                 self._put_bytes += size
                 self._ready.notify()
         else:
-            items.append((item, size))
+            items.append(item)
             self._put_bytes += size
             if len(items) == 1:
                 # the consumer waits only on an empty queue, so with one producer only the first
                 # item needs a wake-up (two producers could both see 2 and neither wake it)
                 with self._lock:
                     self._ready.notify()
-        if self.full():
+        if len(items) > self._high or self._put_bytes - self._taken_bytes > self._high_bytes:  # full()
             if not block:
                 return False
             with self._lock:
@@ -128,12 +126,13 @@ class Pump:
                     self._ready.wait()
                 if not items:
                     break
-                batch: list[Any] = []
-                taken = 0
-                while items and len(batch) < self._max_batch and (not batch or taken < self._max_batch_bytes):
-                    item, size = items.popleft()
-                    batch.append(item)
-                    taken += size
+                popleft = items.popleft
+                batch = [popleft() for _ in range(min(len(items), self._max_batch))]
+                taken = sum(map(item_size, batch))
+                while taken > self._max_batch_bytes and len(batch) > 1:  # large items: fewer per message
+                    last = batch.pop()
+                    items.appendleft(last)
+                    taken -= item_size(last)
                 self._taken_bytes += taken
                 if not self._above(2):
                     self._space.notify_all()

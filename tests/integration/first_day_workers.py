@@ -27,6 +27,13 @@ class Bus(rp.Worker):
         return iter(q.get, -1)
 
     @rp.pipe
+    def events_via_generator(self) -> Iterator[int]:
+        """A plain function too, returning a generator: it has started once it returned."""
+        q: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self.subscribers.append(q)
+        return (x for x in iter(q.get, -1))
+
+    @rp.pipe
     def generated(self) -> Iterator[int]:
         """A generator: it has started once it yields its first item."""
         self.generator_started.set()

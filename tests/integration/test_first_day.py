@@ -82,7 +82,7 @@ def test_subscribe_then_trigger_never_misses_the_trigger() -> None:
     try:
         with Bus.connect(handle) as conn:
             for i in range(20):
-                pipe = conn.run(Bus.events)
+                pipe = conn.run(Bus.events if i % 2 else Bus.events_via_generator)
                 assert conn.run(Bus.subscriber_count) == i + 1  # subscribed before run returned
                 conn.run(Bus.publish, i)
                 assert next(pipe) == i
