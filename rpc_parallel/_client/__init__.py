@@ -1,8 +1,8 @@
 """The caller's side: ``connect`` and ``Connection`` (run/submit for every kind), ``Pipe``, and
 ``DynamicClient`` for functions named at run time (``rpcpar call``).
 
-Modules import downward in this order: ``_connection``, ``_dynamic`` -> ``_pipeline``, ``_pipe``,
-``_session``. Nothing here imports the server side.
+Modules import downward in this order: ``_connection``, ``_dynamic`` -> ``_upload``, ``_pipeline``,
+``_pipe`` -> ``_session``. Nothing here imports the server side.
 """
 
 from ._connection import Connection as Connection, connect as connect
