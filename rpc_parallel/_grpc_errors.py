@@ -19,6 +19,7 @@ import grpc
 
 from ._errors import (
     AuthenticationError,
+    ConnectionClosedError,
     MessageTooLargeError,
     ProtocolError,
     RemoteError,
@@ -98,13 +99,15 @@ class ErrorBoundary:
     error is its ``__cause__``). Stateless, so one instance serves every call to a peer, on any thread.
     """
 
-    __slots__ = ("reaching", "timeout", "worker")
+    __slots__ = ("closing", "reaching", "timeout", "worker")
 
     def __init__(self, worker: str = "worker", *, reaching: str | None = None,
-                 timeout: Callable[[], RpcParallelError] | None = None) -> None:
+                 timeout: Callable[[], RpcParallelError] | None = None,
+                 closing: Callable[[], bool] | None = None) -> None:
         self.worker = worker
         self.reaching = reaching
         self.timeout = timeout
+        self.closing = closing
 
     def __enter__(self) -> None:
         return None
@@ -112,18 +115,26 @@ class ErrorBoundary:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         if isinstance(exc, grpc.RpcError):
-            raise map_rpc_error(exc, worker=self.worker, reaching=self.reaching, timeout=self.timeout) from exc
+            raise map_rpc_error(exc, worker=self.worker, reaching=self.reaching, timeout=self.timeout,
+                                closing=self.closing) from exc
 
 
 def map_rpc_error(exc: grpc.RpcError, *, worker: str = "worker", reaching: str | None = None,
-                  timeout: Callable[[], RpcParallelError] | None = None) -> RpcParallelError:
+                  timeout: Callable[[], RpcParallelError] | None = None,
+                  closing: Callable[[], bool] | None = None) -> RpcParallelError:
     """The rpc_parallel error for a failed gRPC call, its ``__cause__`` set to ``exc``.
 
     ``reaching`` (the peer's address): the call was the first contact with the peer, so
     ``UNAVAILABLE`` means it could not be reached there. ``timeout`` makes the error for
-    ``DEADLINE_EXCEEDED`` (by default a ``WorkerConnectionError``).
+    ``DEADLINE_EXCEEDED`` (by default a ``WorkerConnectionError``). ``closing()`` true: the caller
+    has closed the connection, so a call it cut off gets ``ConnectionClosedError``.
     """
-    error = _mapped(exc, worker, reaching, timeout)
+    code = exc.code() if hasattr(exc, "code") else None
+    error: RpcParallelError
+    if closing is not None and code in (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE) and closing():
+        error = ConnectionClosedError(f"the connection to {worker} was closed while this call was in flight")
+    else:
+        error = _mapped(exc, worker, reaching, timeout)
     error.__cause__ = exc
     return error
 

@@ -114,7 +114,8 @@ class Connection:
         self._spec = service_spec(cls)
         self._codec = codec_for(cls)
         self._label = worker_label(handle)
-        self._errors = ErrorBoundary(self._label, timeout=expired)  # DEADLINE_EXCEEDED: an rp.deadline passed
+        # DEADLINE_EXCEEDED: an rp.deadline passed; a call our own close() cut off: ConnectionClosedError
+        self._errors = ErrorBoundary(self._label, timeout=expired, closing=lambda: self._closing)
         encoded_arg = self._codec.encode_connection_init(connection_arg)
         within = remaining()
         self._channel = dial(handle.address, handle.settings, self._label, expire=expired,
@@ -287,6 +288,7 @@ class Connection:
                 while self._pending and not self.closed and not in_done_callback() and (
                         len(self._pending) >= ONE_WAY_MAX_CALLS or self._pending_bytes + size > ONE_WAY_MAX_BYTES):
                     self._room.wait(remaining())
+                self._check_open()  # closed while it waited: not sent
                 # numbered: the worker runs this connection's one-way calls in this order (_inorder)
                 # no timeout: a number the worker never receives would hold up every later one_way
                 fut = m.call.future(data, metadata=(*self._md, (SEQ_KEY, str(next(self._one_way_seq)))))
@@ -399,7 +401,8 @@ class Connection:
                 try:
                     result.set_result(decode(c.result()))
                 except grpc.RpcError as exc:  # a future's boundary: the error goes into the future
-                    result.set_exception(map_rpc_error(exc, worker=label, timeout=expired))
+                    result.set_exception(map_rpc_error(exc, worker=label, timeout=expired,
+                                                       closing=lambda: self._closing))
                 except BaseException as exc:
                     result.set_exception(exc)
 
