@@ -17,9 +17,9 @@ from typing import Any
 from ._errors import DeclarationError
 from ._function import Function
 
-__all__ = ("CONNECTION_STATE", "RESERVED", "WorkerMeta", "declared_functions", "init_takes_arg", "install_declaration_check", "interactive_declaration",
-           "is_worker_type",
-           "location", "workers_in_module")
+__all__ = ("CONNECTION_STATE", "RESERVED", "WorkerMeta", "declared_functions", "init_takes_arg",
+           "install_declaration_check", "interactive_declaration", "is_worker_type", "location", "main_source",
+           "workers_in_module")
 
 RESERVED = frozenset({
     "spawn", "serve", "connect", "spawn_in_foreground", "init_worker_state",
@@ -110,12 +110,20 @@ def _check_importable(cls: type) -> None:
         raise DeclarationError(
             f"{location(cls)}: worker type {cls.__qualname__} is declared inside a function; a worker process "
             "finds its worker type by importing its module, so declare worker types at the top level of a module")
-    if cls.__module__ == "__main__":
-        main = sys.modules.get("__main__")
-        name = getattr(getattr(main, "__spec__", None), "name", None)
-        path = getattr(main, "__file__", None)
-        if not name and not (path and os.path.isfile(path)):
-            raise DeclarationError(interactive_declaration(cls))
+    if cls.__module__ == "__main__" and main_source() == (None, None):
+        raise DeclarationError(interactive_declaration(cls))
+
+
+def main_source() -> tuple[str | None, str | None]:
+    """How this process's ``__main__`` was started: ``(module name, None)`` under ``python -m``,
+    ``(None, absolute path)`` for a script file, ``(None, None)`` for an interactive session (the
+    REPL, a notebook, ``python -c``, a script read from stdin)."""
+    main = sys.modules.get("__main__")
+    name = getattr(getattr(main, "__spec__", None), "name", None)
+    if name:
+        return str(name), None
+    path = getattr(main, "__file__", None)
+    return (None, os.path.abspath(path)) if path and os.path.isfile(path) else (None, None)
 
 
 def interactive_declaration(cls: type) -> str:

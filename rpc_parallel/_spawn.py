@@ -21,7 +21,7 @@ from typing import IO, Any
 
 from ._codec import codec_for
 from ._deadline import expired, remaining
-from ._declaration import interactive_declaration
+from ._declaration import interactive_declaration, main_source
 from ._errors import (
     DeclarationError,
     ProtocolError,
@@ -100,15 +100,11 @@ def _class_location(cls: type) -> dict[str, Any]:
     """How the worker process finds ``cls``: the module to import (``__main__``: the master's main
     module, which the worker loads as multiprocessing's spawn does), and how to load that main
     module (``main_path``: run a script; ``main_name``: run a module, as ``python -m``)."""
-    main = sys.modules.get("__main__")
-    name = getattr(getattr(main, "__spec__", None), "name", None)
-    path = getattr(main, "__file__", None)
-    location: dict[str, Any] = {"module": cls.__module__, "main_path": None, "main_name": None}
-    if name:  # run as python -m NAME; like multiprocessing, not a package's __main__ (its code is all main)
-        if name not in MAIN_MODULES and not name.endswith(".__main__") and not name.startswith("rpc_parallel."):
-            location["main_name"] = name
-    elif path and os.path.isfile(path):
-        location["main_path"] = os.path.abspath(path)
+    name, path = main_source()
+    location: dict[str, Any] = {"module": cls.__module__, "main_path": path, "main_name": None}
+    # run as python -m NAME; like multiprocessing, not a package's __main__ (its code is all main)
+    if name and name not in MAIN_MODULES and not name.endswith(".__main__") and not name.startswith("rpc_parallel."):
+        location["main_name"] = name
     if cls.__module__ in MAIN_MODULES:
         if location["main_path"] is None and location["main_name"] is None:
             raise DeclarationError(interactive_declaration(cls))
