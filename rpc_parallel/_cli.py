@@ -268,7 +268,7 @@ def _init_arg(cls: type, text: str | None) -> Any:
         if value is not None:
             raise RpcParallelError(f"{spec.name}.init_worker_state takes no argument (omit --arg)")
         return None
-    message = to_message(message_cls, {"arg": value}, "--arg")
+    message = to_message(message_cls, {"arg": value}, "--arg", codec_for(cls).message_defaults())
     try:
         return codec_for(cls).decode_init(message.SerializeToString())
     except ProtocolError as exc:  # e.g. a Pickled value that is no pickle

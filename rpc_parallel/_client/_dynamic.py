@@ -15,7 +15,7 @@ from typing import Any
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import Message
 
-from .._codec import FieldDescriptor, is_map, plain_field, to_message
+from .._codec import Defaults, FieldDescriptor, is_map, plain_field, to_message
 from .._errors import DynamicCallError
 from .._grpc_errors import ErrorBoundary
 from .._handle import WorkerHandle
@@ -38,8 +38,10 @@ class _Function:
     """One function of the described worker type."""
 
     def __init__(self, name: str, kind: str, path: str, request: type[Message], response: type[Message],
-                 updates_param: str = "", defaulted: Iterable[str] = (), defaults: bytes = b"") -> None:
+                 updates_param: str = "", defaulted: Iterable[str] = (), defaults: bytes = b"",
+                 message_defaults: Defaults | None = None) -> None:
         self.name = name
+        self.message_defaults = message_defaults
         self.kind = kind
         self.path = path
         self.request = request
@@ -83,7 +85,7 @@ class _Function:
         missing = [p for p in self.params if p not in named and p not in self.defaulted]
         if missing:
             raise DynamicCallError(f"{where}: missing argument(s) {', '.join(map(repr, missing))}")
-        message = to_message(self.request, named, where)
+        message = to_message(self.request, named, where, self.message_defaults)
         defaults = self.request()
         defaults.CopyFrom(self.defaults)
         for name in self.params:
@@ -95,7 +97,8 @@ class _Function:
     def updates_message(self, items: list[Any], first_line: int) -> bytes:
         assert self.updates is not None
         try:
-            message = to_message(self.request, {self.updates.name: items}, f"{self.name}() updates")
+            message = to_message(self.request, {self.updates.name: items}, f"{self.name}() updates",
+                                 self.message_defaults)
         except DynamicCallError as exc:
             raise DynamicCallError(f"{exc} (stdin lines {first_line}-{first_line + len(items) - 1})") from None
         return message.SerializeToString()
@@ -134,13 +137,18 @@ class DynamicClient:
         self._pool = pool
         service = pool.FindServiceByName(reply.service)
         self._service = service
+        self._defaults: Defaults = {
+            d.message: (frozenset(d.defaulted),
+                        message_factory.GetMessageClass(pool.FindMessageTypeByName(d.message)).FromString(d.defaults))
+            for d in reply.message_defaults}
         functions: dict[str, _Function] = {}
         for f in reply.functions:
             method = service.methods_by_name[f.method]
             functions[f.name] = _Function(
                 f.name, f.kind, f"/{service.full_name}/{method.name}",
                 message_factory.GetMessageClass(method.input_type),
-                message_factory.GetMessageClass(method.output_type), f.updates_param, f.defaulted, f.defaults)
+                message_factory.GetMessageClass(method.output_type), f.updates_param, f.defaulted, f.defaults,
+                self._defaults)
         return functions
 
     def _open(self, connection_arg: Any) -> None:
@@ -149,7 +157,7 @@ class DynamicClient:
         arg = b""  # not given: the worker decodes the zero value of its type ("", 0, None, ...)
         if connection_arg is not NOT_GIVEN:
             if "arg" in init.fields_by_name:
-                arg = to_message(cls, {"arg": connection_arg}, "--connection-arg").SerializeToString()
+                arg = to_message(cls, {"arg": connection_arg}, "--connection-arg", self._defaults).SerializeToString()
             elif connection_arg is not None:
                 raise DynamicCallError(f"{self._service.name}.init_connection_state takes no argument")
         request = control_pb2.OpenConnectionRequest(worker_id=self.handle.worker_id,

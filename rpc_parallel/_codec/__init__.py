@@ -29,6 +29,7 @@ Each module imports only modules after it in this list (none imports this packag
 from ._classes import message_classes as message_classes
 from ._method import MethodCodec as MethodCodec
 from ._plain import (
+    Defaults as Defaults,
     FieldDescriptor as FieldDescriptor,
     is_map as is_map,
     plain_field as plain_field,
@@ -40,6 +41,7 @@ from ._splice import SPLICE_MIN as SPLICE_MIN, joined as joined, wire as wire, w
 
 __all__ = (
     "SPLICE_MIN",
+    "Defaults",
     "FieldDescriptor",
     "MethodCodec",
     "ServiceCodec",

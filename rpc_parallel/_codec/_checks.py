@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from .._schema import EnumRef, ListT, MapT, MessageRef, NoneT, OptionalT, PickledT, Scalar, TypeRef
+from .._schema import EnumRef, ListT, MapT, MessageRef, NoneT, OptionalT, PickledT, Scalar, TupleT, TypeRef, UnionT
 
-__all__ = ("Bad", "Check", "CheckCompiler", "Checked", "check_nothing", "spell")
+__all__ = ("Bad", "Check", "CheckCompiler", "Checked", "Select", "check_nothing", "spell")
 
 Check = Callable[[Any], None]
+Select = Callable[[Any], int]  # a union's member for a value (its index), or raises Bad
 
 _INT_MIN = -(2**63)
 _INT_MAX = 2**63 - 1
@@ -24,11 +25,12 @@ class Bad(Exception):
     """A value does not match its declared type; turned into a ``TypeError``/``OverflowError``
     that names the function. ``path`` is built innermost first while the error unwinds."""
 
-    def __init__(self, expected: str, value: object, *, overflow: bool = False) -> None:
+    def __init__(self, expected: str, value: object, *, overflow: bool = False, got: str = "") -> None:
         super().__init__(expected)
         self.expected = expected
         self.value = value
         self.overflow = overflow
+        self.got = got
         self.path: list[str] = []
         self.key_of = False  # the value is a map key; path ends at its map entry
 
@@ -37,7 +39,7 @@ class Bad(Exception):
             v = self.value
             shown = f"an int of {v.bit_length()} bits" if isinstance(v, int) and v.bit_length() > 128 else repr(v)
             return f"must fit in a signed 64-bit integer (sint64), got {shown}"
-        return f"must be {self.expected}, got {type(self.value).__name__}"
+        return f"must be {self.expected}, got {self.got or type(self.value).__name__}"
 
     def error(self, function: str, label: str, root: str, declared: str) -> Exception:
         cls = OverflowError if self.overflow else TypeError
@@ -64,6 +66,10 @@ def spell(t: TypeRef) -> str:
             return f"dict[{spell(t.key)}, {spell(t.value)}]"
         case OptionalT():
             return f"{spell(t.inner)} | None"
+        case TupleT():
+            return f"tuple[{', '.join(spell(e) for e in t.elems)}]"
+        case UnionT():
+            return " | ".join(spell(m) for m in t.members)
         case NoneT():
             return "None"
 
@@ -127,6 +133,27 @@ def _fast_list_check(elem: TypeRef) -> Callable[[Any], bool] | None:
     return None
 
 
+def _is_sequence(v: Any) -> bool:
+    return isinstance(v, list | tuple) or (isinstance(v, Sequence) and not isinstance(v, str | bytes | bytearray))
+
+
+def _natural_class(t: TypeRef) -> type | None:
+    """The class a value of type ``t`` usually has (None: any class, for ``Pickled``)."""
+    match t:
+        case Scalar() | EnumRef():
+            return t.py
+        case MessageRef():
+            return t.py
+        case ListT():
+            return tuple if t.as_tuple else list
+        case TupleT():
+            return tuple
+        case MapT():
+            return dict
+        case _:
+            return None
+
+
 def _instance_check(py: type, name: str) -> Check:
     def check(v: Any) -> None:
         if not isinstance(v, py):
@@ -149,6 +176,7 @@ class CheckCompiler:
     def __init__(self, struct: Callable[[MessageRef], Checked]) -> None:
         self._struct = struct
         self.checks: dict[TypeRef, Check] = {}
+        self.selects: dict[UnionT, Select] = {}
 
     def check(self, t: TypeRef) -> Check:
         """A deep type check of a value declared ``t`` (raises ``Bad``)."""
@@ -156,6 +184,51 @@ class CheckCompiler:
         if c is None:
             c = self.checks[t] = self._make_check(t)
         return c
+
+    def select(self, t: UnionT) -> Select:
+        """Which member of union ``t`` a value is (its index; raises ``Bad`` if none).
+
+        A member whose usual class is the value's own class is tried first (so ``3`` is the
+        ``int`` of ``float | int`` and ``(1, 2)`` the tuple of ``list[int] | tuple[int, ...]``), then
+        the others in declaration order, ``Pickled`` last: the first whose deep check passes.
+        """
+        s = self.selects.get(t)
+        if s is None:
+            s = self.selects[t] = self._make_select(t)
+        return s
+
+    def _make_select(self, t: UnionT) -> Select:
+        members = t.members
+        checks = [self.check(m) for m in members]
+        by_class: dict[type, tuple[int, ...]] = {}
+        for i, m in enumerate(members):
+            cls = _natural_class(m)
+            if cls is not None:
+                by_class[cls] = (*by_class.get(cls, ()), i)
+        rest = sorted(range(len(members)), key=lambda i: isinstance(members[i], PickledT))
+        expected = spell(t)
+
+        def select(v: Any) -> int:
+            first = by_class.get(type(v), ())
+            near: Bad | None = None  # the deep failure of a member of the value's own class
+            for i in first:
+                try:
+                    checks[i](v)
+                    return i
+                except Bad as e:
+                    near = near or (e if e.path else None)
+            for i in rest:
+                if i not in first:
+                    try:
+                        checks[i](v)
+                        return i
+                    except Bad:
+                        pass
+            if near is not None:
+                raise near
+            raise Bad(expected, v)
+
+        return select
 
     def _make_check(self, t: TypeRef) -> Check:
         match t:
@@ -176,6 +249,34 @@ class CheckCompiler:
                 return self._list_check(t)
             case MapT():
                 return self._map_check(t)
+            case TupleT():
+                return self._tuple_check(t)
+            case UnionT():
+                select = self.select(t)
+
+                def check(v: Any) -> None:
+                    select(v)
+
+                return check
+
+    def _tuple_check(self, t: TupleT) -> Check:
+        elems = tuple(self.check(e) for e in t.elems)
+        expected = spell(t)
+
+        def check(v: Any) -> None:
+            if not _is_sequence(v):
+                raise Bad(expected, v)
+            if len(v) != len(elems):
+                raise Bad(expected, v, got=f"{type(v).__name__} of {len(v)} items")
+            i = 0
+            try:
+                for i, c in enumerate(elems):
+                    c(v[i])
+            except Bad as e:
+                e.path.append(f"[{i}]")
+                raise
+
+        return check
 
     def _optional_check(self, t: OptionalT) -> Check:
         inner = self.check(t.inner)
@@ -199,8 +300,7 @@ class CheckCompiler:
         skip_items = elem is check_nothing
 
         def check(v: Any) -> None:
-            if not isinstance(v, list | tuple) and (
-                    not isinstance(v, Sequence) or isinstance(v, str | bytes | bytearray)):
+            if not _is_sequence(v):
                 raise Bad(expected, v)
             if skip_items or (fast is not None and len(v) >= _FAST_CHECK_LEN and fast(v)):
                 return

@@ -23,11 +23,14 @@ from .._schema import (
     OptionalT,
     PickledT,
     Scalar,
+    TupleT,
     TypeRef,
+    UnionT,
+    is_basic,
     type_label,
-    wrapper_field,
+    wrapper_fields,
 )
-from ._checks import Bad, Check, CheckCompiler, check_nothing
+from ._checks import Bad, Check, CheckCompiler, check_nothing, spell
 
 __all__ = ("Compiler", "Convert", "Getter", "Setter", "is_direct")
 
@@ -111,7 +114,7 @@ class Compiler:
             return self._optional_basic(name, t.inner)
         if isinstance(t, OptionalT):
             return self._submessage(name, self.struct(t.inner), optional=True)
-        if isinstance(t, MessageRef):
+        if isinstance(t, MessageRef | TupleT | UnionT):
             return self._submessage(name, self.struct(t), optional=False)
         if isinstance(t, Scalar | EnumRef | PickledT):
             return self._plain_basic(name, t)
@@ -245,10 +248,54 @@ class Compiler:
         struct = self.structs[name] = _Struct()
         if isinstance(t, MessageRef):
             self._compile_dataclass(struct, self.messages[name])
+        elif isinstance(t, TupleT):
+            self._compile_tuple(struct, t)
+        elif isinstance(t, UnionT):
+            self._compile_union(struct, t)
         else:
-            put, get = self.field(wrapper_field(t))
-            struct.fill, struct.read = put, get
+            (f,) = wrapper_fields(t)
+            struct.fill, struct.read = self.field(f)
         return struct
+
+    def _compile_tuple(self, struct: _Struct, t: TupleT) -> None:
+        compiled = tuple(self.field(f) for f in wrapper_fields(t))
+        puts = tuple(enumerate(put for put, _ in compiled))
+        getters = tuple(get for _, get in compiled)
+
+        def fill(m: Message, v: Any) -> None:
+            for i, put in puts:
+                put(m, v[i])
+
+        def read(m: Message) -> Any:
+            return tuple([get(m) for get in getters])
+
+        struct.fill, struct.read = fill, read
+
+    def _compile_union(self, struct: _Struct, t: UnionT) -> None:
+        cases = wrapper_fields(t)
+        compiled = tuple(self._case(f) for f in cases)
+        puts = tuple(put for put, _ in compiled)
+        getters = {f.name: get for f, (_, get) in zip(cases, compiled, strict=True)}
+        select = self._checks.select(t)
+        oneof = cases[0].oneof
+        spelled = spell(t)
+
+        def fill(m: Message, v: Any) -> None:
+            puts[select(v)](m, v)
+
+        def read(m: Message) -> Any:
+            case = m.WhichOneof(oneof)
+            if case is None:
+                raise ProtocolError(f"a value of {spelled} arrived with no member set")
+            return getters[case](m)
+
+        struct.fill, struct.read = fill, read
+
+    def _case(self, f: FieldSpec) -> tuple[Setter, Getter]:
+        """A union case's setter and getter: a list or map member is boxed in its wrapper."""
+        if is_basic(f.type):
+            return self.field(f)
+        return self._submessage(f.name, self.struct(f.type), optional=False)
 
     def _compile_dataclass(self, struct: _Struct, spec: MessageSpec) -> None:
         py = spec.py

@@ -5,13 +5,17 @@ objects and ``null`` for containers and optionals (``to_message``, ``to_plain``)
 
 The generated wrapper messages that box nested containers and optionals (``IntList``,
 ``StrUnitMap``, ``IntOptional``...) are recognised by their structure, a single ``items``/``value``
-field whose type spells the message's name, and travel as the plain value they box.
+field whose type spells the message's name, and travel as the plain value they box; a fixed
+tuple's message (``...Tuple``: fields ``item_0``, ``item_1``...) travels as a JSON list, a union's
+(``...Union``: one ``oneof value``) as the plain value of its member. A dataclass field left out
+takes its Python default when the caller has it (``Defaults``, from the worker's ``Describe``).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf import descriptor_pb2, json_format
@@ -20,7 +24,7 @@ from google.protobuf.message import Message
 from .._errors import DynamicCallError
 from .._schema import upper_snake
 
-__all__ = ("FieldDescriptor", "is_map", "plain_field", "to_message", "to_plain")
+__all__ = ("Defaults", "FieldDescriptor", "is_map", "plain_field", "to_message", "to_plain")
 
 # protobuf's stubs type descriptors as unions of its pure-Python and upb classes with optional
 # message_type/enum_type; this module checks those at run time, so they are typed loosely here.
@@ -28,6 +32,10 @@ Descriptor = Any
 FieldDescriptor = Any
 EnumDescriptor = Any
 _FD = descriptor_pb2.FieldDescriptorProto
+_UNION_ONEOF = "value"
+
+# A message's full name -> the fields with a Python default, and a message holding those defaults.
+Defaults = Mapping[str, tuple[frozenset[str], Message]]
 _SCALAR_LABELS: dict[int, tuple[str, ...]] = {
     _FD.TYPE_SINT64: ("Int",), _FD.TYPE_DOUBLE: ("Float",), _FD.TYPE_BOOL: ("Bool",),
     _FD.TYPE_STRING: ("Str",), _FD.TYPE_BYTES: ("Bytes", "Pickled"),
@@ -67,6 +75,20 @@ def _wrapped_field(d: Descriptor) -> FieldDescriptor | None:
     return f if d.name in names else None
 
 
+def _is_tuple(d: Descriptor) -> bool:
+    """A fixed tuple's message: fields ``item_0``, ``item_1``... numbered from 1, in no oneof."""
+    fields = d.fields
+    return bool(fields) and d.name.endswith("Tuple") and all(
+        f.name == f"item_{i}" and f.number == i + 1 and (f.containing_oneof is None or f.containing_oneof.name.startswith("_"))
+        for i, f in enumerate(fields))
+
+
+def _is_union(d: Descriptor) -> bool:
+    """A union's message: every field a case of its one ``oneof value``."""
+    return (d.name.endswith("Union") and len(d.oneofs) == 1 and d.oneofs[0].name == _UNION_ONEOF
+            and len(d.oneofs[0].fields) == len(d.fields) > 0)
+
+
 def _enum_prefix(e: EnumDescriptor) -> str:
     return upper_snake(e.name) + "_"
 
@@ -77,6 +99,11 @@ def to_plain(m: Message) -> Any:
     wrapped = _wrapped_field(d)
     if wrapped is not None:
         return plain_field(m, wrapped)
+    if _is_tuple(d):
+        return [plain_field(m, f) for f in d.fields]
+    if _is_union(d):
+        case = m.WhichOneof(_UNION_ONEOF)
+        return None if case is None else plain_field(m, d.fields_by_name[case])
     return {f.name: plain_field(m, f) for f in d.fields}
 
 
@@ -104,13 +131,14 @@ def _plain_element(v: Any, f: FieldDescriptor) -> Any:
     return v
 
 
-def to_message(cls: type[Message], fields: dict[str, Any], where: str) -> Message:
+def to_message(cls: type[Message], fields: dict[str, Any], where: str, defaults: Defaults | None = None) -> Message:
     """A ``cls`` message from plain JSON ``fields`` (every field of ``cls``, by name).
 
-    Plain values are checked against the schema; ``where`` names the value in errors.
+    Plain values are checked against the schema; ``where`` names the value in errors. A dataclass
+    field left out takes its default from ``defaults``; without one it is an error.
     """
     d = cls.DESCRIPTOR
-    data = _json_object(fields, d, where, partial=True)
+    data = _ToJson(defaults or {}).object(fields, d, where, partial=True)
     message = cls()
     try:
         json_format.ParseDict(data, message)
@@ -119,59 +147,125 @@ def to_message(cls: type[Message], fields: dict[str, Any], where: str) -> Messag
     return message
 
 
-def _json_message(value: Any, d: Descriptor, where: str) -> Any:
-    wrapped = _wrapped_field(d)
-    if wrapped is not None:
-        out = _json_field(value, wrapped, where)
-        return {} if out is None else {wrapped.name: out}
-    if not isinstance(value, dict):
-        raise DynamicCallError(f"{where}: expected a JSON object with fields {_names(d)}, got {_show(value)}")
-    return _json_object(value, d, where, partial=False)
+class _ToJson:
+    """Plain JSON -> proto JSON (what ``json_format.ParseDict`` reads), checked against descriptors."""
 
+    def __init__(self, defaults: Defaults) -> None:
+        self.defaults = defaults
+        self.default_json: dict[str, dict[str, Any]] = {}
 
-def _json_object(value: dict[str, Any], d: Descriptor, where: str, *, partial: bool) -> dict[str, Any]:
-    unknown = [k for k in value if k not in d.fields_by_name]
-    if unknown:
-        raise DynamicCallError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))}; "
-                               f"{d.name} has {_names(d)}")
-    missing = [f.name for f in d.fields if f.name not in value]
-    if missing and not partial:
-        raise DynamicCallError(f"{where}: missing field(s) {', '.join(map(repr, missing))} of {d.name} "
-                               "(rpcpar does not know Python defaults: give every field)")
-    out: dict[str, Any] = {}
-    for key, v in value.items():
-        converted = _json_field(v, d.fields_by_name[key], f"{where}.{key}")
-        if converted is not None:
-            out[key] = converted
-    return out
-
-
-def _json_field(value: Any, f: FieldDescriptor, where: str) -> Any:
-    """The proto-JSON form of the plain ``value`` of field ``f`` (None: leave the field unset)."""
-    if is_map(f):
+    def message(self, value: Any, d: Descriptor, where: str) -> Any:
+        wrapped = _wrapped_field(d)
+        if wrapped is not None:
+            out = self.field(value, wrapped, where)
+            return {} if out is None else {wrapped.name: out}
+        if _is_tuple(d):
+            return self._tuple(value, d, where)
+        if _is_union(d):
+            return self._union(value, d, where)
         if not isinstance(value, dict):
-            raise DynamicCallError(f"{where}: expected a JSON object (a dict), got {_show(value)}")
-        item = f.message_type.fields_by_name["value"]
-        return {k: _json_element(v, item, f"{where}[{k!r}]") for k, v in value.items()}
-    if f.is_repeated:
-        if not isinstance(value, list):
-            raise DynamicCallError(f"{where}: expected a JSON list, got {_show(value)}")
-        return [_json_element(v, f, f"{where}[{i}]") for i, v in enumerate(value)]
-    if value is None:
-        if f.has_presence:
-            return None
-        raise DynamicCallError(f"{where}: null is not allowed here")
-    return _json_element(value, f, where)
+            raise DynamicCallError(f"{where}: expected a JSON object with fields {_names(d)}, got {_show(value)}")
+        return self.object(value, d, where, partial=False)
+
+    def object(self, value: dict[str, Any], d: Descriptor, where: str, *, partial: bool) -> dict[str, Any]:
+        unknown = [k for k in value if k not in d.fields_by_name]
+        if unknown:
+            raise DynamicCallError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))}; "
+                                   f"{d.name} has {_names(d)}")
+        out: dict[str, Any] = {}
+        if not partial:
+            defaulted, _ = self.defaults.get(d.full_name, (frozenset(), None))
+            missing = [f.name for f in d.fields if f.name not in value and f.name not in defaulted]
+            if missing:
+                have = f" ({', '.join(sorted(defaulted))} may be left out)" if defaulted else ""
+                raise DynamicCallError(f"{where}: missing field(s) {', '.join(map(repr, missing))} of {d.name}{have}")
+            for name in defaulted:
+                if name not in value and name in (given := self._default_json(d.full_name)):
+                    out[name] = given[name]
+        for key, v in value.items():
+            converted = self.field(v, d.fields_by_name[key], f"{where}.{key}")
+            if converted is not None:
+                out[key] = converted
+        return out
+
+    def _default_json(self, name: str) -> dict[str, Any]:
+        """The proto JSON of a message's defaults (a field at its zero value is absent)."""
+        if name not in self.default_json:
+            self.default_json[name] = json_format.MessageToDict(self.defaults[name][1],
+                                                                preserving_proto_field_name=True)
+        return self.default_json[name]
+
+    def _tuple(self, value: Any, d: Descriptor, where: str) -> dict[str, Any]:
+        fields = d.fields
+        if not isinstance(value, list) or len(value) != len(fields):
+            raise DynamicCallError(f"{where}: expected a JSON list of {len(fields)} items, got {_show(value)}")
+        out: dict[str, Any] = {}
+        for i, (f, v) in enumerate(zip(fields, value, strict=True)):
+            converted = self.field(v, f, f"{where}[{i}]")
+            if converted is not None:
+                out[f.name] = converted
+        return out
+
+    def _union(self, value: Any, d: Descriptor, where: str) -> dict[str, Any]:
+        """The first member (of the value's own JSON kind first) that takes ``value``."""
+        cases = sorted((f for f in d.fields if _takes(f, value)), key=lambda f: not _exactly(f, value))
+        for f in cases:
+            try:
+                return {f.name: self.element(value, f, where)}
+            except DynamicCallError:
+                continue
+        raise DynamicCallError(f"{where}: {_show(value)} is none of the union's members "
+                               f"({', '.join(f.name for f in d.fields)})")
+
+    def field(self, value: Any, f: FieldDescriptor, where: str) -> Any:
+        """The proto-JSON form of the plain ``value`` of field ``f`` (None: leave the field unset)."""
+        if is_map(f):
+            if not isinstance(value, dict):
+                raise DynamicCallError(f"{where}: expected a JSON object (a dict), got {_show(value)}")
+            item = f.message_type.fields_by_name["value"]
+            return {k: self.element(v, item, f"{where}[{k!r}]") for k, v in value.items()}
+        if f.is_repeated:
+            if not isinstance(value, list):
+                raise DynamicCallError(f"{where}: expected a JSON list, got {_show(value)}")
+            return [self.element(v, f, f"{where}[{i}]") for i, v in enumerate(value)]
+        if value is None:
+            if f.has_presence:
+                return None
+            raise DynamicCallError(f"{where}: null is not allowed here")
+        return self.element(value, f, where)
+
+    def element(self, value: Any, f: FieldDescriptor, where: str) -> Any:
+        if f.type == _FD.TYPE_MESSAGE:
+            return self.message(value, f.message_type, where)
+        if f.type == _FD.TYPE_ENUM:
+            return _enum_value(value, f.enum_type, where)
+        if value is None:
+            raise DynamicCallError(f"{where}: null is not allowed here")
+        return value  # scalars: json_format checks them
 
 
-def _json_element(value: Any, f: FieldDescriptor, where: str) -> Any:
+# the JSON kinds a union case of each proto type takes; the first is its own kind
+_TAKES: dict[int, tuple[type, ...]] = {
+    _FD.TYPE_BOOL: (bool,), _FD.TYPE_SINT64: (int,), _FD.TYPE_DOUBLE: (float, int), _FD.TYPE_STRING: (str,),
+    _FD.TYPE_BYTES: (str,), _FD.TYPE_ENUM: (str, int),
+}
+
+
+def _takes(f: FieldDescriptor, value: Any) -> bool:
     if f.type == _FD.TYPE_MESSAGE:
-        return _json_message(value, f.message_type, where)
-    if f.type == _FD.TYPE_ENUM:
-        return _enum_value(value, f.enum_type, where)
-    if value is None:
-        raise DynamicCallError(f"{where}: null is not allowed here")
-    return value  # scalars: json_format checks them
+        return value is not None
+    kinds = _TAKES.get(f.type, ())
+    return isinstance(value, kinds) and (f.type == _FD.TYPE_BOOL or not isinstance(value, bool))
+
+
+def _exactly(f: FieldDescriptor, value: Any) -> bool:
+    """Whether ``value`` is of the JSON kind case ``f`` is made for (3 is an int before a float)."""
+    if f.type == _FD.TYPE_MESSAGE:
+        d = f.message_type
+        listy = _is_tuple(d) or ((w := _wrapped_field(d)) is not None and w.is_repeated and not is_map(w))
+        return isinstance(value, list) == listy
+    kinds = _TAKES.get(f.type, ())
+    return bool(kinds) and type(value) is kinds[0] and f.type not in (_FD.TYPE_BYTES, _FD.TYPE_ENUM)
 
 
 def _enum_value(value: Any, e: EnumDescriptor, where: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import threading
 from collections.abc import Mapping
@@ -30,6 +31,9 @@ class ServiceCodec:
         if messages is None:
             messages = {m.name: m for m in file_spec(spec.py.__module__).messages}
         compiler = Compiler(classes, messages)
+        self._compiler = compiler
+        self._messages = messages
+        self._message_defaults: dict[str, tuple[frozenset[str], Message]] | None = None
         self.spec = spec
         self._methods = {m.name: MethodCodec(m, spec.name, compiler, _param_kinds(spec.py, m))
                          for m in spec.methods}
@@ -49,6 +53,36 @@ class ServiceCodec:
         """Every method codec, by function name, in declaration order."""
         return self._methods
 
+    def message_defaults(self) -> dict[str, tuple[frozenset[str], Message]]:
+        """For each dataclass message of the file (by full proto name), the fields with a Python
+        default and a message holding those defaults: what a plain-JSON caller may leave out."""
+        if self._message_defaults is None:
+            self._message_defaults = self._encode_message_defaults()
+        return self._message_defaults
+
+    def _encode_message_defaults(self) -> dict[str, tuple[frozenset[str], Message]]:
+        prefix = f"{self.spec.package}." if self.spec.package else ""
+        out: dict[str, tuple[frozenset[str], Message]] = {}
+        for msg in self._messages.values():
+            if msg.role != "dataclass" or msg.py is None:
+                continue
+            given = {f.name: f for f in dataclasses.fields(msg.py)}
+            message = self._compiler.classes[msg.name]()
+            names = set()
+            for f in msg.fields:
+                default = _default_of(given[f.name]) if f.name in given else _MISSING
+                if default is _MISSING:
+                    continue
+                try:
+                    self._compiler.check(f.type)(default)
+                    self._compiler.field(f)[0](message, default)
+                except Exception:
+                    continue  # a default the field cannot hold (e.g. a sentinel): the caller must give it
+                names.add(f.name)
+            if names:
+                out[prefix + msg.name] = (frozenset(names), message)
+        return out
+
     def encode_init(self, value: Any) -> bytes:
         """The ``init_worker_state`` argument message (type-checked)."""
         return self._init.encode(value)
@@ -62,6 +96,17 @@ class ServiceCodec:
 
     def decode_connection_init(self, data: bytes) -> Any:
         return self._connection_init.decode(data)
+
+
+_MISSING: Any = object()
+
+
+def _default_of(f: dataclasses.Field[Any]) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return _MISSING
 
 
 def _param_kinds(cls: type, method: MethodSpec) -> dict[str, inspect._ParameterKind]:

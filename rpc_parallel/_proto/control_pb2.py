@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from rpc_parallel._proto import errors_pb2 as rpc__parallel_dot___proto_dot_errors__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!rpc_parallel/_proto/control.proto\x12\x0frpc_parallel.v1\x1a rpc_parallel/_proto/errors.proto\"\x81\x01\n\x11InitWorkerRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0b\n\x03\x61rg\x18\x02 \x01(\x0c\x12\x30\n\x0bshutdown_on\x18\x03 \x01(\x0e\x32\x1b.rpc_parallel.v1.ShutdownOn\x12\x1a\n\x12\x63onnection_timeout\x18\x04 \x01(\x01\"\x11\n\x0fInitWorkerReply\"\x96\x01\n\x15OpenConnectionRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x02 \x01(\t\x12\x37\n\tfunctions\x18\x03 \x03(\x0b\x32$.rpc_parallel.v1.FunctionFingerprint\x12\x0b\n\x03\x61rg\x18\x04 \x01(\x0c\x12\x0f\n\x07service\x18\x05 \x01(\t\"8\n\x13\x46unctionFingerprint\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x02 \x01(\t\"(\n\x0f\x43onnectionEvent\x12\x15\n\rconnection_id\x18\x01 \x01(\t\"$\n\x0fShutdownRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"\x0f\n\rShutdownReply\"\'\n\x12\x43loseServerRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"\x12\n\x10\x43loseServerReply\"$\n\x0fSettingsRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"&\n\rSettingsReply\x12\x15\n\rsettings_json\x18\x01 \x01(\t\"$\n\x0f\x44\x65scribeRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"k\n\rDescribeReply\x12\x17\n\x0f\x66ile_descriptor\x18\x01 \x01(\x0c\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x30\n\tfunctions\x18\x03 \x03(\x0b\x32\x1d.rpc_parallel.v1.FunctionKind\"v\n\x0c\x46unctionKind\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x15\n\rupdates_param\x18\x04 \x01(\t\x12\x11\n\tdefaulted\x18\x05 \x03(\t\x12\x10\n\x08\x64\x65\x66\x61ults\x18\x06 \x01(\x0c\"!\n\x0cWatchRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"\x0c\n\nWatchEvent\"/\n\x0bLogsRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\r\n\x05level\x18\x02 \x01(\x05\"q\n\tLogRecord\x12\x0c\n\x04time\x18\x01 \x01(\x01\x12\r\n\x05level\x18\x02 \x01(\x05\x12\x0e\n\x06logger\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x11\n\tworker_id\x18\x05 \x01(\t\x12\x13\n\x0bworker_name\x18\x06 \x01(\t\"J\n\nLogRecords\x12+\n\x07records\x18\x01 \x03(\x0b\x32\x1a.rpc_parallel.v1.LogRecord\x12\x0f\n\x07\x64ropped\x18\x02 \x01(\x04\";\n\x0cPipelineCall\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x0f\n\x07request\x18\x03 \x01(\x0c\"P\n\x10PipelineRequests\x12,\n\x05\x63\x61lls\x18\x01 \x03(\x0b\x32\x1d.rpc_parallel.v1.PipelineCall\x12\x0e\n\x06\x63\x61ncel\x18\x02 \x03(\x04\"d\n\x0ePipelineResult\x12\n\n\x02id\x18\x01 \x01(\x04\x12\r\n\x05reply\x18\x02 \x01(\x0c\x12\x0c\n\x04more\x18\x03 \x01(\x08\x12)\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x1a.rpc_parallel.v1.ErrorInfo\"C\n\x0fPipelineReplies\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.rpc_parallel.v1.PipelineResult\"@\n\rSplicedHeader\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\x0c\x12\x0e\n\x06\x66ields\x18\x03 \x03(\r*~\n\nShutdownOn\x12#\n\x1fSHUTDOWN_ON_HEARTBEATER_TIMEOUT\x10\x00\x12!\n\x1dSHUTDOWN_ON_CONNECTION_CLOSED\x10\x01\x12(\n$SHUTDOWN_ON_CALLED_SHUTDOWN_FUNCTION\x10\x02\x32\xdd\x05\n\x07\x43ontrol\x12R\n\nInitWorker\x12\".rpc_parallel.v1.InitWorkerRequest\x1a .rpc_parallel.v1.InitWorkerReply\x12\\\n\x0eOpenConnection\x12&.rpc_parallel.v1.OpenConnectionRequest\x1a .rpc_parallel.v1.ConnectionEvent0\x01\x12L\n\x08Shutdown\x12 .rpc_parallel.v1.ShutdownRequest\x1a\x1e.rpc_parallel.v1.ShutdownReply\x12U\n\x0b\x43loseServer\x12#.rpc_parallel.v1.CloseServerRequest\x1a!.rpc_parallel.v1.CloseServerReply\x12L\n\x08Settings\x12 .rpc_parallel.v1.SettingsRequest\x1a\x1e.rpc_parallel.v1.SettingsReply\x12L\n\x08\x44\x65scribe\x12 .rpc_parallel.v1.DescribeRequest\x1a\x1e.rpc_parallel.v1.DescribeReply\x12\x45\n\x05Watch\x12\x1d.rpc_parallel.v1.WatchRequest\x1a\x1b.rpc_parallel.v1.WatchEvent0\x01\x12S\n\x08Pipeline\x12!.rpc_parallel.v1.PipelineRequests\x1a .rpc_parallel.v1.PipelineReplies(\x01\x30\x01\x12\x43\n\x04Logs\x12\x1c.rpc_parallel.v1.LogsRequest\x1a\x1b.rpc_parallel.v1.LogRecords0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!rpc_parallel/_proto/control.proto\x12\x0frpc_parallel.v1\x1a rpc_parallel/_proto/errors.proto\"\x81\x01\n\x11InitWorkerRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0b\n\x03\x61rg\x18\x02 \x01(\x0c\x12\x30\n\x0bshutdown_on\x18\x03 \x01(\x0e\x32\x1b.rpc_parallel.v1.ShutdownOn\x12\x1a\n\x12\x63onnection_timeout\x18\x04 \x01(\x01\"\x11\n\x0fInitWorkerReply\"\x96\x01\n\x15OpenConnectionRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x02 \x01(\t\x12\x37\n\tfunctions\x18\x03 \x03(\x0b\x32$.rpc_parallel.v1.FunctionFingerprint\x12\x0b\n\x03\x61rg\x18\x04 \x01(\x0c\x12\x0f\n\x07service\x18\x05 \x01(\t\"8\n\x13\x46unctionFingerprint\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x02 \x01(\t\"(\n\x0f\x43onnectionEvent\x12\x15\n\rconnection_id\x18\x01 \x01(\t\"$\n\x0fShutdownRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"\x0f\n\rShutdownReply\"\'\n\x12\x43loseServerRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"\x12\n\x10\x43loseServerReply\"$\n\x0fSettingsRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"&\n\rSettingsReply\x12\x15\n\rsettings_json\x18\x01 \x01(\t\"$\n\x0f\x44\x65scribeRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"\xa7\x01\n\rDescribeReply\x12\x17\n\x0f\x66ile_descriptor\x18\x01 \x01(\x0c\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x30\n\tfunctions\x18\x03 \x03(\x0b\x32\x1d.rpc_parallel.v1.FunctionKind\x12:\n\x10message_defaults\x18\x04 \x03(\x0b\x32 .rpc_parallel.v1.MessageDefaults\"G\n\x0fMessageDefaults\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x11\n\tdefaulted\x18\x02 \x03(\t\x12\x10\n\x08\x64\x65\x66\x61ults\x18\x03 \x01(\x0c\"v\n\x0c\x46unctionKind\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x15\n\rupdates_param\x18\x04 \x01(\t\x12\x11\n\tdefaulted\x18\x05 \x03(\t\x12\x10\n\x08\x64\x65\x66\x61ults\x18\x06 \x01(\x0c\"!\n\x0cWatchRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"\x0c\n\nWatchEvent\"/\n\x0bLogsRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\r\n\x05level\x18\x02 \x01(\x05\"q\n\tLogRecord\x12\x0c\n\x04time\x18\x01 \x01(\x01\x12\r\n\x05level\x18\x02 \x01(\x05\x12\x0e\n\x06logger\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x11\n\tworker_id\x18\x05 \x01(\t\x12\x13\n\x0bworker_name\x18\x06 \x01(\t\"J\n\nLogRecords\x12+\n\x07records\x18\x01 \x03(\x0b\x32\x1a.rpc_parallel.v1.LogRecord\x12\x0f\n\x07\x64ropped\x18\x02 \x01(\x04\";\n\x0cPipelineCall\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x0f\n\x07request\x18\x03 \x01(\x0c\"P\n\x10PipelineRequests\x12,\n\x05\x63\x61lls\x18\x01 \x03(\x0b\x32\x1d.rpc_parallel.v1.PipelineCall\x12\x0e\n\x06\x63\x61ncel\x18\x02 \x03(\x04\"d\n\x0ePipelineResult\x12\n\n\x02id\x18\x01 \x01(\x04\x12\r\n\x05reply\x18\x02 \x01(\x0c\x12\x0c\n\x04more\x18\x03 \x01(\x08\x12)\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x1a.rpc_parallel.v1.ErrorInfo\"C\n\x0fPipelineReplies\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.rpc_parallel.v1.PipelineResult\"@\n\rSplicedHeader\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\x0c\x12\x0e\n\x06\x66ields\x18\x03 \x03(\r*~\n\nShutdownOn\x12#\n\x1fSHUTDOWN_ON_HEARTBEATER_TIMEOUT\x10\x00\x12!\n\x1dSHUTDOWN_ON_CONNECTION_CLOSED\x10\x01\x12(\n$SHUTDOWN_ON_CALLED_SHUTDOWN_FUNCTION\x10\x02\x32\xdd\x05\n\x07\x43ontrol\x12R\n\nInitWorker\x12\".rpc_parallel.v1.InitWorkerRequest\x1a .rpc_parallel.v1.InitWorkerReply\x12\\\n\x0eOpenConnection\x12&.rpc_parallel.v1.OpenConnectionRequest\x1a .rpc_parallel.v1.ConnectionEvent0\x01\x12L\n\x08Shutdown\x12 .rpc_parallel.v1.ShutdownRequest\x1a\x1e.rpc_parallel.v1.ShutdownReply\x12U\n\x0b\x43loseServer\x12#.rpc_parallel.v1.CloseServerRequest\x1a!.rpc_parallel.v1.CloseServerReply\x12L\n\x08Settings\x12 .rpc_parallel.v1.SettingsRequest\x1a\x1e.rpc_parallel.v1.SettingsReply\x12L\n\x08\x44\x65scribe\x12 .rpc_parallel.v1.DescribeRequest\x1a\x1e.rpc_parallel.v1.DescribeReply\x12\x45\n\x05Watch\x12\x1d.rpc_parallel.v1.WatchRequest\x1a\x1b.rpc_parallel.v1.WatchEvent0\x01\x12S\n\x08Pipeline\x12!.rpc_parallel.v1.PipelineRequests\x1a .rpc_parallel.v1.PipelineReplies(\x01\x30\x01\x12\x43\n\x04Logs\x12\x1c.rpc_parallel.v1.LogsRequest\x1a\x1b.rpc_parallel.v1.LogRecords0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'rpc_parallel._proto.control_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SHUTDOWNON']._serialized_start=1622
-  _globals['_SHUTDOWNON']._serialized_end=1748
+  _globals['_SHUTDOWNON']._serialized_start=1756
+  _globals['_SHUTDOWNON']._serialized_end=1882
   _globals['_INITWORKERREQUEST']._serialized_start=89
   _globals['_INITWORKERREQUEST']._serialized_end=218
   _globals['_INITWORKERREPLY']._serialized_start=220
@@ -58,30 +58,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SETTINGSREPLY']._serialized_end=684
   _globals['_DESCRIBEREQUEST']._serialized_start=686
   _globals['_DESCRIBEREQUEST']._serialized_end=722
-  _globals['_DESCRIBEREPLY']._serialized_start=724
-  _globals['_DESCRIBEREPLY']._serialized_end=831
-  _globals['_FUNCTIONKIND']._serialized_start=833
-  _globals['_FUNCTIONKIND']._serialized_end=951
-  _globals['_WATCHREQUEST']._serialized_start=953
-  _globals['_WATCHREQUEST']._serialized_end=986
-  _globals['_WATCHEVENT']._serialized_start=988
-  _globals['_WATCHEVENT']._serialized_end=1000
-  _globals['_LOGSREQUEST']._serialized_start=1002
-  _globals['_LOGSREQUEST']._serialized_end=1049
-  _globals['_LOGRECORD']._serialized_start=1051
-  _globals['_LOGRECORD']._serialized_end=1164
-  _globals['_LOGRECORDS']._serialized_start=1166
-  _globals['_LOGRECORDS']._serialized_end=1240
-  _globals['_PIPELINECALL']._serialized_start=1242
-  _globals['_PIPELINECALL']._serialized_end=1301
-  _globals['_PIPELINEREQUESTS']._serialized_start=1303
-  _globals['_PIPELINEREQUESTS']._serialized_end=1383
-  _globals['_PIPELINERESULT']._serialized_start=1385
-  _globals['_PIPELINERESULT']._serialized_end=1485
-  _globals['_PIPELINEREPLIES']._serialized_start=1487
-  _globals['_PIPELINEREPLIES']._serialized_end=1554
-  _globals['_SPLICEDHEADER']._serialized_start=1556
-  _globals['_SPLICEDHEADER']._serialized_end=1620
-  _globals['_CONTROL']._serialized_start=1751
-  _globals['_CONTROL']._serialized_end=2484
+  _globals['_DESCRIBEREPLY']._serialized_start=725
+  _globals['_DESCRIBEREPLY']._serialized_end=892
+  _globals['_MESSAGEDEFAULTS']._serialized_start=894
+  _globals['_MESSAGEDEFAULTS']._serialized_end=965
+  _globals['_FUNCTIONKIND']._serialized_start=967
+  _globals['_FUNCTIONKIND']._serialized_end=1085
+  _globals['_WATCHREQUEST']._serialized_start=1087
+  _globals['_WATCHREQUEST']._serialized_end=1120
+  _globals['_WATCHEVENT']._serialized_start=1122
+  _globals['_WATCHEVENT']._serialized_end=1134
+  _globals['_LOGSREQUEST']._serialized_start=1136
+  _globals['_LOGSREQUEST']._serialized_end=1183
+  _globals['_LOGRECORD']._serialized_start=1185
+  _globals['_LOGRECORD']._serialized_end=1298
+  _globals['_LOGRECORDS']._serialized_start=1300
+  _globals['_LOGRECORDS']._serialized_end=1374
+  _globals['_PIPELINECALL']._serialized_start=1376
+  _globals['_PIPELINECALL']._serialized_end=1435
+  _globals['_PIPELINEREQUESTS']._serialized_start=1437
+  _globals['_PIPELINEREQUESTS']._serialized_end=1517
+  _globals['_PIPELINERESULT']._serialized_start=1519
+  _globals['_PIPELINERESULT']._serialized_end=1619
+  _globals['_PIPELINEREPLIES']._serialized_start=1621
+  _globals['_PIPELINEREPLIES']._serialized_end=1688
+  _globals['_SPLICEDHEADER']._serialized_start=1690
+  _globals['_SPLICEDHEADER']._serialized_end=1754
+  _globals['_CONTROL']._serialized_start=1885
+  _globals['_CONTROL']._serialized_end=2618
 # @@protoc_insertion_point(module_scope)

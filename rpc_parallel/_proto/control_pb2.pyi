@@ -100,14 +100,26 @@ class DescribeRequest(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ...) -> None: ...
 
 class DescribeReply(_message.Message):
-    __slots__ = ("file_descriptor", "service", "functions")
+    __slots__ = ("file_descriptor", "service", "functions", "message_defaults")
     FILE_DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     FUNCTIONS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_DEFAULTS_FIELD_NUMBER: _ClassVar[int]
     file_descriptor: bytes
     service: str
     functions: _containers.RepeatedCompositeFieldContainer[FunctionKind]
-    def __init__(self, file_descriptor: _Optional[bytes] = ..., service: _Optional[str] = ..., functions: _Optional[_Iterable[_Union[FunctionKind, _Mapping]]] = ...) -> None: ...
+    message_defaults: _containers.RepeatedCompositeFieldContainer[MessageDefaults]
+    def __init__(self, file_descriptor: _Optional[bytes] = ..., service: _Optional[str] = ..., functions: _Optional[_Iterable[_Union[FunctionKind, _Mapping]]] = ..., message_defaults: _Optional[_Iterable[_Union[MessageDefaults, _Mapping]]] = ...) -> None: ...
+
+class MessageDefaults(_message.Message):
+    __slots__ = ("message", "defaulted", "defaults")
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    DEFAULTED_FIELD_NUMBER: _ClassVar[int]
+    DEFAULTS_FIELD_NUMBER: _ClassVar[int]
+    message: str
+    defaulted: _containers.RepeatedScalarFieldContainer[str]
+    defaults: bytes
+    def __init__(self, message: _Optional[str] = ..., defaulted: _Optional[_Iterable[str]] = ..., defaults: _Optional[bytes] = ...) -> None: ...
 
 class FunctionKind(_message.Message):
     __slots__ = ("name", "method", "kind", "updates_param", "defaulted", "defaults")

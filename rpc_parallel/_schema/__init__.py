@@ -16,6 +16,7 @@ from ._build import (
 from ._descriptor import file_descriptor as file_descriptor, map_entry_name as map_entry_name
 from ._model import (
     SCALARS as SCALARS,
+    UNION_ONEOF as UNION_ONEOF,
     EnumRef as EnumRef,
     EnumSpec as EnumSpec,
     FieldSpec as FieldSpec,
@@ -32,7 +33,9 @@ from ._model import (
     Scalar as Scalar,
     ServiceSpec as ServiceSpec,
     Slot as Slot,
+    TupleT as TupleT,
     TypeRef as TypeRef,
+    UnionT as UnionT,
     camel as camel,
     describe as describe,
     differing_functions as differing_functions,
@@ -40,7 +43,9 @@ from ._model import (
     is_basic as is_basic,
     slot_of as slot_of,
     type_label as type_label,
+    union_case as union_case,
     upper_snake as upper_snake,
     wrapper_field as wrapper_field,
+    wrapper_fields as wrapper_fields,
     wrappers_for as wrappers_for,
 )

@@ -38,12 +38,15 @@ from ._model import (
     ParamInfo,
     PickledT,
     ServiceSpec,
+    TupleT,
     TypeRef,
+    UnionT,
     camel,
     describe,
     fingerprints,
     type_label,
-    wrapper_field,
+    union_case,
+    wrapper_fields,
     wrappers_for,
 )
 
@@ -51,8 +54,8 @@ __all__ = ("MAIN_MODULES", "file_spec", "module_name", "service_spec")
 
 MAIN_MODULES = ("__main__", "__mp_main__")
 
-SUPPORTED = ("int, float, bool, str, bytes, None, list[T], tuple[T, ...], dict[str|int, T], T | None, "
-             "enum.Enum, dataclasses, rp.WorkerHandle, rp.Pickled[T]")
+SUPPORTED = ("int, float, bool, str, bytes, None, list[T], tuple[T, ...], tuple[A, B, ...], dict[str|int, T], "
+             "T | None, A | B | ..., enum.Enum, dataclasses, rp.WorkerHandle, rp.Pickled[T]")
 _ITERATORS = (collections.abc.Iterator, collections.abc.Iterable, collections.abc.Generator)
 _ASYNC_ITERATORS = (collections.abc.AsyncIterator, collections.abc.AsyncIterable, collections.abc.AsyncGenerator)
 
@@ -342,19 +345,16 @@ class _Builder:
         if isinstance(hint, type) and hint in SCALARS:
             return SCALARS[hint]
         if origin in (typing.Union, types.UnionType):
-            rest = [a for a in args if a is not type(None)]
-            if len(rest) == 1 and len(args) == 2:
-                inner = self._convert(rest[0], where)
-                return inner if isinstance(inner, OptionalT) else OptionalT(inner)
-            raise UnsupportedTypeError(f"{where}: unsupported type {_show(hint)}: the only union supported is "
-                                       "T | None; use a dataclass or rp.Pickled[...] for the rest")
+            return self._union(hint, args, where)
         if origin is list and len(args) == 1:
             return ListT(self._convert(args[0], where))
         if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
             return ListT(self._convert(args[0], where), as_tuple=True)
         if origin is tuple:
-            raise UnsupportedTypeError(f"{where}: unsupported type {_show(hint)}: only tuple[T, ...] is "
-                                       "supported; use a dataclass for fixed fields")
+            if not args or args == ((),) or Ellipsis in args:
+                raise UnsupportedTypeError(f"{where}: unsupported type {_show(hint)}: a tuple type is "
+                                           "tuple[T, ...] (any length) or tuple[A, B, ...] (one type per position)")
+            return TupleT(tuple(self._convert(a, where) for a in args))
         if origin is dict and len(args) == 2:
             key = args[0]
             if key not in (str, int):
@@ -369,6 +369,29 @@ class _Builder:
         if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             return self._dataclass(hint, where, "dataclass")
         raise UnsupportedTypeError(f"{where}: unsupported type {_show(hint)}; supported: {SUPPORTED}")
+
+    def _union(self, hint: Any, args: tuple[Any, ...], where: _Where) -> TypeRef:
+        """``A | B | ...`` as a ``UnionT`` (wrapped in ``OptionalT`` when ``None`` is a member)."""
+        optional = type(None) in args
+        members: list[TypeRef] = []
+        for a in args:
+            if a is type(None):
+                continue
+            m = self._convert(a, where)
+            if isinstance(m, OptionalT):  # an annotated member that is itself optional
+                optional, m = True, m.inner
+            if m not in members:
+                members.append(m)
+        if len(members) == 1:  # e.g. rp.Pickled[A] | rp.Pickled[B]: both pickled
+            return OptionalT(members[0]) if optional else members[0]
+        cases: dict[str, TypeRef] = {}
+        for m in members:
+            other = cases.setdefault(union_case(m), m)
+            if other is not m:
+                raise UnsupportedTypeError(f"{where}: unsupported type {_show(hint)}: its members {describe(other)} "
+                                           f"and {describe(m)} cannot be told apart on the wire")
+        union = UnionT(tuple(members))
+        return OptionalT(union) if optional else union
 
     def _enum(self, cls: type[enum.Enum], where: _Where) -> EnumRef:
         name = cls.__name__
@@ -402,7 +425,7 @@ class _Builder:
             name = type_label(w)
             self._claim(name, ("wrapper", w), f"the generated wrapper message for {describe(w)}")
             if name not in self.shared:
-                self.shared[name] = MessageSpec(name, (wrapper_field(w),), "wrapper", wraps=w)
+                self.shared[name] = MessageSpec(name, wrapper_fields(w), "wrapper", wraps=w)
 
 
 def _is_iterator_hint(hint: Any) -> bool:

@@ -67,6 +67,7 @@ def _enum(enum: EnumSpec) -> descriptor_pb2.EnumDescriptorProto:
 
 def _message(msg: MessageSpec, prefix: str, json_names: bool) -> descriptor_pb2.DescriptorProto:
     dp = descriptor_pb2.DescriptorProto(name=msg.name)
+    oneofs = list(dict.fromkeys(f.oneof for f in msg.fields if f.oneof is not None))  # protoc: real ones first
     synthetic: list[str] = []
     for f in msg.fields:
         slot = f.slot
@@ -92,11 +93,13 @@ def _message(msg: MessageSpec, prefix: str, json_names: bool) -> descriptor_pb2.
         _set_type(fd, slot.base, prefix)
         if json_names:
             fd.json_name = _json_name(f.name)
-        if slot.label == "optional":
+        if f.oneof is not None:
+            fd.oneof_index = oneofs.index(f.oneof)
+        elif slot.label == "optional":
             fd.proto3_optional = True
-            fd.oneof_index = len(synthetic)
+            fd.oneof_index = len(oneofs) + len(synthetic)
             synthetic.append(f"_{f.name}")
-    for name in synthetic:
+    for name in (*oneofs, *synthetic):
         dp.oneof_decl.add(name=name)
     return dp
 

@@ -6,6 +6,8 @@ text, typed clients, the runtime codec, fingerprints) is derived from it.
 Python types map to field *slots*. A slot is what one proto field can hold directly; a type that
 cannot sit in a slot (a list of lists, a map of optionals, an optional list) is boxed in a
 generated wrapper message named after its structure (``IntList``, ``StrIntMap``, ``IntOptional``).
+Fixed tuples and unions are always such messages: a field per position (``IntAndStrTuple``:
+``item_0``, ``item_1``) or a ``oneof`` with a case per member (``IntOrStrUnion``: ``int``, ``str``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from .._function import Kind
 
 __all__ = (
     "SCALARS",
+    "UNION_ONEOF",
     "EnumRef",
     "EnumSpec",
     "FieldSpec",
@@ -35,7 +38,9 @@ __all__ = (
     "Scalar",
     "ServiceSpec",
     "Slot",
+    "TupleT",
     "TypeRef",
+    "UnionT",
     "camel",
     "differing_functions",
     "fingerprints",
@@ -44,6 +49,8 @@ __all__ = (
     "wrapper_field",
     "wrappers_for",
     "type_label",
+    "union_case",
+    "wrapper_fields",
 )
 
 
@@ -112,11 +119,28 @@ class OptionalT:
 
 
 @dataclass(frozen=True)
+class TupleT:
+    """``tuple[A, B, ...]`` (a fixed length): a message with one field per position."""
+
+    elems: tuple[TypeRef, ...]
+
+
+@dataclass(frozen=True)
+class UnionT:
+    """``A | B | ...`` (no ``None`` member: that is ``OptionalT`` around it): a message holding a
+    ``oneof`` with one case per member, in declaration order."""
+
+    members: tuple[TypeRef, ...]
+
+
+@dataclass(frozen=True)
 class NoneT:
     """``None`` as a result: no field at all."""
 
 
-TypeRef: TypeAlias = Scalar | EnumRef | MessageRef | PickledT | ListT | MapT | OptionalT | NoneT
+TypeRef: TypeAlias = Scalar | EnumRef | MessageRef | PickledT | ListT | MapT | OptionalT | TupleT | UnionT | NoneT
+
+UNION_ONEOF = "value"  # the name of the oneof in a union's message
 
 
 def type_label(t: TypeRef) -> str:
@@ -134,6 +158,11 @@ def type_label(t: TypeRef) -> str:
             return t.key.label + type_label(t.value) + "Map"
         case OptionalT():
             return type_label(t.inner) + "Optional"  # every constructor a suffix: names cannot collide
+        case TupleT():  # the suffixes close each n-ary type: tuple[int | str, float] != int | tuple[str, float]
+            labels = [type_label(e) for e in t.elems]
+            return "And".join(labels) + "Tuple" if len(labels) > 1 else labels[0] + "SingleTuple"
+        case UnionT():
+            return "Or".join(type_label(m) for m in t.members) + "Union"
         case NoneT():
             return "None"
 
@@ -155,6 +184,10 @@ def describe(t: TypeRef) -> str:
             return f"dict[{describe(t.key)}, {describe(t.value)}]"
         case OptionalT():
             return f"{describe(t.inner)} | None"
+        case TupleT():
+            return f"tuple[{', '.join(describe(e) for e in t.elems)}]"
+        case UnionT():
+            return " | ".join(describe(m) for m in t.members)
         case NoneT():
             return "None"
 
@@ -202,6 +235,8 @@ def slot_of(t: TypeRef) -> Slot:
             if isinstance(inner, MessageRef):
                 return Slot("plain", inner)  # messages have presence already
             return Slot("plain", MessageRef(type_label(inner)))  # presence of the boxed value
+        case TupleT() | UnionT():
+            return Slot("plain", MessageRef(type_label(t)))
         case NoneT():
             raise ValueError("None has no slot")
         case _:
@@ -213,6 +248,23 @@ def wrapper_field(w: TypeRef) -> FieldSpec:
     return FieldSpec("value" if isinstance(w, OptionalT) else "items", 1, w)
 
 
+def union_case(member: TypeRef) -> str:
+    """The name of a union member's case in the union's ``oneof`` (``int``, ``point``, ``int_list``)."""
+    return upper_snake(type_label(member)).lower()
+
+
+def wrapper_fields(w: TypeRef) -> tuple[FieldSpec, ...]:
+    """The fields of the message boxing ``w``: a field per position of a fixed tuple, a ``oneof``
+    case per member of a union, or the single field of a list, map or optional."""
+    match w:
+        case TupleT():
+            return tuple(FieldSpec(f"item_{i}", i + 1, e) for i, e in enumerate(w.elems))
+        case UnionT():
+            return tuple(FieldSpec(union_case(m), i + 1, m, oneof=UNION_ONEOF) for i, m in enumerate(w.members))
+        case _:
+            return (wrapper_field(w),)
+
+
 def wrappers_for(t: TypeRef) -> list[TypeRef]:
     """The boxed types a field of type ``t`` needs wrapper messages for, outermost first."""
     match t:
@@ -221,13 +273,23 @@ def wrappers_for(t: TypeRef) -> list[TypeRef]:
         case MapT():
             return _element_wrappers(t.value)
         case OptionalT() if not is_basic(t.inner):
-            return [t.inner, *wrappers_for(t.inner)]
+            return _boxed(t.inner)
+        case TupleT() | UnionT():
+            return _boxed(t)
         case _:
             return []
 
 
 def _element_wrappers(e: TypeRef) -> list[TypeRef]:
-    return [] if is_basic(e) else [e, *wrappers_for(wrapper_field(e).type)]
+    return [] if is_basic(e) else _boxed(e)
+
+
+def _boxed(w: TypeRef) -> list[TypeRef]:
+    """``w``'s own wrapper, then the wrappers its fields need."""
+    out = [w]
+    for f in wrapper_fields(w):
+        out += _element_wrappers(f.type) if f.oneof else wrappers_for(f.type)
+    return out
 
 
 @dataclass(frozen=True)
@@ -237,9 +299,12 @@ class FieldSpec:
     name: str
     number: int
     type: TypeRef
+    oneof: str | None = None  # a union's case: the name of the oneof it is part of
 
     @property
     def slot(self) -> Slot:
+        if self.oneof is not None:  # a oneof case holds one element: a list or map member is boxed
+            return Slot("plain", _element_base(self.type))
         return slot_of(self.type)
 
 
@@ -349,6 +414,10 @@ def _names_in(t: TypeRef) -> list[str]:
             return _names_in(t.value)
         case OptionalT():
             return _names_in(t.inner)
+        case TupleT():
+            return [n for e in t.elems for n in _names_in(e)]
+        case UnionT():
+            return [n for m in t.members for n in _names_in(m)]
         case _:
             return []
 

@@ -325,7 +325,10 @@ class WorkerCore:
         fdp = file_descriptor(file_spec(self.cls.__module__))
         return control_pb2.DescribeReply(
             file_descriptor=fdp.SerializeToString(), service=self.spec.full_name,
-            functions=[self._function_kind(m) for m in self.spec.methods])
+            functions=[self._function_kind(m) for m in self.spec.methods],
+            message_defaults=[control_pb2.MessageDefaults(message=name, defaulted=sorted(names),
+                                                          defaults=message.SerializeToString())
+                              for name, (names, message) in self.codec.message_defaults().items()])
 
     def _function_kind(self, m: MethodSpec) -> control_pb2.FunctionKind:
         defaulted, defaults = self.codec.method(m.name).encode_defaults()

@@ -34,7 +34,9 @@ from .._schema import (
     PickledT,
     Scalar,
     ServiceSpec,
+    TupleT,
     TypeRef,
+    UnionT,
 )
 
 __all__ = ("client_module", "client_path", "render_client")
@@ -169,6 +171,10 @@ class _Renderer:
                 return f"dict[{t.key.py.__name__}, {self.annotation(t.value)}]"
             case OptionalT():
                 return f"{self.annotation(t.inner)} | None"
+            case TupleT():
+                return f"tuple[{', '.join(self.annotation(e) for e in t.elems)}]"
+            case UnionT():
+                return " | ".join(self.annotation(m) for m in t.members)
             case NoneT():
                 return "None"
 

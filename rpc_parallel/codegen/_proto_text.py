@@ -64,13 +64,24 @@ def render_proto(spec: FileSpec, fdp: descriptor_pb2.FileDescriptorProto, source
     for dp in fdp.message_type:
         entries = {n.name: n for n in dp.nested_type if n.options.map_entry}
         lines.append(f"message {dp.name} {{")
+        open_oneof: int | None = None
         for fd in dp.field:
+            oneof = fd.oneof_index if fd.HasField("oneof_index") and not fd.proto3_optional else None
+            if oneof != open_oneof:
+                if open_oneof is not None:
+                    lines.append("  }")
+                if oneof is not None:
+                    lines.append(f"  oneof {dp.oneof_decl[oneof].name} {{")
+                open_oneof = oneof
+            indent = "    " if oneof is not None else "  "
             entry_name = fd.type_name.rsplit(".", 1)[-1]
             if fd.type == _FD.TYPE_MESSAGE and entry_name in entries and fd.type_name.endswith(f"{dp.name}.{entry_name}"):
                 key, value = entries[entry_name].field
-                lines.append(f"  map<{type_of(key)}, {type_of(value)}> {fd.name} = {fd.number};")
+                lines.append(f"{indent}map<{type_of(key)}, {type_of(value)}> {fd.name} = {fd.number};")
                 continue
             label = "repeated " if fd.label == _FD.LABEL_REPEATED else ("optional " if fd.proto3_optional else "")
-            lines.append(f"  {label}{type_of(fd)} {fd.name} = {fd.number};")
+            lines.append(f"{indent}{label}{type_of(fd)} {fd.name} = {fd.number};")
+        if open_oneof is not None:
+            lines.append("  }")
         lines += ["}", ""]
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -115,3 +115,20 @@ class Slow(rp.Worker):
     @rp.rpc
     def generators_closed(self) -> int:
         return self.closed_generators
+
+
+class Mixed(rp.Worker):
+    """Fixed tuples and unions in every direction."""
+
+    @rp.rpc
+    def swap(self, p: tuple[int, str]) -> tuple[str, int]:
+        return p[1], p[0]
+
+    @rp.pipe
+    def mixed(self, n: int) -> Iterator[int | str | tuple[int, float] | None]:
+        for i in range(n):
+            yield [i, str(i), (i, i / 2), None][i % 4]
+
+    @rp.reverse_pipe
+    def kinds(self, xs: Iterator[int | float | str]) -> list[str]:
+        return [type(x).__name__ for x in xs]

@@ -7,8 +7,10 @@ or recorded, and fails the test if one does not exit.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import pickle
 import signal
 import stat
 import subprocess
@@ -196,6 +198,34 @@ def test_errors_are_reported_without_tracebacks(rpcpar: Rpcpar) -> None:
 
     assert [r.worker_id for r in rpcpar.records()] == [h.worker_id]  # failed spawns left no record
     assert rpcpar.lines("call", "e", "incr", "0") == [10]  # and the worker lives on
+
+
+def test_json_of_fixed_tuples_unions_and_dataclass_defaults(rpcpar: Rpcpar) -> None:
+    """A fixed tuple is a JSON list, a union's value the JSON of its member, and a dataclass field
+    with a Python default may be left out (the worker's Describe carries the defaults)."""
+    box = {"shape": "CIRCLE", "corners": [{"x": 1, "y": 2}], "meta": {}, "grid": [], "lookup": {},
+           "maybe_list": None, "list_of_maybe": [], "owner": None,
+           "extra": base64.b64encode(pickle.dumps(None, protocol=5)).decode()}  # unit, label and scale left out
+    out = rpcpar.ok("spawn", "tests.golden.decls.types:Shapes", "--arg", json.dumps({"b": box}), "--name", "shapes")
+    rpcpar.spawned.append(rp.WorkerHandle.from_json(out))
+    full = {**box, "unit": "METRE", "label": "box", "scale": 1.0}
+    assert rpcpar.lines("call", "shapes", "get", '["b"]') == [full]
+    assert rpcpar.lines("call", "shapes", "get", json.dumps(["zz", {**box, "label": "L"}])) == [
+        {**full, "label": "L"}]
+    pairs = [["a", "SQUARE"], ["b", None]]
+    reading = {"at": [0.0, 1.0], "note": "SQUARE"}
+    assert rpcpar.lines("call", "shapes", "pick", json.dumps([5, pairs])) == [{**reading, "value": 5}]
+    assert rpcpar.lines("call", "shapes", "pick", json.dumps(["x", pairs])) == [[2, "x"]]  # the tuple member
+    assert rpcpar.lines("call", "shapes", "pick", json.dumps(["", []])) == [[0, None]]
+    assert rpcpar.lines("call", "shapes", "pick", json.dumps([[{"x": 1, "y": 2}], pairs])) == [{**reading, "value": 2}]
+    assert rpcpar.lines("call", "shapes", "pick", json.dumps([{"x": 1, "y": 2}, []])) == [{**reading, "value": 0}]
+    wrong = rpcpar.many(("call", "shapes", "pick", json.dumps([True, []])),
+                        ("call", "shapes", "pick", json.dumps([1, [["a"]]])),
+                        ("call", "shapes", "get", json.dumps(["zz", {"shape": "CIRCLE"}])))
+    assert [r.returncode for r in wrong] == [2, 2, 2], [r.stderr for r in wrong]
+    assert "pick().choice: true is none of the union's members (int, str, corner_list, corner)" in wrong[0].stderr
+    assert "pick().pairs[0]: expected a JSON list of 2 items, got [\"a\"]" in wrong[1].stderr
+    assert "missing field(s) 'corners', " in wrong[2].stderr and "(label, scale, unit may be left out)" in wrong[2].stderr
 
 
 def test_ls_shutdown_and_prune(rpcpar: Rpcpar) -> None:

@@ -20,7 +20,7 @@ import pytest
 
 import rpc_parallel as rp
 
-from .first_day_workers import Bus, Logging, Slow, Talker
+from .first_day_workers import Bus, Logging, Mixed, Slow, Talker
 from .workers import Calls
 
 SLOW_HANDSHAKE = rp.RpcSettings(handshake_timeout=60.0)
@@ -71,6 +71,37 @@ def test_an_init_without_an_argument_spawns_without_one() -> None:
     try:
         with Bus.connect(handle) as conn:
             assert conn.run(Bus.subscriber_count) == 0
+    finally:
+        handle.shutdown()
+
+
+# -- fixed tuples and unions ---------------------------------------------------------------------------------
+
+
+def test_fixed_tuples_and_unions_travel_in_every_direction() -> None:
+    handle = Mixed.spawn()
+    try:
+        with Mixed.connect(handle) as conn:
+            assert conn.run(Mixed.swap, (1, "a")) == ("a", 1)
+            assert list(conn.run(Mixed.mixed, 8)) == [0, "1", (2, 1.0), None, 4, "5", (6, 3.0), None]
+            assert conn.run(Mixed.kinds, iter([1, 1.0, "1", 0, 0.0, ""])) == ["int", "float", "str"] * 2
+            with pytest.raises(TypeError, match=r"argument 'p' must be tuple\[int, str\]: p\[1\] must be str"):
+                conn.run(Mixed.swap, (1, 2))
+    finally:
+        handle.shutdown()
+
+
+def test_a_typed_client_calls_with_tuples_and_unions() -> None:
+    from tests.golden.decls import types as decl, types_rpcpar as typed
+
+    box = decl.Box(decl.Shape.CIRCLE, [], {}, [], {}, None, [], None, None)
+    handle = decl.Shapes.spawn({"b": box})
+    try:
+        with typed.ShapesClient.connect(handle) as client:
+            assert client.pick("x", [("a", typed.Shape.SQUARE)]) == (1, "x")
+            reading = client.pick([typed.Corner(1, 2)], [("a", None), ("b", None)])
+            assert reading == typed.Reading((0.0, 1.0), 2, note=typed.Shape.SQUARE)
+            assert type(reading.value) is int
     finally:
         handle.shutdown()
 

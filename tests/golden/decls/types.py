@@ -1,4 +1,5 @@
-"""Golden declarations: nested dataclasses and enums, nested optional/list/dict types, forward references."""
+"""Golden declarations: nested dataclasses and enums, nested optional/list/dict types, fixed tuples and
+unions, forward references."""
 
 from __future__ import annotations
 
@@ -50,6 +51,15 @@ class Corner:
     y: int
 
 
+@dataclass
+class Reading:
+    """Fixed tuples and unions as fields, one with a default."""
+
+    at: tuple[float, float]
+    value: int | float | str
+    note: str | Shape | None = None
+
+
 class Shapes(rp.Worker, proto_package="tests.golden.decls.types"):
     """Worker over nested types (proto_package repeats the default to cover the keyword)."""
 
@@ -75,3 +85,10 @@ class Shapes(rp.Worker, proto_package="tests.golden.decls.types"):
     @rp.state
     def corners(self) -> tuple[list[Corner], Iterator[dict[str, Corner]]]:
         return [], iter(())
+
+    @rp.rpc
+    def pick(self, choice: int | str | list[Corner] | Corner, pairs: list[tuple[str, Shape | None]]
+             ) -> tuple[int, str | None] | Reading:
+        if isinstance(choice, str):
+            return len(pairs), choice or None
+        return Reading((0.0, 1.0), choice if isinstance(choice, int) else len(pairs), note=Shape.SQUARE)

@@ -211,6 +211,84 @@ class StrCornerMap(_message.Message):
     items: _containers.MessageMap[str, Corner]
     def __init__(self, items: _Optional[_Mapping[str, Corner]] = ...) -> None: ...
 
+class FloatAndFloatTuple(_message.Message):
+    __slots__ = ("item_0", "item_1")
+    ITEM_0_FIELD_NUMBER: _ClassVar[int]
+    ITEM_1_FIELD_NUMBER: _ClassVar[int]
+    item_0: float
+    item_1: float
+    def __init__(self, item_0: _Optional[float] = ..., item_1: _Optional[float] = ...) -> None: ...
+
+class IntOrFloatOrStrUnion(_message.Message):
+    __slots__ = ("int", "float", "str")
+    INT_FIELD_NUMBER: _ClassVar[int]
+    FLOAT_FIELD_NUMBER: _ClassVar[int]
+    STR_FIELD_NUMBER: _ClassVar[int]
+    int: int
+    float: float
+    str: str
+    def __init__(self, int: _Optional[int] = ..., float: _Optional[float] = ..., str: _Optional[str] = ...) -> None: ...
+
+class StrOrShapeUnion(_message.Message):
+    __slots__ = ("str", "shape")
+    STR_FIELD_NUMBER: _ClassVar[int]
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    str: str
+    shape: Shape
+    def __init__(self, str: _Optional[str] = ..., shape: _Optional[_Union[Shape, str]] = ...) -> None: ...
+
+class Reading(_message.Message):
+    __slots__ = ("at", "value", "note")
+    AT_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    at: FloatAndFloatTuple
+    value: IntOrFloatOrStrUnion
+    note: StrOrShapeUnion
+    def __init__(self, at: _Optional[_Union[FloatAndFloatTuple, _Mapping]] = ..., value: _Optional[_Union[IntOrFloatOrStrUnion, _Mapping]] = ..., note: _Optional[_Union[StrOrShapeUnion, _Mapping]] = ...) -> None: ...
+
+class IntOrStrOrCornerListOrCornerUnion(_message.Message):
+    __slots__ = ("int", "str", "corner_list", "corner")
+    INT_FIELD_NUMBER: _ClassVar[int]
+    STR_FIELD_NUMBER: _ClassVar[int]
+    CORNER_LIST_FIELD_NUMBER: _ClassVar[int]
+    CORNER_FIELD_NUMBER: _ClassVar[int]
+    int: int
+    str: str
+    corner_list: CornerList
+    corner: Corner
+    def __init__(self, int: _Optional[int] = ..., str: _Optional[str] = ..., corner_list: _Optional[_Union[CornerList, _Mapping]] = ..., corner: _Optional[_Union[Corner, _Mapping]] = ...) -> None: ...
+
+class CornerList(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[Corner]
+    def __init__(self, items: _Optional[_Iterable[_Union[Corner, _Mapping]]] = ...) -> None: ...
+
+class StrAndShapeOptionalTuple(_message.Message):
+    __slots__ = ("item_0", "item_1")
+    ITEM_0_FIELD_NUMBER: _ClassVar[int]
+    ITEM_1_FIELD_NUMBER: _ClassVar[int]
+    item_0: str
+    item_1: Shape
+    def __init__(self, item_0: _Optional[str] = ..., item_1: _Optional[_Union[Shape, str]] = ...) -> None: ...
+
+class IntAndStrOptionalTupleOrReadingUnion(_message.Message):
+    __slots__ = ("int_and_str_optional_tuple", "reading")
+    INT_AND_STR_OPTIONAL_TUPLE_FIELD_NUMBER: _ClassVar[int]
+    READING_FIELD_NUMBER: _ClassVar[int]
+    int_and_str_optional_tuple: IntAndStrOptionalTuple
+    reading: Reading
+    def __init__(self, int_and_str_optional_tuple: _Optional[_Union[IntAndStrOptionalTuple, _Mapping]] = ..., reading: _Optional[_Union[Reading, _Mapping]] = ...) -> None: ...
+
+class IntAndStrOptionalTuple(_message.Message):
+    __slots__ = ("item_0", "item_1")
+    ITEM_0_FIELD_NUMBER: _ClassVar[int]
+    ITEM_1_FIELD_NUMBER: _ClassVar[int]
+    item_0: int
+    item_1: str
+    def __init__(self, item_0: _Optional[int] = ..., item_1: _Optional[str] = ...) -> None: ...
+
 class ShapesInit(_message.Message):
     __slots__ = ("arg",)
     class ArgEntry(_message.Message):
@@ -300,3 +378,17 @@ class ShapesCornersResponse(_message.Message):
     state: _containers.RepeatedCompositeFieldContainer[Corner]
     updates: _containers.RepeatedCompositeFieldContainer[StrCornerMap]
     def __init__(self, state: _Optional[_Iterable[_Union[Corner, _Mapping]]] = ..., updates: _Optional[_Iterable[_Union[StrCornerMap, _Mapping]]] = ...) -> None: ...
+
+class ShapesPickRequest(_message.Message):
+    __slots__ = ("choice", "pairs")
+    CHOICE_FIELD_NUMBER: _ClassVar[int]
+    PAIRS_FIELD_NUMBER: _ClassVar[int]
+    choice: IntOrStrOrCornerListOrCornerUnion
+    pairs: _containers.RepeatedCompositeFieldContainer[StrAndShapeOptionalTuple]
+    def __init__(self, choice: _Optional[_Union[IntOrStrOrCornerListOrCornerUnion, _Mapping]] = ..., pairs: _Optional[_Iterable[_Union[StrAndShapeOptionalTuple, _Mapping]]] = ...) -> None: ...
+
+class ShapesPickResponse(_message.Message):
+    __slots__ = ("value",)
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    value: IntAndStrOptionalTupleOrReadingUnion
+    def __init__(self, value: _Optional[_Union[IntAndStrOptionalTupleOrReadingUnion, _Mapping]] = ...) -> None: ...

@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class ShapesStub:
-    """Worker type Shapes, fingerprint 571bfb32356478986fd1a11f2d8d73b4.
+    """Worker type Shapes, fingerprint eadf32739e7264f0cfd85771754e9d11.
     """
 
     def __init__(self, channel):
@@ -60,10 +60,15 @@ class ShapesStub:
                 request_serializer=tests_dot_golden_dot_decls_dot_types__pb2.ShapesCornersRequest.SerializeToString,
                 response_deserializer=tests_dot_golden_dot_decls_dot_types__pb2.ShapesCornersResponse.FromString,
                 _registered_method=True)
+        self.Pick = channel.unary_unary(
+                '/tests.golden.decls.types.Shapes/Pick',
+                request_serializer=tests_dot_golden_dot_decls_dot_types__pb2.ShapesPickRequest.SerializeToString,
+                response_deserializer=tests_dot_golden_dot_decls_dot_types__pb2.ShapesPickResponse.FromString,
+                _registered_method=True)
 
 
 class ShapesServicer:
-    """Worker type Shapes, fingerprint 571bfb32356478986fd1a11f2d8d73b4.
+    """Worker type Shapes, fingerprint eadf32739e7264f0cfd85771754e9d11.
     """
 
     def Get(self, request, context):
@@ -101,6 +106,13 @@ class ShapesServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Pick(self, request, context):
+        """id 6: rpc pick(choice: int | str | list[message Corner] | message Corner, pairs: list[tuple[str, enum Shape | None]]) -> tuple[int, str | None] | message Reading
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ShapesServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -129,6 +141,11 @@ def add_ShapesServicer_to_server(servicer, server):
                     request_deserializer=tests_dot_golden_dot_decls_dot_types__pb2.ShapesCornersRequest.FromString,
                     response_serializer=tests_dot_golden_dot_decls_dot_types__pb2.ShapesCornersResponse.SerializeToString,
             ),
+            'Pick': grpc.unary_unary_rpc_method_handler(
+                    servicer.Pick,
+                    request_deserializer=tests_dot_golden_dot_decls_dot_types__pb2.ShapesPickRequest.FromString,
+                    response_serializer=tests_dot_golden_dot_decls_dot_types__pb2.ShapesPickResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'tests.golden.decls.types.Shapes', rpc_method_handlers)
@@ -138,7 +155,7 @@ def add_ShapesServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Shapes:
-    """Worker type Shapes, fingerprint 571bfb32356478986fd1a11f2d8d73b4.
+    """Worker type Shapes, fingerprint eadf32739e7264f0cfd85771754e9d11.
     """
 
     @staticmethod
@@ -266,6 +283,33 @@ class Shapes:
             '/tests.golden.decls.types.Shapes/Corners',
             tests_dot_golden_dot_decls_dot_types__pb2.ShapesCornersRequest.SerializeToString,
             tests_dot_golden_dot_decls_dot_types__pb2.ShapesCornersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Pick(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tests.golden.decls.types.Shapes/Pick',
+            tests_dot_golden_dot_decls_dot_types__pb2.ShapesPickRequest.SerializeToString,
+            tests_dot_golden_dot_decls_dot_types__pb2.ShapesPickResponse.FromString,
             options,
             channel_credentials,
             insecure,

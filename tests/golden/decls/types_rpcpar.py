@@ -16,6 +16,7 @@ __all__ = (
     "Box",
     "Corner",
     "FINGERPRINT_Shapes",
+    "Reading",
     "Shape",
     "Shapes",
     "ShapesAsyncClient",
@@ -74,6 +75,15 @@ class Tree:
     parent_label: str | None = None
 
 
+@dataclasses.dataclass
+class Reading:
+    """Mirror of dataclass tests.golden.decls.types.Reading."""
+
+    at: tuple[float, float]
+    value: int | float | str
+    note: str | Shape | None = None
+
+
 class Shapes(rp.Worker, proto_package="tests.golden.decls.types"):
     """Interface of worker type tests.golden.decls.types.Shapes (for typed clients: not an implementation)."""
 
@@ -107,8 +117,16 @@ class Shapes(rp.Worker, proto_package="tests.golden.decls.types"):
     def corners(self) -> tuple[list[Corner], Iterator[dict[str, Corner]]]:
         raise NotImplementedError
 
+    @rp.rpc
+    def pick(
+        self,
+        choice: int | str | list[Corner] | Corner,
+        pairs: list[tuple[str, Shape | None]],
+    ) -> tuple[int, str | None] | Reading:
+        raise NotImplementedError
 
-FINGERPRINT_Shapes = "571bfb32356478986fd1a11f2d8d73b4"
+
+FINGERPRINT_Shapes = "eadf32739e7264f0cfd85771754e9d11"
 
 
 class ShapesClient:
@@ -154,6 +172,13 @@ class ShapesClient:
     def corners(self) -> tuple[list[Corner], rp.Pipe[dict[str, Corner]]]:
         return self._conn.run(Shapes.corners)
 
+    def pick(
+        self,
+        choice: int | str | list[Corner] | Corner,
+        pairs: list[tuple[str, Shape | None]],
+    ) -> tuple[int, str | None] | Reading:
+        return self._conn.run(Shapes.pick, choice, pairs)
+
 
 class ShapesAsyncClient:
     """Asyncio typed client of worker type Shapes; a context manager that closes its connection."""
@@ -197,3 +222,10 @@ class ShapesAsyncClient:
 
     async def corners(self) -> tuple[list[Corner], aio.Pipe[dict[str, Corner]]]:
         return await self._conn.run(Shapes.corners)
+
+    async def pick(
+        self,
+        choice: int | str | list[Corner] | Corner,
+        pairs: list[tuple[str, Shape | None]],
+    ) -> tuple[int, str | None] | Reading:
+        return await self._conn.run(Shapes.pick, choice, pairs)

@@ -46,8 +46,9 @@ def assert_names(message: str, module: types.ModuleType | str, marker: str, *fra
         assert fragment in message, f"{fragment!r} not in {message!r}"
 
 
-@pytest.mark.parametrize("hint", ["set[int]", "int | str", "tuple[int, str]", "dict[float, int]", "list",
-                                  "list[set[int]]", "dict[str, int | str] | None"])
+@pytest.mark.parametrize("hint", ["set[int]", "tuple[()]", "tuple[int, None]", "int | set[int]",
+                                  "dict[float, int]", "list", "list[set[int]]",
+                                  "dict[str, int | set[int]] | None"])
 def test_unsupported_parameter_type(make_module: MakeModule, hint: str) -> None:
     mod = make_module(HEADER + f"""
 class W(rp.Worker):

@@ -174,3 +174,13 @@ class Codec(rp.Worker):
     @rp.rpc
     def sparse(self, m: dict[str, int | None], lo: list[list[str] | None],
                deep: list[list[int]] | None) -> dict[int, list[Point]]: ...
+
+    @rp.rpc
+    def fixed(self, p: tuple[int, str, Point | None]) -> tuple[float, ...] | tuple[int, int]: ...
+
+    @rp.rpc
+    def choice(self, v: int | float | bool | str | bytes | Color | Point | list[int] | tuple[int, ...]
+               | dict[str, int] | tuple[str, int]) -> list[int | str | None]: ...
+
+    @rp.rpc
+    def pickled_or_int(self, v: int | rp.Pickled[object], o: list[str] | Point | None = None) -> None: ...

@@ -545,3 +545,70 @@ def test_invalid_dataclass_values_are_protocol_errors(codec: ServiceCodec) -> No
     # a handle message with empty settings: a heartbeat timeout of 0
     with pytest.raises(rp.ProtocolError, match=r"cannot build a Heartbeat .*SettingsError"):
         method(codec, "handle").decode_request(b"\x0a\x00")
+
+
+# -- fixed tuples and unions ---------------------------------------------------------------------
+
+
+def test_fixed_tuples_round_trip_position_by_position(codec: ServiceCodec) -> None:
+    m = method(codec, "fixed")
+    assert request_round_trip(m, (1, "a", Point(1.0, 2.0))) == [(1, "a", Point(1.0, 2.0))]
+    assert request_round_trip(m, [0, "", None]) == [(0, "", None)]  # a list is accepted; a tuple comes back
+    assert m.decode_result(m.encode_result((1, 2))) == (1, 2)
+    assert m.decode_result(m.encode_result((1.5,))) == (1.5,)
+    assert m.decode_result(m.encode_result(())) == ()
+
+
+@pytest.mark.parametrize("args, message", [
+    (((1, "a"),), r"^Codec.fixed\(\) argument 'p' must be tuple\[int, str, Point \| None\], got tuple of 2 items$"),
+    (((1, 2, None),), (r"^Codec.fixed\(\) argument 'p' must be tuple\[int, str, Point \| None\]: p\[1\] must be str, "
+                      r"got int$")),
+    (("abc",), r"^Codec.fixed\(\) argument 'p' must be tuple\[int, str, Point \| None\], got str$"),
+])
+def test_fixed_tuples_are_checked_by_length_and_position(codec: ServiceCodec, args: tuple[Any, ...],
+                                                         message: str) -> None:
+    with pytest.raises(TypeError, match=message):
+        method(codec, "fixed").bind(args, {})
+
+
+@pytest.mark.parametrize("value", [3, 0, 2.5, 0.0, True, False, "s", "", b"\x00", b"", Color.GREEN, Point(1.0, 0.0),
+                                   [1, 2], [], (1, 2), (), {"a": 1}, {}, ("a", 1)])
+def test_a_union_value_comes_back_as_the_member_it_was(codec: ServiceCodec, value: Any) -> None:
+    (out,) = request_round_trip(method(codec, "choice"), value)
+    assert out == value and type(out) is type(value)  # 3 stays an int, 0.0 a float, False a bool, () a tuple
+
+
+def test_a_union_picks_the_member_of_the_value_s_own_class_first(codec: ServiceCodec) -> None:
+    m = method(codec, "choice")
+    message = m.encode_request([3])
+    request = m._request_cls.FromString(message)
+    assert request.v.WhichOneof("value") == "int"  # not float, which takes ints too
+    assert m._request_cls.FromString(m.encode_request([3.0])).v.WhichOneof("value") == "float"
+    assert m._request_cls.FromString(m.encode_request([("a", 1)])).v.WhichOneof("value") == "str_and_int_tuple"
+    assert m._request_cls.FromString(m.encode_request([(1, 2)])).v.WhichOneof("value") == "int_tuple"
+    assert m.decode_result(m.encode_result([1, "a", None])) == [1, "a", None]
+
+
+@pytest.mark.parametrize("value, message", [
+    (None, (r"must be int \| float \| bool \| str \| bytes \| Color \| Point \| list\[int\] \| tuple\[int, \.\.\.\] \| "
+           r"dict\[str, int\] \| tuple\[str, int\], got NoneType$")),
+    ([1, "a"], r"must be .*: v\[1\] must be int, got str$"),
+    ({"a": "b"}, r"must be .*: v\['a'\] must be int, got str$"),
+    (1.5j, r"must be int \| .*, got complex$"),
+])
+def test_a_value_of_no_member_is_a_type_error(codec: ServiceCodec, value: Any, message: str) -> None:
+    with pytest.raises(TypeError, match=r"^Codec.choice\(\) argument 'v' " + message):
+        method(codec, "choice").bind((value,), {})
+
+
+def test_pickled_is_the_union_member_of_last_resort(codec: ServiceCodec) -> None:
+    m = method(codec, "pickled_or_int")
+    assert request_round_trip(m, 3) == [3, None]
+    assert request_round_trip(m, {1}, ["x"]) == [{1}, ["x"]]
+    assert request_round_trip(m, "s", Point(0.0, 0.0)) == ["s", Point(0.0, 0.0)]
+    assert m._request_cls.FromString(m.encode_request([7, None])).v.WhichOneof("value") == "int"
+
+
+def test_a_union_with_no_member_set_is_a_protocol_error(codec: ServiceCodec) -> None:
+    with pytest.raises(rp.ProtocolError, match=r"a value of int \| float \| .* arrived with no member set"):
+        method(codec, "choice").decode_request(b"\x0a\x00")  # v: an empty union message
