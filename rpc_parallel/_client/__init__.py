@@ -8,6 +8,6 @@ Modules import downward in this order: ``_connection``, ``_dynamic`` -> ``_uploa
 from ._connection import Connection as Connection, connect as connect
 from ._dynamic import NOT_GIVEN as NOT_GIVEN, DynamicClient as DynamicClient
 from ._pipe import Pipe as Pipe
-from ._session import worker_label as worker_label
+from ._session import WouldWait as WouldWait, must_not_wait as must_not_wait, worker_label as worker_label
 
-__all__ = ("NOT_GIVEN", "Connection", "DynamicClient", "Pipe", "connect", "worker_label")
+__all__ = ("NOT_GIVEN", "Connection", "DynamicClient", "Pipe", "WouldWait", "connect", "must_not_wait", "worker_label")

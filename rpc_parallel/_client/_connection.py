@@ -12,6 +12,7 @@ import concurrent.futures
 import itertools
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ParamSpec, TypeVar, overload
@@ -60,7 +61,7 @@ from .._settings import RpcSettings
 from .._transport import at_thread_exit, dial
 from ._pipe import Pipe
 from ._pipeline import Pipeline
-from ._session import call_metadata, delivering, in_done_callback, open_session, worker_label
+from ._session import call_metadata, delivering, in_done_callback, open_session, wait_allowed, worker_label
 from ._upload import upload
 
 __all__ = ("Connection", "connect")
@@ -286,7 +287,8 @@ class Connection:
             size = len(data)
             with self._room:  # a bounded number (and bytes) in flight: the caller waits for acks
                 while self._pending and not self.closed and not in_done_callback() and (
-                        len(self._pending) >= ONE_WAY_MAX_CALLS or self._pending_bytes + size > ONE_WAY_MAX_BYTES):
+                        len(self._pending) >= ONE_WAY_MAX_CALLS or self._pending_bytes + size > ONE_WAY_MAX_BYTES
+                ) and wait_allowed():
                     self._room.wait(remaining())
                 self._check_open()  # closed while it waited: not sent
                 # numbered: the worker runs this connection's one-way calls in this order (_inorder)
@@ -457,19 +459,17 @@ class Connection:
     # -- closing -------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the connection (idempotent): pending one-way calls are flushed, streams cancelled."""
-        if self._closing:
+        """Close the connection (idempotent): pending one-way calls are flushed (for at most the
+        handshake timeout in all), streams cancelled."""
+        if not self._begin_close():
             return
-        if self._close_reason is None:
-            self._close_reason = "closed by close()"
-        self._closing = True
         with self._room:
             pending = list(self._pending)
             self._room.notify_all()
-        deadline = self.handle.settings.handshake_timeout
+        end = time.monotonic() + self.handle.settings.handshake_timeout
         for fut in pending:  # grpc futures are not concurrent.futures ones: wait one by one
             try:
-                fut.result(timeout=deadline)
+                fut.result(timeout=max(0.0, end - time.monotonic()))
             except Exception:
                 pass
         for call in list(self._direct.values()):
@@ -486,14 +486,19 @@ class Connection:
 
     def _abandon(self) -> None:
         """At interpreter exit: end the connection and close its channel now, waiting for nothing."""
+        if self._begin_close():
+            self._session.cancel()
+            self._channel.close()
+            self._closed_event.set()
+
+    def _begin_close(self) -> bool:
+        """Mark the connection closing by its caller; False if it already was."""
         if self._closing:
-            return  # close() did it
+            return False
         if self._close_reason is None:
             self._close_reason = "closed by close()"
         self._closing = True
-        self._session.cancel()
-        self._channel.close()
-        self._closed_event.set()
+        return True
 
     def __enter__(self) -> Connection:
         return self

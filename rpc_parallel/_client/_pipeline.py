@@ -24,7 +24,7 @@ from .._errors import ConnectionClosedError, RpcParallelError, WorkerConnectionE
 from .._grpc_errors import map_error_info, map_rpc_error
 from .._proto import control_pb2, control_pb2_grpc
 from .._protocol import PIPELINE_BATCH, SUBMIT_MAX_BYTES, SUBMIT_MAX_CALLS
-from ._session import delivering, in_done_callback
+from ._session import delivering, in_done_callback, wait_allowed
 
 __all__ = ("Pipeline",)
 
@@ -69,7 +69,8 @@ class Pipeline:
         patient = not in_done_callback()
         with self._lock:
             while (self._failure is None and patient and self._pending
-                   and (len(self._pending) >= SUBMIT_MAX_CALLS or self._pending_bytes + size > SUBMIT_MAX_BYTES)):
+                   and (len(self._pending) >= SUBMIT_MAX_CALLS or self._pending_bytes + size > SUBMIT_MAX_BYTES)
+                   and wait_allowed()):
                 self._room.wait()
             failure = self._failure
             if failure is None:

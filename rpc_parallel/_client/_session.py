@@ -19,7 +19,8 @@ from .._handle import WorkerHandle
 from .._proto import control_pb2, control_pb2_grpc
 from .._protocol import CONN_KEY, TOKEN_KEY
 
-__all__ = ("Metadata", "call_metadata", "delivering", "in_done_callback", "open_session", "worker_label")
+__all__ = ("Metadata", "WouldWait", "call_metadata", "delivering", "in_done_callback", "must_not_wait", "open_session",
+           "wait_allowed", "worker_label")
 
 # Set while this thread completes a call's future: its done-callbacks run here, on a thread (gRPC's
 # channel thread, a pipeline's reader) that must go on to deliver other calls' results, so calls a
@@ -40,6 +41,30 @@ class delivering:
 
     def __exit__(self, *exc: object) -> None:
         _CALLBACK.active = False
+
+
+class WouldWait(Exception):
+    """Raised instead of waiting for room, under ``must_not_wait()``: nothing was sent."""
+
+
+def wait_allowed() -> bool:
+    """Whether a call may wait for room here; raises ``WouldWait`` on a thread that must not block
+    (an event loop's, under ``must_not_wait``), which then waits elsewhere."""
+    if getattr(_CALLBACK, "no_wait", False):
+        raise WouldWait
+    return True
+
+
+class must_not_wait:
+    """``with must_not_wait():`` around a call made on an event loop's thread: where it would wait
+    for room it raises ``WouldWait`` instead, and the caller waits on a worker thread."""
+
+    def __enter__(self) -> None:
+        _CALLBACK.no_wait = True
+
+    def __exit__(self, *exc: object) -> None:
+        _CALLBACK.no_wait = False
+
 
 Metadata = tuple[tuple[str, str], ...]
 

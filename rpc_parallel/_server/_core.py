@@ -337,8 +337,10 @@ class WorkerCore:
 
 
 def _a(name: str) -> str:
-    """``name`` with its indefinite article, for messages."""
-    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+    """``name`` with its indefinite article, for messages (by its sound: an Adder, a User)."""
+    lower = name.lower()
+    vowel_sound = lower[:1] in "aeiou" and not lower.startswith(("uni", "usa", "use", "usi", "usu", "uti", "eu", "one"))
+    return f"{'an' if vowel_sound else 'a'} {name}"
 
 
 def connection_id(context: grpc.ServicerContext) -> str:

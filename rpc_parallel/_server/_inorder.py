@@ -5,7 +5,8 @@ channel and the worker's thread pool. The rpc_parallel client numbers each conne
 calls (``rpcpar-seq`` metadata, from 0); the worker queues each as it arrives and runs them by
 number, as OCaml's single-threaded worker runs a connection's one-way messages in order. A call
 that arrives but cannot run (a bad request) still takes its number, so later ones never wait on it;
-when the connection ends, calls still waiting for a number that never came run anyway, in order.
+when the connection ends, calls still waiting for a number that never came run anyway, in order,
+and so does a call that arrives after that, last.
 Calls without a number (other gRPC clients) run at once, in no particular order.
 
 Both queues are bounded (calls and bytes): a call that finds one full waits before it is
@@ -48,27 +49,35 @@ class InOrder:
     def put(self, seq: int, job: Callable[[], None] | None, size: int = 0) -> None:
         """Queue call ``seq`` of ``size`` bytes (``job`` None: the call takes its number but runs
         nothing), first waiting while the queue is full. ``ValueError`` if ``seq`` was already put;
-        ``RuntimeError`` if the executor is shut down."""
+        ``RuntimeError`` if the executor is shut down. After ``flush`` (a call that arrived as its
+        connection ended), the job runs after those queued, whatever its number."""
         with self._lock:
             while not self._flushed and (self._full(self._ready, self._ready_bytes, size) or (
                     seq != self._next and self._full(self._early, self._early_bytes, size))):
                 self._room.wait()
-            if seq < self._next or seq in self._early:
+            if self._flushed:
+                if job is not None:
+                    self._ready.append(job)
+                    self._sizes[job] = size
+                    self._ready_bytes += size
+                start = self._claim()
+            elif seq < self._next or seq in self._early:
                 raise ValueError(f"one-way call number {seq} was already received on this connection")
-            self._early[seq] = job
-            if job is not None:
-                self._sizes[job] = size
-                self._early_bytes += size
-            while self._next in self._early:
-                ready = self._early.pop(self._next)
-                self._next += 1
-                if ready is not None:
-                    self._ready.append(ready)
-                    moved = self._sizes.get(ready, 0)
-                    self._early_bytes -= moved
-                    self._ready_bytes += moved
-                self._room.notify_all()  # a waiting call may be the next one now
-            start = self._claim()
+            else:
+                self._early[seq] = job
+                if job is not None:
+                    self._sizes[job] = size
+                    self._early_bytes += size
+                while self._next in self._early:
+                    ready = self._early.pop(self._next)
+                    self._next += 1
+                    if ready is not None:
+                        self._ready.append(ready)
+                        moved = self._sizes.get(ready, 0)
+                        self._early_bytes -= moved
+                        self._ready_bytes += moved
+                    self._room.notify_all()  # a waiting call may be the next one now
+                start = self._claim()
         if start:
             self._submit()
 

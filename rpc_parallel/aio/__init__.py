@@ -114,9 +114,14 @@ class Connection:
         kind = f.kind
         sync: Any = self.sync
         if kind is Kind.RPC:
-            return await asyncio.wrap_future(sync.submit(f, *args, **kwargs))
+            rpc: Any = f
+            return await self.submit(rpc, *args, **kwargs)
         if kind is Kind.ONE_WAY:
-            return sync.run(f, *args, **kwargs)
+            try:
+                with _client.must_not_wait():
+                    return sync.run(f, *args, **kwargs)
+            except _client.WouldWait:  # the connection's one_way calls in flight are at their bound
+                return await asyncio.to_thread(sync.run, f, *args, **kwargs)
         if kind is Kind.PIPE:  # run waits for the generator to start
             return Pipe(await asyncio.to_thread(sync.run, f, *args, **kwargs))
         if kind is Kind.STATE:
@@ -131,8 +136,16 @@ class Connection:
         return await asyncio.to_thread(sync.run, f, *args, **kwargs)
 
     def submit(self, f: RpcFunction[P, R], *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
-        """Start an rpc call; await the result later."""
-        return asyncio.wrap_future(self.sync.submit(f, *args, **kwargs))
+        """Start an rpc call; await the result later. The event loop never blocks: while the
+        connection's calls in flight are at their bound, the call waits for room on a thread."""
+        try:
+            with _client.must_not_wait():
+                return asyncio.wrap_future(self.sync.submit(f, *args, **kwargs))
+        except _client.WouldWait:
+            return asyncio.ensure_future(self._submit_when_there_is_room(f, args, kwargs))
+
+    async def _submit_when_there_is_room(self, f: RpcFunction[P, R], args: Any, kwargs: Any) -> R:
+        return await asyncio.wrap_future(await asyncio.to_thread(self.sync.submit, f, *args, **kwargs))
 
     def abort(self, pipe_id: DirectPipeId) -> None:
         self.sync.abort(pipe_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -22,6 +23,8 @@ class Flow(rp.Worker):
         self.ran = 0
         self.gate = threading.Event()
         self.peak_mib = _rss_mib()
+        self.shut = asyncio.Event()  # set by open_gate: the gated calls (on the worker's event loop) go on
+        self.notes: list[int] = []
 
     @rp.pipe
     def blobs(self, size: int, count: int) -> Iterator[bytes]:
@@ -57,3 +60,20 @@ class Flow(rp.Worker):
     def rss_mib(self) -> float:
         self.peak_mib = max(self.peak_mib, _rss_mib())
         return self.peak_mib
+
+    @rp.rpc
+    async def gated(self, i: int) -> int:
+        await self.shut.wait()
+        return i
+
+    @rp.one_way
+    async def gated_note(self, i: int) -> None:
+        await self.shut.wait()
+        self.notes.append(i)
+
+    @rp.rpc
+    async def open_gate(self) -> list[int]:
+        """Let the gated calls go on; the gated notes that ran before."""
+        self.shut.set()
+        await asyncio.sleep(0)
+        return self.notes

@@ -4,7 +4,10 @@ figures are measured by the benchmark."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
+from collections.abc import Awaitable, Callable
 
 import rpc_parallel as rp
 from rpc_parallel._protocol import ONE_WAY_MAX_CALLS, ONE_WAY_QUEUE_CALLS, SUBMIT_MAX_CALLS
@@ -77,5 +80,68 @@ def test_submitted_calls_in_flight_are_bounded() -> None:
             unfinished = sum(not f.done() for f in futures)
             assert unfinished <= SUBMIT_MAX_CALLS
             assert [f.result(60) for f in futures] == [1] * len(futures)
+    finally:
+        handle.shutdown()
+
+
+def _on_a_loop(main: Callable[[], Awaitable[None]], within: float = 30.0) -> None:
+    """Run ``main`` on an event loop in a thread; fail if it has not ended in ``within`` s (a
+    blocked loop never does)."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(main())  # type: ignore[arg-type]
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(within)
+    assert not thread.is_alive(), "the event loop is blocked"
+    if errors:
+        raise errors[0]
+
+
+def test_asyncio_one_way_calls_wait_for_room_without_blocking_the_loop() -> None:
+    """Calls the worker holds (behind a gate) fill the bound; the next ones wait, and the loop goes
+    on: the gate is opened from it, on another connection."""
+    handle = Flow.spawn()
+    sent = ONE_WAY_MAX_CALLS + 2 * ONE_WAY_QUEUE_CALLS + 100
+
+    async def main() -> None:
+        async with await rp.aio.connect(Flow, handle) as conn, await rp.aio.connect(Flow, handle) as other:
+            async def send() -> None:
+                for i in range(sent):
+                    await conn.run(Flow.gated_note, i)
+
+            sending = asyncio.ensure_future(send())
+            await asyncio.sleep(0.5)  # past the bound by now; a blocked loop never gets here
+            assert not sending.done()
+            await other.run(Flow.open_gate)
+            await sending
+            notes: list[int] = []
+            while len(notes) < sent:
+                notes = await other.run(Flow.open_gate)
+            assert notes == list(range(sent))
+
+    try:
+        _on_a_loop(main)
+    finally:
+        handle.shutdown()
+
+
+def test_asyncio_submits_past_the_bound_never_block_the_loop() -> None:
+    handle = Flow.spawn()
+    count = SUBMIT_MAX_CALLS + 100
+
+    async def main() -> None:
+        async with await rp.aio.connect(Flow, handle) as conn, await rp.aio.connect(Flow, handle) as other:
+            results = [conn.submit(Flow.gated, i) for i in range(count)]  # none can finish yet
+            await other.run(Flow.open_gate)
+            assert await asyncio.gather(*results) == list(range(count))
+
+    try:
+        _on_a_loop(main)
     finally:
         handle.shutdown()

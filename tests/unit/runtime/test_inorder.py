@@ -93,8 +93,16 @@ def test_flush_runs_the_jobs_waiting_past_a_missing_number_in_order(pool: Thread
     order.flush()
     assert rec.done.wait(10)
     assert rec.ran == [1, 3]
-    with pytest.raises(ValueError):
-        order.put(2, None)  # the connection ended: the numbers up to 3 are spent
+
+
+def test_a_call_put_after_the_flush_runs_last_whatever_its_number(pool: ThreadPoolExecutor) -> None:
+    order, rec = InOrder(pool), Recorder()
+    order.put(2, rec.job(2))
+    order.flush()
+    order.put(0, rec.job(0))  # arrived as its connection ended: not refused as a duplicate,
+    order.put(7, rec.job(7, last=True))  # nor left waiting for the numbers before it
+    assert rec.done.wait(10)
+    assert rec.ran == [2, 0, 7]
 
 
 def test_a_shut_down_executor_is_reported_to_the_caller() -> None:
