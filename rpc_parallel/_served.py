@@ -12,7 +12,7 @@ from ._server import ServerHooks, WorkerServer
 from ._settings import RpcSettings, resolve
 from ._transport import at_thread_exit
 
-__all__ = ("serve", "stop_all")
+__all__ = ("serve", "served_ids", "stop_all")
 
 _SERVED: dict[str, WorkerServer] = {}
 _LOCK = threading.Lock()
@@ -53,10 +53,17 @@ def serve(cls: type, arg: Any, *, settings: RpcSettings | None, name: str | None
     return server.handle()
 
 
-def stop_all() -> None:
-    """Stop every served worker of this process (tests and interpreter exit)."""
+def served_ids() -> set[str]:
+    """The worker ids of the workers served in this process now."""
     with _LOCK:
-        servers = list(_SERVED.values())
-        _SERVED.clear()
+        return set(_SERVED)
+
+
+def stop_all(keep: set[str] | frozenset[str] = frozenset()) -> None:
+    """Stop every served worker of this process but those of ``keep`` (tests and interpreter exit)."""
+    with _LOCK:
+        servers = [s for worker_id, s in _SERVED.items() if worker_id not in keep]
+        for worker_id in [w for w in _SERVED if w not in keep]:
+            del _SERVED[worker_id]
     for s in servers:
         s.stop(0)

@@ -23,7 +23,7 @@ import pytest
 
 from ._forkserver import server_pid
 from ._master import any_master
-from ._served import stop_all
+from ._served import served_ids, stop_all
 
 __all__ = ("no_leaked_workers", "no_leaks")
 
@@ -44,19 +44,35 @@ def no_leaked_workers(timeout: float = 10.0) -> Iterator[None]:
     """Fail (``AssertionError``) if the block left a child process (a worker, its zombie) or a
     listening socket of this process behind, once ``timeout`` seconds have passed for them to go.
 
-    Workers the block served in this process (``Worker.serve``) are stopped first; this process's
-    master server and fork server, which live as long as the process, do not count. What leaked is
-    killed, so the next test starts clean.
+    Workers the block served in this process (``Worker.serve``) are stopped first (those served
+    before it are left alone); this process's master server and fork server, which live as long as
+    the process, do not count. What leaked is killed, so the next test starts clean. A block that
+    raises is cleaned up the same way, and its exception propagates unchanged.
     """
     me = psutil.Process()
     children_before = {p.pid for p in me.children(recursive=True)}
     ports_before = _listening_ports(me)
-    yield
-    stop_all()
+    served_before = served_ids()
+    try:
+        yield
+    except BaseException:
+        stop_all(keep=served_before)
+        _leaks(me, children_before, ports_before, min(timeout, 2.0))
+        raise
+    stop_all(keep=served_before)
+    live, ports = _leaks(me, children_before, ports_before, timeout)
+    if live or ports:
+        raise AssertionError(f"leaked child processes {live} / listening ports {sorted(ports)}")
+
+
+def _leaks(me: psutil.Process, children_before: set[int], ports_before: set[int], timeout: float
+           ) -> tuple[list[tuple[int, str, str]], set[int]]:
+    """The new child processes and listening ports still there after at most ``timeout`` s; the
+    processes are killed."""
     deadline = time.monotonic() + timeout
     while True:
         helpers = children_before | {server_pid()}
-        live = []
+        live: list[tuple[int, str, str]] = []
         for p in me.children(recursive=True):
             if p.pid in helpers:
                 continue
@@ -64,10 +80,8 @@ def no_leaked_workers(timeout: float = 10.0) -> Iterator[None]:
                 live.append((p.pid, p.status(), " ".join(p.cmdline()[-3:])))
             except psutil.NoSuchProcess:
                 pass
-        ports = _listening_ports(me) - ports_before - {_master_port()}
-        if not live and not ports:
-            return
-        if time.monotonic() > deadline:
+        ports = {p for p in _listening_ports(me) - ports_before - {_master_port()} if p}
+        if (not live and not ports) or time.monotonic() > deadline:
             break
         time.sleep(0.05)
     for pid, _, _ in live:
@@ -75,7 +89,7 @@ def no_leaked_workers(timeout: float = 10.0) -> Iterator[None]:
             psutil.Process(pid).kill()
         except psutil.NoSuchProcess:
             pass
-    raise AssertionError(f"leaked child processes {live} / listening ports {sorted(p for p in ports if p)}")
+    return live, ports
 
 
 @pytest.fixture

@@ -75,11 +75,16 @@ def open_session(channel: grpc.Channel, request: control_pb2.OpenConnectionReque
     connection) and its id. With ``within`` (seconds of a caller's deadline), an opening that takes
     longer is cancelled, and ``DeadlineExceededError`` raised."""
     session: Any = control_pb2_grpc.ControlStub(channel).OpenConnection(request, metadata=((TOKEN_KEY, token),))
-    late = threading.Event()
+    lock = threading.Lock()
+    late = threading.Event()  # the deadline passed first: the opening is cancelled
+    opened = threading.Event()  # the opening won: the timer must not cancel the open connection
     timer = None
     if within is not None:  # the stream outlives the deadline once open: only the opening is timed
         def give_up() -> None:
-            late.set()
+            with lock:
+                if opened.is_set():
+                    return
+                late.set()
             session.cancel()
 
         timer = threading.Timer(within, give_up)
@@ -88,6 +93,10 @@ def open_session(channel: grpc.Channel, request: control_pb2.OpenConnectionReque
     try:
         with errors:
             event = next(session)
+        with lock:
+            opened.set()
+        if late.is_set():  # opened as the deadline passed, and cancelled by it
+            raise expired()
     except StopIteration:
         raise WorkerConnectionError(f"{errors.worker} closed the connection while opening it") from None
     except RpcParallelError as exc:

@@ -65,6 +65,9 @@ class Bus(rp.Worker):
         return f(a, b)
 
 
+_STDOUT_AT_IMPORT = sys.stdout  # as a module may keep it (a logging.StreamHandler made at import)
+
+
 class Talker(rp.Worker):
     """Prints; and spawns a Talker of its own (nested masters relay their workers' output up)."""
 
@@ -72,6 +75,10 @@ class Talker(rp.Worker):
     def say(self, lines: list[str], to_stderr: bool) -> None:
         for line in lines:
             print(line, file=sys.stderr if to_stderr else sys.stdout)
+
+    @rp.rpc
+    def say_to_the_stdout_of_import_time(self, line: str) -> None:
+        print(line, file=_STDOUT_AT_IMPORT)
 
     @rp.rpc
     def say_through_child(self, line: str) -> None:

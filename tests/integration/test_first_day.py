@@ -349,6 +349,21 @@ def test_worker_output_is_relayed_line_by_line_with_its_name(capsys: pytest.Capt
     assert [line for line in err if GRPC_LOG_LINE.match(line)] == []
 
 
+def test_a_stream_kept_from_import_time_is_relayed_line_by_line_too(capsys: pytest.CaptureFixture[str]) -> None:
+    handle = Talker.spawn(name="early")
+    try:
+        with Talker.connect(handle) as conn:
+            conn.run(Talker.say_to_the_stdout_of_import_time, "kept")
+            seen = ""
+            deadline = time.monotonic() + 10
+            while "[early] kept" not in seen and time.monotonic() < deadline:  # while the worker lives
+                time.sleep(0.05)
+                seen += capsys.readouterr().out
+            assert "[early] kept" in seen
+    finally:
+        handle.shutdown()
+
+
 def test_output_of_nested_masters_is_relayed_up_the_chain(capsys: pytest.CaptureFixture[str]) -> None:
     handle = Talker.spawn(name="outer")
     with Talker.connect(handle) as conn:
@@ -394,6 +409,24 @@ def test_the_leak_check_fails_a_block_that_leaks_a_worker_and_kills_it() -> None
         Bus.spawn().shutdown()
 
 
+def test_the_leak_check_cleans_up_after_a_block_that_raises_and_keeps_its_error() -> None:
+    with pytest.raises(KeyError, match="the block's own"), rp.testing.no_leaked_workers(timeout=2.0):
+        leaked = Bus.spawn(shutdown_on=rp.ShutdownOn.CALLED_SHUTDOWN_FUNCTION)
+        raise KeyError("the block's own")
+    _wait_gone(leaked.pid, timeout=10)
+
+
+def test_the_leak_check_leaves_workers_served_before_it_alone() -> None:
+    before = Bus.serve()
+    try:
+        with rp.testing.no_leaked_workers(timeout=10.0):
+            Bus.serve()  # served in the block: stopped by the check
+        with Bus.connect(before) as conn:
+            assert conn.run(Bus.subscriber_count) == 0
+    finally:
+        before.shutdown()
+
+
 # -- conn.logs() ----------------------------------------------------------------------------------------
 
 
@@ -415,6 +448,20 @@ def test_log_records_fan_out_from_subscription_on_and_close_unsubscribes() -> No
             assert next(warnings).message == "after one closed"
             assert everything.next_batch() is None
             warnings.close()
+    finally:
+        handle.shutdown()
+
+
+def test_a_log_message_longer_than_a_message_may_be_is_cut_to_fit() -> None:
+    handle = Logging.spawn(settings=rp.RpcSettings(max_message_size=64 * 1024))
+    try:
+        with Logging.connect(handle) as conn, conn.logs() as records:
+            conn.run(Logging.log, logging.ERROR, "x" * 40_000)  # the argument fits; a record of it would not
+            conn.run(Logging.log, logging.ERROR, "short")
+            cut = next(records)
+            assert cut.message.startswith("xxx") and cut.message.endswith("characters cut]")
+            assert len(cut.message.encode()) < 32 * 1024
+            assert next(records).message == "short"
     finally:
         handle.shutdown()
 
