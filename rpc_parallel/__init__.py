@@ -46,6 +46,7 @@ from ._function import (
     state as state,
 )
 from ._handle import WorkerHandle as WorkerHandle
+from ._mapreduce._functions import MapFunction as MapFunction, MapReduceFunction as MapReduceFunction
 from ._options import (
     DEV_NULL as DEV_NULL,
     IGNORE_FAILURE as IGNORE_FAILURE,
@@ -67,13 +68,15 @@ from ._settings import Heartbeat as Heartbeat, RpcSettings as RpcSettings
 from ._worker import Worker as Worker
 
 if _typing.TYPE_CHECKING:
-    from . import aio as aio, expert as expert, testing as testing
+    from . import aio as aio, expert as expert, map_reduce as map_reduce, testing as testing
+
+_LAZY = ("aio", "expert", "map_reduce", "testing")
 
 
 def __getattr__(name: str) -> _typing.Any:
-    # rp.aio, rp.expert and rp.testing load on first use: a worker process need not import asyncio,
-    # click or pytest
-    if name in ("aio", "expert", "testing"):
+    # rp.aio, rp.expert, rp.map_reduce and rp.testing load on first use: a worker process need not
+    # import asyncio, click, tqdm or pytest
+    if name in _LAZY:
         import importlib
 
         return importlib.import_module(f"{__name__}.{name}")
@@ -81,7 +84,7 @@ def __getattr__(name: str) -> _typing.Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), "aio", "expert", "testing"})
+    return sorted({*globals(), *_LAZY})
 
 
 __all__ = (
@@ -105,6 +108,8 @@ __all__ = (
     "Kind",
     "Local",
     "LogRecord",
+    "MapFunction",
+    "MapReduceFunction",
     "MessageTooLargeError",
     "OneWayFunction",
     "Pickled",
@@ -133,6 +138,7 @@ __all__ = (
     "deadline",
     "direct_pipe",
     "expert",
+    "map_reduce",
     "one_way",
     "pipe",
     "reverse_pipe",

@@ -72,14 +72,16 @@ class WorkerMeta(type):
 
     _rp_functions: tuple[Function[Any], ...]
     _rp_proto_package: str | None
+    _rp_abstract: bool
 
     @classmethod
     def __prepare__(mcs, name: str, bases: tuple[type, ...], /, **kwargs: Any) -> dict[str, Any]:
         return _Namespace(name)
 
     def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any],
-                proto_package: str | None = None, **kwargs: Any) -> WorkerMeta:
+                proto_package: str | None = None, _rp_abstract: bool = False, **kwargs: Any) -> WorkerMeta:
         cls = super().__new__(mcs, name, bases, dict(namespace), **kwargs)
+        cls._rp_abstract = _rp_abstract  # a base class of the framework's (rp.MapFunction): no worker type
         inherited = [f for b in bases for f in getattr(b, "_rp_functions", ())]
         own = [v for v in namespace.values() if isinstance(v, Function)]
         functions: dict[str, Function[Any]] = {f.name: f for f in inherited}
@@ -95,7 +97,7 @@ class WorkerMeta(type):
         for init in ("init_worker_state", "init_connection_state"):
             if init in namespace:
                 _check_init(name, init, namespace[init])
-        if any(isinstance(b, WorkerMeta) for b in bases):
+        if any(isinstance(b, WorkerMeta) for b in bases) and not _rp_abstract:
             _check_importable(cls)
             for check in _DECLARATION_CHECKS:
                 check(cls)
@@ -173,7 +175,8 @@ def install_declaration_check(check: Callable[[type], None]) -> None:
 
 def is_worker_type(obj: object) -> bool:
     """Whether ``obj`` is a worker type: a subclass of ``rp.Worker`` (not that base class itself)."""
-    return isinstance(obj, WorkerMeta) and any(isinstance(b, WorkerMeta) for b in obj.__mro__[1:])
+    return (isinstance(obj, WorkerMeta) and not obj._rp_abstract
+            and any(isinstance(b, WorkerMeta) and not b._rp_abstract for b in obj.__mro__[1:]))
 
 
 def declared_functions(cls: type) -> tuple[Function[Any], ...]:

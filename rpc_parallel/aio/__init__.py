@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Generic, Literal, ParamSpec, TypeVar, Unpack, overload
 
 from .. import _client
@@ -23,8 +23,10 @@ from .._options import IGNORE_FAILURE, LOG_FAILURE, ShutdownOn, SpawnOptions
 from .._pipes import Closed, DirectPipeId, LogRecord, Update
 from .._settings import RpcSettings
 from .._worker import Worker
+from . import map_reduce as map_reduce
+from ._bridge import sync_iter as _sync_iter
 
-__all__ = ("Connection", "Pipe", "connect", "serve", "spawn")
+__all__ = ("Connection", "Pipe", "connect", "map_reduce", "serve", "spawn")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -64,22 +66,6 @@ class Pipe(Generic[T]):
 
     async def __aexit__(self, *exc: object) -> None:
         self._pipe.close()
-
-
-def _sync_iter(items: Any, loop: asyncio.AbstractEventLoop) -> Any:
-    """A blocking iterator over an async iterable (consumed from a worker thread)."""
-    if not isinstance(items, AsyncIterable):
-        return items
-
-    def gen() -> Iterator[Any]:
-        it = items.__aiter__()
-        while True:
-            try:
-                yield asyncio.run_coroutine_threadsafe(it.__anext__(), loop).result()  # type: ignore[arg-type]
-            except StopAsyncIteration:
-                return
-
-    return gen()
 
 
 class Connection:
