@@ -283,21 +283,7 @@ class Connection:
             with self._errors:
                 return m.codec.decode_result(m.call(rest, metadata=self._md, timeout=timeout))
         if kind is Kind.ONE_WAY:
-            data = self._request(m, args, kwargs)
-            size = len(data)
-            with self._room:  # a bounded number (and bytes) in flight: the caller waits for acks
-                while self._pending and not self.closed and not in_done_callback() and (
-                        len(self._pending) >= ONE_WAY_MAX_CALLS or self._pending_bytes + size > ONE_WAY_MAX_BYTES
-                ) and wait_allowed():
-                    self._room.wait(remaining())
-                self._check_open()  # closed while it waited: not sent
-                # numbered: the worker runs this connection's one-way calls in this order (_inorder)
-                # no timeout: a number the worker never receives would hold up every later one_way
-                fut = m.call.future(data, metadata=(*self._md, (SEQ_KEY, str(next(self._one_way_seq)))))
-                self._pending[fut] = size
-                self._pending_bytes += size
-            fut.add_done_callback(self._one_way_done)
-            return None
+            return self._send_one_way(m, self._request(m, args, kwargs))
         if kind is Kind.PIPE:
             data = self._request(m, args, kwargs)
             # returns once the generator started, as OCaml's f has returned its pipe (subscribe, then trigger)
@@ -318,6 +304,31 @@ class Connection:
             data = self._request(m, args, kwargs)
             return self._direct_pipe(m, data, on_update, timeout)
         return self._reverse_pipe(m, args, kwargs, timeout)
+
+    def _send_one_way(self, m: _Method, data: bytes) -> None:
+        """Send an encoded one_way request, first waiting while the calls in flight are at their bound."""
+        size = len(data)
+        with self._room:  # a bounded number (and bytes) in flight: the caller waits for acks
+            while self._pending and not self.closed and not in_done_callback() and (
+                    len(self._pending) >= ONE_WAY_MAX_CALLS or self._pending_bytes + size > ONE_WAY_MAX_BYTES
+            ) and wait_allowed():
+                self._room.wait(remaining())
+            self._check_open()  # closed while it waited: not sent
+            # numbered: the worker runs this connection's one-way calls in this order (_inorder)
+            # no timeout: a number the worker never receives would hold up every later one_way
+            fut = m.call.future(data, metadata=(*self._md, (SEQ_KEY, str(next(self._one_way_seq)))))
+            self._pending[fut] = size
+            self._pending_bytes += size
+        fut.add_done_callback(self._one_way_done)
+
+    def _prepare(self, f: Function[Any], args: tuple[Any, ...], kwargs: dict[str, Any], kind: Kind
+                 ) -> tuple[_Method, bytes]:
+        """``f``'s method and encoded request, checked now (for callers that send it later)."""
+        self._check_open()
+        m = self._method(f)
+        if m.kind is not kind:
+            raise TypeError(f"{m.name} is a {m.kind.value}, not a {kind.value}")
+        return m, self._request(m, args, kwargs)
 
     def _one_way_done(self, fut: Any) -> None:
         with self._room:
@@ -383,16 +394,24 @@ class Connection:
         m = self._method(f)
         if m.kind is not Kind.RPC:
             raise TypeError(f"submit takes an rpc function; {m.name} is a {m.kind.value}")
-        data = self._request(m, args, kwargs)
+        return self._submit_data(m, self._request(m, args, kwargs))
+
+    def _wait_for_submit_room(self, data: bytes) -> None:
+        """Wait until ``_submit_data(m, data)`` would not wait for room."""
+        if self._pipelined and len(data) <= PIPELINE_MAX_REQUEST and remaining() is None:
+            self._pipe().wait_for_room(len(data))
+
+    def _submit_data(self, m: _Method, data: bytes) -> concurrent.futures.Future[Any]:
+        """Start an encoded rpc request (``submit``)."""
         timeout = remaining()  # under an rp.deadline, a unary call: gRPC cancels it at the deadline
         if self._pipelined and len(data) <= PIPELINE_MAX_REQUEST and timeout is None:
             return self._pipe().submit(m.rpc_name, data, m.codec.decode_result)
-        result: concurrent.futures.Future[R] = concurrent.futures.Future()
+        result: concurrent.futures.Future[Any] = concurrent.futures.Future()
         call = m.call.future(data, metadata=self._md, timeout=timeout)
         decode = m.codec.decode_result
         label = self._label
 
-        def cancelled(f: concurrent.futures.Future[R]) -> None:
+        def cancelled(f: concurrent.futures.Future[Any]) -> None:
             if f.cancelled():
                 call.cancel()  # the caller's Future.cancel(): the worker's side is cancelled
 

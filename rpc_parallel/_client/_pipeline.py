@@ -55,6 +55,13 @@ class Pipeline:
     def broken(self) -> bool:
         return self._failure is not None
 
+    def wait_for_room(self, size: int) -> None:
+        """Wait until a request of ``size`` bytes would not wait in ``submit`` (or the stream broke)."""
+        with self._lock:
+            while self._failure is None and self._pending and (
+                    len(self._pending) >= SUBMIT_MAX_CALLS or self._pending_bytes + size > SUBMIT_MAX_BYTES):
+                self._room.wait()
+
     def submit(self, method: str, request: bytes, decode: Callable[[bytes], Any]) -> concurrent.futures.Future[Any]:
         """Start a call of ``method``; the future gets ``decode(reply)`` or the call's error. Until
         it has, ``future.cancel()`` cancels the call: the worker does not run it if it has not

@@ -216,6 +216,8 @@ class CheckCompiler:
                     checks[i](v)
                     return i
                 except Bad as e:
+                    if e.overflow:  # an int too large is no float of float | int
+                        raise
                     near = near or (e if e.path else None)
             for i in rest:
                 if i not in first:

@@ -160,7 +160,7 @@ class Compiler:
 
     def _submessage(self, name: str, struct: _Struct, *, optional: bool) -> tuple[Setter, Getter]:
         def put(m: Message, v: Any) -> None:
-            if v is not None:
+            if v is not None or not optional:  # None of a union's Pickled member is a value
                 sub: Message = getattr(m, name)
                 sub.SetInParent()  # presence even when every field of the value is a default
                 struct.fill(sub, v)

@@ -6,7 +6,7 @@ objects and ``null`` for containers and optionals (``to_message``, ``to_plain``)
 The generated wrapper messages that box nested containers and optionals (``IntList``,
 ``StrUnitMap``, ``IntOptional``...) are recognised by their structure, a single ``items``/``value``
 field whose type spells the message's name, and travel as the plain value they box; a fixed
-tuple's message (``...Tuple``: fields ``item_0``, ``item_1``...) travels as a JSON list, a union's
+tuple's message (``...Tuple2``: fields ``item_0``, ``item_1``...) travels as a JSON list, a union's
 (``...Union``: one ``oneof value``) as the plain value of its member. A dataclass field left out
 takes its Python default when the caller has it (``Defaults``, from the worker's ``Describe``).
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,6 +34,7 @@ FieldDescriptor = Any
 EnumDescriptor = Any
 _FD = descriptor_pb2.FieldDescriptorProto
 _UNION_ONEOF = "value"
+_FIXED_TUPLE = re.compile(r"Tuple\d+$")  # IntAndStrTuple2 (IntTuple is a tuple[int, ...]: a list)
 
 # A message's full name -> the fields with a Python default, and a message holding those defaults.
 Defaults = Mapping[str, tuple[frozenset[str], Message]]
@@ -78,7 +80,7 @@ def _wrapped_field(d: Descriptor) -> FieldDescriptor | None:
 def _is_tuple(d: Descriptor) -> bool:
     """A fixed tuple's message: fields ``item_0``, ``item_1``... numbered from 1, in no oneof."""
     fields = d.fields
-    return bool(fields) and d.name.endswith("Tuple") and all(
+    return bool(fields) and _FIXED_TUPLE.search(d.name) is not None and all(
         f.name == f"item_{i}" and f.number == i + 1 and (f.containing_oneof is None or f.containing_oneof.name.startswith("_"))
         for i, f in enumerate(fields))
 
@@ -207,8 +209,9 @@ class _ToJson:
         return out
 
     def _union(self, value: Any, d: Descriptor, where: str) -> dict[str, Any]:
-        """The first member (of the value's own JSON kind first) that takes ``value``."""
-        cases = sorted((f for f in d.fields if _takes(f, value)), key=lambda f: not _exactly(f, value))
+        """The first member (of the value's own JSON kind first) whose type ``value`` has, down to
+        its leaves (so ``["7", 1]`` is a ``tuple[str, int]``, not a ``list[int]`` of a coerced "7")."""
+        cases = sorted((f for f in d.fields if _fits(value, f)), key=lambda f: not _exactly(f, value))
         for f in cases:
             try:
                 return {f.name: self.element(value, f, where)}
@@ -251,11 +254,50 @@ _TAKES: dict[int, tuple[type, ...]] = {
 }
 
 
-def _takes(f: FieldDescriptor, value: Any) -> bool:
+def _fits(value: Any, f: FieldDescriptor, *, element: bool = False) -> bool:
+    """Whether plain ``value`` has the type of field ``f`` (of one element of it, with ``element``),
+    down to every leaf: JSON kinds as they are, no coercion."""
+    if not element and is_map(f):
+        item = f.message_type.fields_by_name["value"]
+        key = f.message_type.fields_by_name["key"]
+        return isinstance(value, dict) and all(
+            (key.type == _FD.TYPE_STRING or _is_int_text(k)) and _fits(v, item, element=True) for k, v in value.items())
+    if not element and f.is_repeated:
+        return isinstance(value, list) and all(_fits(v, f, element=True) for v in value)
+    if value is None:  # an optional field's; never a union member's (a union with None is optional)
+        in_union = f.containing_oneof is not None and not f.containing_oneof.name.startswith("_")
+        return not element and f.has_presence and not in_union
     if f.type == _FD.TYPE_MESSAGE:
-        return value is not None
+        return _fits_message(value, f.message_type)
+    if f.type == _FD.TYPE_ENUM:
+        prefix = _enum_prefix(f.enum_type)
+        if isinstance(value, str):
+            wanted = value.upper()
+            return any(wanted in (v.name, v.name.removeprefix(prefix)) for v in f.enum_type.values)
+        return type(value) is int and value in f.enum_type.values_by_number
     kinds = _TAKES.get(f.type, ())
     return isinstance(value, kinds) and (f.type == _FD.TYPE_BOOL or not isinstance(value, bool))
+
+
+def _fits_message(value: Any, d: Descriptor) -> bool:
+    wrapped = _wrapped_field(d)
+    if wrapped is not None:
+        return _fits(value, wrapped)
+    if _is_tuple(d):
+        return isinstance(value, list) and len(value) == len(d.fields) and all(
+            _fits(v, f) for v, f in zip(value, d.fields, strict=True))
+    if _is_union(d):
+        return any(_fits(value, f) for f in d.fields)
+    return isinstance(value, dict) and all(k in d.fields_by_name and _fits(v, d.fields_by_name[k])
+                                           for k, v in value.items())
+
+
+def _is_int_text(key: Any) -> bool:
+    try:
+        int(key)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _exactly(f: FieldDescriptor, value: Any) -> bool:

@@ -70,10 +70,10 @@ class ServiceCodec:
             message = self._compiler.classes[msg.name]()
             names = set()
             for f in msg.fields:
-                default = _default_of(given[f.name]) if f.name in given else _MISSING
-                if default is _MISSING:
-                    continue
-                try:
+                try:  # a default_factory runs here once: what a JSON caller leaving the field out gets
+                    default = _default_of(given[f.name]) if f.name in given else _MISSING
+                    if default is _MISSING:
+                        continue
                     self._compiler.check(f.type)(default)
                     self._compiler.field(f)[0](message, default)
                 except Exception:

@@ -41,6 +41,7 @@ from ._model import (
     differing_functions as differing_functions,
     fingerprints as fingerprints,
     is_basic as is_basic,
+    json_name as json_name,
     slot_of as slot_of,
     type_label as type_label,
     union_case as union_case,

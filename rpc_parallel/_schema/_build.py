@@ -44,6 +44,7 @@ from ._model import (
     camel,
     describe,
     fingerprints,
+    json_name,
     type_label,
     union_case,
     wrapper_fields,
@@ -174,9 +175,12 @@ class _Builder:
         if name in self.claims:
             other, other_where = self.claims[name]
             if other != origin:
+                generated = [isinstance(o, tuple) and o[:1] == ("wrapper",) for o in (origin, other)]
+                fix = ("wrap one of the two in a dataclass" if all(generated)
+                       else "rename one of them" if not any(generated) else "rename the class")
                 raise DeclarationError(
                     f"{where}: proto name '{name}' is already used by {other_where}; two different types "
-                    f"cannot share one name in a .proto file: rename one of them")
+                    f"cannot share one name in a .proto file: {fix}")
             return
         self.claims[name] = (origin, where)
 
@@ -386,10 +390,12 @@ class _Builder:
             return OptionalT(members[0]) if optional else members[0]
         cases: dict[str, TypeRef] = {}
         for m in members:
-            other = cases.setdefault(union_case(m), m)
+            case = union_case(m)
+            other = cases.setdefault(json_name(case).lower(), m)
             if other is not m:
                 raise UnsupportedTypeError(f"{where}: unsupported type {_show(hint)}: its members {describe(other)} "
-                                           f"and {describe(m)} cannot be told apart on the wire")
+                                           f"and {describe(m)} would have the same case name ('{case}') in the "
+                                           "union's oneof: rename one of the two classes")
         union = UnionT(tuple(members))
         return OptionalT(union) if optional else union
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from google.protobuf import descriptor_pb2
 
-from ._model import EnumRef, EnumSpec, FileSpec, MessageRef, MessageSpec, PickledT, Scalar, Slot, camel
+from ._model import EnumRef, EnumSpec, FileSpec, MessageRef, MessageSpec, PickledT, Scalar, Slot, camel, json_name
 
 __all__ = ("file_descriptor", "map_entry_name")
 
@@ -25,11 +25,6 @@ _SCALAR_TYPES = {
 def map_entry_name(field_name: str) -> str:
     """The nested entry message protoc creates for a map field (``items`` -> ``ItemsEntry``)."""
     return camel(field_name) + "Entry"
-
-
-def _json_name(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(p[:1].upper() + p[1:] for p in rest)
 
 
 def file_descriptor(spec: FileSpec, *, json_names: bool = False) -> descriptor_pb2.FileDescriptorProto:
@@ -87,12 +82,12 @@ def _message(msg: MessageSpec, prefix: str, json_names: bool) -> descriptor_pb2.
             fd.type = _FD.TYPE_MESSAGE
             fd.type_name = f"{prefix}{msg.name}.{entry}"
             if json_names:
-                fd.json_name = _json_name(f.name)
+                fd.json_name = json_name(f.name)
             continue
         fd.label = _FD.LABEL_REPEATED if slot.label == "repeated" else _FD.LABEL_OPTIONAL
         _set_type(fd, slot.base, prefix)
         if json_names:
-            fd.json_name = _json_name(f.name)
+            fd.json_name = json_name(f.name)
         if f.oneof is not None:
             fd.oneof_index = oneofs.index(f.oneof)
         elif slot.label == "optional":

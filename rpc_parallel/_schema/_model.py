@@ -6,7 +6,7 @@ text, typed clients, the runtime codec, fingerprints) is derived from it.
 Python types map to field *slots*. A slot is what one proto field can hold directly; a type that
 cannot sit in a slot (a list of lists, a map of optionals, an optional list) is boxed in a
 generated wrapper message named after its structure (``IntList``, ``StrIntMap``, ``IntOptional``).
-Fixed tuples and unions are always such messages: a field per position (``IntAndStrTuple``:
+Fixed tuples and unions are always such messages: a field per position (``IntAndStrTuple2``:
 ``item_0``, ``item_1``) or a ``oneof`` with a case per member (``IntOrStrUnion``: ``int``, ``str``).
 """
 
@@ -45,6 +45,7 @@ __all__ = (
     "differing_functions",
     "fingerprints",
     "is_basic",
+    "json_name",
     "slot_of",
     "wrapper_field",
     "wrappers_for",
@@ -159,8 +160,7 @@ def type_label(t: TypeRef) -> str:
         case OptionalT():
             return type_label(t.inner) + "Optional"  # every constructor a suffix: names cannot collide
         case TupleT():  # the suffixes close each n-ary type: tuple[int | str, float] != int | tuple[str, float]
-            labels = [type_label(e) for e in t.elems]
-            return "And".join(labels) + "Tuple" if len(labels) > 1 else labels[0] + "SingleTuple"
+            return "And".join(type_label(e) for e in t.elems) + f"Tuple{len(t.elems)}"  # Tuple alone: tuple[T, ...]
         case UnionT():
             return "Or".join(type_label(m) for m in t.members) + "Union"
         case NoneT():
@@ -249,8 +249,16 @@ def wrapper_field(w: TypeRef) -> FieldSpec:
 
 
 def union_case(member: TypeRef) -> str:
-    """The name of a union member's case in the union's ``oneof`` (``int``, ``point``, ``int_list``)."""
-    return upper_snake(type_label(member)).lower()
+    """The name of a union member's case in the union's ``oneof`` (``int``, ``point``, ``int_list``;
+    a member named like the oneof itself, ``Value``, is ``value_case``)."""
+    case = upper_snake(type_label(member)).lower()
+    return f"{case}_case" if case == UNION_ONEOF else case
+
+
+def json_name(name: str) -> str:
+    """The JSON name protobuf gives a field (``item_0`` -> ``item0``)."""
+    head, *rest = name.split("_")
+    return head + "".join(p[:1].upper() + p[1:] for p in rest)
 
 
 def wrapper_fields(w: TypeRef) -> tuple[FieldSpec, ...]:

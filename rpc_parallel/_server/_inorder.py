@@ -18,6 +18,8 @@ flight: each call has its own gRPC thread). So a waiting call always gets its tu
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -45,21 +47,35 @@ class InOrder:
         self._max_bytes = max_bytes
         self._flushed = False
         self._running = False
+        self._blocked: dict[int, int] = {}  # numbers of the calls waiting for room -> how many
+        self._late: list[tuple[int, int, Callable[[], None] | None, int]] = []  # put after flush, by number
+        self._late_order = itertools.count()
 
     def put(self, seq: int, job: Callable[[], None] | None, size: int = 0) -> None:
         """Queue call ``seq`` of ``size`` bytes (``job`` None: the call takes its number but runs
         nothing), first waiting while the queue is full. ``ValueError`` if ``seq`` was already put;
         ``RuntimeError`` if the executor is shut down. After ``flush`` (a call that arrived as its
-        connection ended), the job runs after those queued, whatever its number."""
+        connection ended, or waited for room then), the job runs after those queued, in number
+        order among such calls."""
         with self._lock:
-            while not self._flushed and (self._full(self._ready, self._ready_bytes, size) or (
-                    seq != self._next and self._full(self._early, self._early_bytes, size))):
-                self._room.wait()
+            self._blocked[seq] = self._blocked.get(seq, 0) + 1
+            try:
+                while not self._flushed and (self._full(self._ready, self._ready_bytes, size) or (
+                        seq != self._next and self._full(self._early, self._early_bytes, size))):
+                    self._room.wait()
+            finally:
+                self._blocked[seq] -= 1
+                if not self._blocked[seq]:
+                    del self._blocked[seq]
             if self._flushed:
-                if job is not None:
-                    self._ready.append(job)
-                    self._sizes[job] = size
-                    self._ready_bytes += size
+                heapq.heappush(self._late, (seq, next(self._late_order), job, size))
+                # by number, but not past a lower number still waiting to be put (woken after us)
+                while self._late and (not self._blocked or self._late[0][0] < min(self._blocked)):
+                    _, _, late, late_size = heapq.heappop(self._late)
+                    if late is not None:
+                        self._ready.append(late)
+                        self._sizes[late] = late_size
+                        self._ready_bytes += late_size
                 start = self._claim()
             elif seq < self._next or seq in self._early:
                 raise ValueError(f"one-way call number {seq} was already received on this connection")

@@ -65,7 +65,8 @@ class LogHub(logging.Handler):
         if len(message) > limit:
             cut = f"... [{len(message) - limit + 64} characters cut]"
             message = message[:max(0, limit - 64)] + cut
-        size = len(message) + len(record.name) + _RECORD_OVERHEAD
+        size = (len(message) if message.isascii() else len(message.encode("utf-8", "replace"))) + \
+            len(record.name.encode("utf-8", "replace")) + _RECORD_OVERHEAD
         out = control_pb2.LogRecord(time=record.created, level=record.levelno, logger=record.name, message=message,
                                     worker_id=self._core.worker_id, worker_name=self._core.name or "")
         for s in targets:
@@ -83,8 +84,8 @@ class LogHub(logging.Handler):
         # no logging.getLogger: emit runs under this handler's lock, and getLogger takes logging's
         found = logging.Logger.manager.loggerDict.get(record.name)
         logger: logging.Logger | None = found if isinstance(found, logging.Logger) else logging.root
-        while logger is not None:
-            if any(h is not self and record.levelno >= h.level for h in logger.handlers):
+        while logger is not None:  # any handler counts, whatever its level (as in Logger.callHandlers)
+            if any(h is not self for h in logger.handlers):
                 return True
             logger = logger.parent if logger.propagate else None
         return False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Generic, Literal, ParamSpec, TypeVar, Unpack, overload
 
@@ -103,11 +104,12 @@ class Connection:
             rpc: Any = f
             return await self.submit(rpc, *args, **kwargs)
         if kind is Kind.ONE_WAY:
+            m, data = sync._prepare(f, args, kwargs, Kind.ONE_WAY)  # the arguments as they are now
             try:
                 with _client.must_not_wait():
-                    return sync.run(f, *args, **kwargs)
+                    return sync._send_one_way(m, data)
             except _client.WouldWait:  # the connection's one_way calls in flight are at their bound
-                return await asyncio.to_thread(sync.run, f, *args, **kwargs)
+                return await asyncio.to_thread(sync._send_one_way, m, data)
         if kind is Kind.PIPE:  # run waits for the generator to start
             return Pipe(await asyncio.to_thread(sync.run, f, *args, **kwargs))
         if kind is Kind.STATE:
@@ -124,14 +126,38 @@ class Connection:
     def submit(self, f: RpcFunction[P, R], *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
         """Start an rpc call; await the result later. The event loop never blocks: while the
         connection's calls in flight are at their bound, the call waits for room on a thread."""
+        sync: Any = self.sync
+        m, data = sync._prepare(f, args, kwargs, Kind.RPC)  # the arguments as they are now
         try:
             with _client.must_not_wait():
-                return asyncio.wrap_future(self.sync.submit(f, *args, **kwargs))
+                return asyncio.wrap_future(sync._submit_data(m, data))
         except _client.WouldWait:
-            return asyncio.ensure_future(self._submit_when_there_is_room(f, args, kwargs))
+            return asyncio.ensure_future(self._submit_when_there_is_room(m, data))
 
-    async def _submit_when_there_is_room(self, f: RpcFunction[P, R], args: Any, kwargs: Any) -> R:
-        return await asyncio.wrap_future(await asyncio.to_thread(self.sync.submit, f, *args, **kwargs))
+    async def _submit_when_there_is_room(self, m: Any, data: bytes) -> Any:
+        """Submit once there is room, on a thread; cancelling this cancels the call, sent or not."""
+        sent: list[Any] = []
+        cancelled = threading.Event()
+        sync: Any = self.sync
+
+        def submit() -> Any:
+            sync._wait_for_submit_room(data)
+            if cancelled.is_set():  # cancelled while it waited: never sent
+                return None
+            future = sync._submit_data(m, data)
+            sent.append(future)
+            if cancelled.is_set():
+                future.cancel()
+            return future
+
+        try:
+            future = await asyncio.to_thread(submit)
+        except asyncio.CancelledError:
+            cancelled.set()
+            for f in sent:
+                f.cancel()
+            raise
+        return await asyncio.wrap_future(future)
 
     def abort(self, pipe_id: DirectPipeId) -> None:
         self.sync.abort(pipe_id)

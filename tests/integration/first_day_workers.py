@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import sys
@@ -95,6 +96,12 @@ class Logging(rp.Worker):
     def log(self, level: int, message: str) -> None:
         logging.getLogger("first_day").log(level, message)
 
+    @rp.rpc
+    def configure_errors_only(self) -> None:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(logging.ERROR)
+        logging.getLogger().addHandler(handler)
+
 
 class Slow(rp.Worker):
     """Calls that take their time, for deadlines."""
@@ -124,8 +131,27 @@ class Slow(rp.Worker):
         return self.closed_generators
 
 
+def _no_default() -> list[int]:
+    raise LookupError("this default needs a database")
+
+
+@dataclasses.dataclass
+class Settled:
+    name: str
+    tags: list[int] = dataclasses.field(default_factory=_no_default)
+    level: int = 3
+
+
 class Mixed(rp.Worker):
     """Fixed tuples and unions in every direction."""
+
+    @rp.rpc
+    def show(self, v: list[int] | tuple[str, int] | dict[str, int] | dict[str, str]) -> str:
+        return repr(v)
+
+    @rp.rpc
+    def settle(self, s: Settled) -> str:
+        return repr(s)
 
     @rp.rpc
     def swap(self, p: tuple[int, str]) -> tuple[str, int]:

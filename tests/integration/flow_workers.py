@@ -25,6 +25,7 @@ class Flow(rp.Worker):
         self.peak_mib = _rss_mib()
         self.shut = asyncio.Event()  # set by open_gate: the gated calls (on the worker's event loop) go on
         self.notes: list[int] = []
+        self.echoes: list[list[int]] = []
 
     @rp.pipe
     def blobs(self, size: int, count: int) -> Iterator[bytes]:
@@ -61,11 +62,6 @@ class Flow(rp.Worker):
         self.peak_mib = max(self.peak_mib, _rss_mib())
         return self.peak_mib
 
-    @rp.rpc
-    async def gated(self, i: int) -> int:
-        await self.shut.wait()
-        return i
-
     @rp.one_way
     async def gated_note(self, i: int) -> None:
         await self.shut.wait()
@@ -77,3 +73,12 @@ class Flow(rp.Worker):
         self.shut.set()
         await asyncio.sleep(0)
         return self.notes
+
+    @rp.rpc
+    def echo_ints(self, xs: list[int]) -> list[int]:
+        self.echoes.append(xs)
+        return xs
+
+    @rp.rpc
+    def echoed(self) -> list[list[int]]:
+        return self.echoes

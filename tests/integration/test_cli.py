@@ -213,7 +213,7 @@ def test_json_of_fixed_tuples_unions_and_dataclass_defaults(rpcpar: Rpcpar) -> N
     assert rpcpar.lines("call", "shapes", "get", json.dumps(["zz", {**box, "label": "L"}])) == [
         {**full, "label": "L"}]
     pairs = [["a", "SQUARE"], ["b", None]]
-    reading = {"at": [0.0, 1.0], "note": "SQUARE"}
+    reading = {"at": [0.0, 1.0], "note": "SQUARE", "tag": None}
     assert rpcpar.lines("call", "shapes", "pick", json.dumps([5, pairs])) == [{**reading, "value": 5}]
     assert rpcpar.lines("call", "shapes", "pick", json.dumps(["x", pairs])) == [[2, "x"]]  # the tuple member
     assert rpcpar.lines("call", "shapes", "pick", json.dumps(["", []])) == [[0, None]]

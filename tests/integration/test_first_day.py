@@ -91,6 +91,33 @@ def test_fixed_tuples_and_unions_travel_in_every_direction() -> None:
         handle.shutdown()
 
 
+def test_json_picks_the_union_member_the_value_has_down_to_its_leaves() -> None:
+    """rpcpar call's JSON: ["7", 1] is the tuple[str, int], not a list[int] of a coerced "7"; a
+    dataclass default that cannot be made leaves the field to the caller, not Describe broken."""
+    from rpc_parallel._client import DynamicClient
+    from rpc_parallel._errors import DynamicCallError
+
+    handle = Mixed.serve()
+    try:
+        with DynamicClient(handle) as client:
+            def show(v: object) -> str:
+                (out,) = client.call("show", [v])
+                return str(out)
+
+            assert show(["7", 1]) == "('7', 1)"
+            assert show([7, 1]) == "[7, 1]"
+            assert show({"k": "7"}) == "{'k': '7'}"
+            assert show({"k": 7}) == "{'k': 7}"
+            with pytest.raises(DynamicCallError, match="is none of the union's members"):
+                show(["a", "b"])
+            assert list(client.call("settle", [{"name": "n", "tags": [1]}])) == [
+                "Settled(name='n', tags=[1], level=3)"]
+            with pytest.raises(DynamicCallError, match=r"missing field\(s\) 'tags' of Settled \(level may be left out\)"):
+                list(client.call("settle", [{"name": "n"}]))
+    finally:
+        handle.shutdown()
+
+
 def test_a_typed_client_calls_with_tuples_and_unions() -> None:
     from tests.golden.decls import types as decl, types_rpcpar as typed
 
@@ -462,6 +489,28 @@ def test_a_log_message_longer_than_a_message_may_be_is_cut_to_fit() -> None:
             assert cut.message.startswith("xxx") and cut.message.endswith("characters cut]")
             assert len(cut.message.encode()) < 32 * 1024
             assert next(records).message == "short"
+            for _ in range(20):  # 3.6 KB each in UTF-8, 900 characters: batches are bounded by bytes
+                conn.run(Logging.log, logging.ERROR, "\U0001d11e" * 900)
+            assert [len(next(records).message) for _ in range(20)] == [900] * 20
+    finally:
+        handle.shutdown()
+
+
+def test_a_subscription_prints_no_warning_that_logging_would_not(capsys: pytest.CaptureFixture[str]) -> None:
+    handle = Logging.spawn(name="quiet")
+    try:
+        with Logging.connect(handle) as conn:
+            conn.run(Logging.configure_errors_only)  # the program's logging: errors only
+            with conn.logs(level=logging.DEBUG) as records:
+                conn.run(Logging.log, logging.WARNING, "hidden warning")
+                conn.run(Logging.log, logging.ERROR, "shown error")
+                assert [next(records).message for _ in range(2)] == ["hidden warning", "shown error"]
+                seen = ""
+                deadline = time.monotonic() + 10
+                while "shown error" not in seen and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    seen += capsys.readouterr().err
+        assert "shown error" in seen and "hidden warning" not in seen
     finally:
         handle.shutdown()
 

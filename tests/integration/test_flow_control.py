@@ -132,14 +132,39 @@ def test_asyncio_one_way_calls_wait_for_room_without_blocking_the_loop() -> None
 
 
 def test_asyncio_submits_past_the_bound_never_block_the_loop() -> None:
+    """Past the bound, ``submit`` returns at once (the call waits for room on a thread): the loop
+    submitting them all is done before the first call (0.5 s each) could have made room."""
     handle = Flow.spawn()
     count = SUBMIT_MAX_CALLS + 100
 
     async def main() -> None:
-        async with await rp.aio.connect(Flow, handle) as conn, await rp.aio.connect(Flow, handle) as other:
-            results = [conn.submit(Flow.gated, i) for i in range(count)]  # none can finish yet
-            await other.run(Flow.open_gate)
-            assert await asyncio.gather(*results) == list(range(count))
+        async with await rp.aio.connect(Flow, handle) as conn:
+            results = [conn.submit(Flow.slow_echo, b"x", 0.5) for _ in range(count)]
+            assert not any(r.done() for r in results)  # had the loop waited for room, some would be
+            assert await asyncio.gather(*results) == [1] * count
+
+    try:
+        _on_a_loop(main)
+    finally:
+        handle.shutdown()
+
+
+def test_asyncio_submits_past_the_bound_take_their_arguments_at_once_and_can_be_cancelled() -> None:
+    handle = Flow.spawn()
+
+    async def main() -> None:
+        async with await rp.aio.connect(Flow, handle) as conn:
+            held = [conn.submit(Flow.slow_echo, b"x", 0.3) for _ in range(SUBMIT_MAX_CALLS)]  # the bound is full
+            xs = [1]
+            later = conn.submit(Flow.echo_ints, xs)
+            xs.append(2)  # after the call: not part of it
+            dropped = conn.submit(Flow.echo_ints, [7, 7, 7])
+            await asyncio.sleep(0)  # its thread is waiting for room now
+            dropped.cancel()  # never sent
+            assert await asyncio.gather(*held) == [1] * SUBMIT_MAX_CALLS
+            assert await later == [1]
+            await asyncio.sleep(0.3)
+            assert await conn.run(Flow.echoed) == [[1]]
 
     try:
         _on_a_loop(main)

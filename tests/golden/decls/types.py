@@ -52,12 +52,20 @@ class Corner:
 
 
 @dataclass
+class Value:
+    """Named like a union's oneof (its case there is value_case)."""
+
+    v: int
+
+
+@dataclass
 class Reading:
     """Fixed tuples and unions as fields, one with a default."""
 
     at: tuple[float, float]
     value: int | float | str
     note: str | Shape | None = None
+    tag: Value | int | None = None
 
 
 class Shapes(rp.Worker, proto_package="tests.golden.decls.types"):

@@ -211,7 +211,13 @@ class StrCornerMap(_message.Message):
     items: _containers.MessageMap[str, Corner]
     def __init__(self, items: _Optional[_Mapping[str, Corner]] = ...) -> None: ...
 
-class FloatAndFloatTuple(_message.Message):
+class Value(_message.Message):
+    __slots__ = ("v",)
+    V_FIELD_NUMBER: _ClassVar[int]
+    v: int
+    def __init__(self, v: _Optional[int] = ...) -> None: ...
+
+class FloatAndFloatTuple2(_message.Message):
     __slots__ = ("item_0", "item_1")
     ITEM_0_FIELD_NUMBER: _ClassVar[int]
     ITEM_1_FIELD_NUMBER: _ClassVar[int]
@@ -237,15 +243,25 @@ class StrOrShapeUnion(_message.Message):
     shape: Shape
     def __init__(self, str: _Optional[str] = ..., shape: _Optional[_Union[Shape, str]] = ...) -> None: ...
 
+class ValueOrIntUnion(_message.Message):
+    __slots__ = ("value_case", "int")
+    VALUE_CASE_FIELD_NUMBER: _ClassVar[int]
+    INT_FIELD_NUMBER: _ClassVar[int]
+    value_case: Value
+    int: int
+    def __init__(self, value_case: _Optional[_Union[Value, _Mapping]] = ..., int: _Optional[int] = ...) -> None: ...
+
 class Reading(_message.Message):
-    __slots__ = ("at", "value", "note")
+    __slots__ = ("at", "value", "note", "tag")
     AT_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
-    at: FloatAndFloatTuple
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    at: FloatAndFloatTuple2
     value: IntOrFloatOrStrUnion
     note: StrOrShapeUnion
-    def __init__(self, at: _Optional[_Union[FloatAndFloatTuple, _Mapping]] = ..., value: _Optional[_Union[IntOrFloatOrStrUnion, _Mapping]] = ..., note: _Optional[_Union[StrOrShapeUnion, _Mapping]] = ...) -> None: ...
+    tag: ValueOrIntUnion
+    def __init__(self, at: _Optional[_Union[FloatAndFloatTuple2, _Mapping]] = ..., value: _Optional[_Union[IntOrFloatOrStrUnion, _Mapping]] = ..., note: _Optional[_Union[StrOrShapeUnion, _Mapping]] = ..., tag: _Optional[_Union[ValueOrIntUnion, _Mapping]] = ...) -> None: ...
 
 class IntOrStrOrCornerListOrCornerUnion(_message.Message):
     __slots__ = ("int", "str", "corner_list", "corner")
@@ -265,7 +281,7 @@ class CornerList(_message.Message):
     items: _containers.RepeatedCompositeFieldContainer[Corner]
     def __init__(self, items: _Optional[_Iterable[_Union[Corner, _Mapping]]] = ...) -> None: ...
 
-class StrAndShapeOptionalTuple(_message.Message):
+class StrAndShapeOptionalTuple2(_message.Message):
     __slots__ = ("item_0", "item_1")
     ITEM_0_FIELD_NUMBER: _ClassVar[int]
     ITEM_1_FIELD_NUMBER: _ClassVar[int]
@@ -273,15 +289,15 @@ class StrAndShapeOptionalTuple(_message.Message):
     item_1: Shape
     def __init__(self, item_0: _Optional[str] = ..., item_1: _Optional[_Union[Shape, str]] = ...) -> None: ...
 
-class IntAndStrOptionalTupleOrReadingUnion(_message.Message):
-    __slots__ = ("int_and_str_optional_tuple", "reading")
-    INT_AND_STR_OPTIONAL_TUPLE_FIELD_NUMBER: _ClassVar[int]
+class IntAndStrOptionalTuple2OrReadingUnion(_message.Message):
+    __slots__ = ("int_and_str_optional_tuple2", "reading")
+    INT_AND_STR_OPTIONAL_TUPLE2_FIELD_NUMBER: _ClassVar[int]
     READING_FIELD_NUMBER: _ClassVar[int]
-    int_and_str_optional_tuple: IntAndStrOptionalTuple
+    int_and_str_optional_tuple2: IntAndStrOptionalTuple2
     reading: Reading
-    def __init__(self, int_and_str_optional_tuple: _Optional[_Union[IntAndStrOptionalTuple, _Mapping]] = ..., reading: _Optional[_Union[Reading, _Mapping]] = ...) -> None: ...
+    def __init__(self, int_and_str_optional_tuple2: _Optional[_Union[IntAndStrOptionalTuple2, _Mapping]] = ..., reading: _Optional[_Union[Reading, _Mapping]] = ...) -> None: ...
 
-class IntAndStrOptionalTuple(_message.Message):
+class IntAndStrOptionalTuple2(_message.Message):
     __slots__ = ("item_0", "item_1")
     ITEM_0_FIELD_NUMBER: _ClassVar[int]
     ITEM_1_FIELD_NUMBER: _ClassVar[int]
@@ -384,11 +400,11 @@ class ShapesPickRequest(_message.Message):
     CHOICE_FIELD_NUMBER: _ClassVar[int]
     PAIRS_FIELD_NUMBER: _ClassVar[int]
     choice: IntOrStrOrCornerListOrCornerUnion
-    pairs: _containers.RepeatedCompositeFieldContainer[StrAndShapeOptionalTuple]
-    def __init__(self, choice: _Optional[_Union[IntOrStrOrCornerListOrCornerUnion, _Mapping]] = ..., pairs: _Optional[_Iterable[_Union[StrAndShapeOptionalTuple, _Mapping]]] = ...) -> None: ...
+    pairs: _containers.RepeatedCompositeFieldContainer[StrAndShapeOptionalTuple2]
+    def __init__(self, choice: _Optional[_Union[IntOrStrOrCornerListOrCornerUnion, _Mapping]] = ..., pairs: _Optional[_Iterable[_Union[StrAndShapeOptionalTuple2, _Mapping]]] = ...) -> None: ...
 
 class ShapesPickResponse(_message.Message):
     __slots__ = ("value",)
     VALUE_FIELD_NUMBER: _ClassVar[int]
-    value: IntAndStrOptionalTupleOrReadingUnion
-    def __init__(self, value: _Optional[_Union[IntAndStrOptionalTupleOrReadingUnion, _Mapping]] = ...) -> None: ...
+    value: IntAndStrOptionalTuple2OrReadingUnion
+    def __init__(self, value: _Optional[_Union[IntAndStrOptionalTuple2OrReadingUnion, _Mapping]] = ...) -> None: ...

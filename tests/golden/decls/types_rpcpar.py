@@ -23,6 +23,7 @@ __all__ = (
     "ShapesClient",
     "Tree",
     "Unit",
+    "Value",
 )
 
 
@@ -76,12 +77,20 @@ class Tree:
 
 
 @dataclasses.dataclass
+class Value:
+    """Mirror of dataclass tests.golden.decls.types.Value."""
+
+    v: int
+
+
+@dataclasses.dataclass
 class Reading:
     """Mirror of dataclass tests.golden.decls.types.Reading."""
 
     at: tuple[float, float]
     value: int | float | str
     note: str | Shape | None = None
+    tag: Value | int | None = None
 
 
 class Shapes(rp.Worker, proto_package="tests.golden.decls.types"):
@@ -126,7 +135,7 @@ class Shapes(rp.Worker, proto_package="tests.golden.decls.types"):
         raise NotImplementedError
 
 
-FINGERPRINT_Shapes = "eadf32739e7264f0cfd85771754e9d11"
+FINGERPRINT_Shapes = "008e0801047fba7b98d1b35bbb0c4753"
 
 
 class ShapesClient:

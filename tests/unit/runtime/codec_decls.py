@@ -28,6 +28,13 @@ class Empty:
 
 
 @dataclass
+class Value:
+    """Named like a union's oneof: its case is value_case."""
+
+    v: int
+
+
+@dataclass
 class Tree:
     value: int
     children: list[Tree] = field(default_factory=list)
@@ -184,3 +191,12 @@ class Codec(rp.Worker):
 
     @rp.rpc
     def pickled_or_int(self, v: int | rp.Pickled[object], o: list[str] | Point | None = None) -> None: ...
+
+    @rp.rpc
+    def pickled_none(self, v: rp.Pickled[object] | int, t: tuple[rp.Pickled[object] | int, int]) -> rp.Pickled[object] | int: ...
+
+    @rp.rpc
+    def big_or_float(self, v: float | int) -> None: ...
+
+    @rp.rpc
+    def nested_tuples(self, row: tuple[int, tuple[str, ...]], rows: tuple[tuple[int, str], ...]) -> Value | int: ...

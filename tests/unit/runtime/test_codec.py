@@ -584,7 +584,7 @@ def test_a_union_picks_the_member_of_the_value_s_own_class_first(codec: ServiceC
     request = m._request_cls.FromString(message)
     assert request.v.WhichOneof("value") == "int"  # not float, which takes ints too
     assert m._request_cls.FromString(m.encode_request([3.0])).v.WhichOneof("value") == "float"
-    assert m._request_cls.FromString(m.encode_request([("a", 1)])).v.WhichOneof("value") == "str_and_int_tuple"
+    assert m._request_cls.FromString(m.encode_request([("a", 1)])).v.WhichOneof("value") == "str_and_int_tuple2"
     assert m._request_cls.FromString(m.encode_request([(1, 2)])).v.WhichOneof("value") == "int_tuple"
     assert m.decode_result(m.encode_result([1, "a", None])) == [1, "a", None]
 
@@ -612,3 +612,25 @@ def test_pickled_is_the_union_member_of_last_resort(codec: ServiceCodec) -> None
 def test_a_union_with_no_member_set_is_a_protocol_error(codec: ServiceCodec) -> None:
     with pytest.raises(rp.ProtocolError, match=r"a value of int \| float \| .* arrived with no member set"):
         method(codec, "choice").decode_request(b"\x0a\x00")  # v: an empty union message
+
+
+def test_none_is_a_value_of_a_union_with_a_pickled_member(codec: ServiceCodec) -> None:
+    m = method(codec, "pickled_none")
+    assert request_round_trip(m, None, (None, 1)) == [None, (None, 1)]
+    assert m.decode_result(m.encode_result(None)) is None
+
+
+def test_an_int_too_large_is_no_float_of_a_union_with_int(codec: ServiceCodec) -> None:
+    with pytest.raises(OverflowError, match="sint64"):
+        method(codec, "big_or_float").bind((2**63,), {})
+    assert request_round_trip(method(codec, "big_or_float"), 2.0**63) == [2.0**63]
+
+
+def test_generated_names_of_nested_tuples_differ_and_a_member_named_value_works(codec: ServiceCodec) -> None:
+    m = method(codec, "nested_tuples")
+    assert request_round_trip(m, (1, ("a",)), ((2, "b"),)) == [(1, ("a",)), ((2, "b"),)]
+    assert m.decode_result(m.encode_result(d.Value(3))) == d.Value(3)
+    assert m.decode_result(m.encode_result(3)) == 3
+    response = message_classes(file_spec(d.__name__))["CodecNestedTuplesResponse"]
+    union = response.DESCRIPTOR.fields_by_name["value"].message_type
+    assert [f.name for f in union.fields] == ["value_case", "int"]

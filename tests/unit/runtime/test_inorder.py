@@ -132,3 +132,28 @@ def test_a_full_queue_makes_later_numbers_wait_but_never_the_next_one(pool: Thre
     assert not waiting.is_alive()
     assert rec.done.wait(10)
     assert rec.ran == [1, 2, 3, 4, 5]
+
+
+def test_calls_woken_by_the_flush_still_run_by_number(pool: ThreadPoolExecutor) -> None:
+    """Calls 3 then 2 wait for room when the connection ends: they run 2 then 3."""
+    ran: list[int] = []
+    gate = threading.Event()
+    order = InOrder(pool, max_calls=1)
+    order.put(0, lambda: gate.wait(5))  # runs
+    order.put(1, lambda: ran.append(1))  # ready: the queue of one is full
+    waiting = []
+    for seq in (3, 2):
+        t = threading.Thread(target=order.put, args=(seq, lambda seq=seq: ran.append(seq)))
+        t.start()
+        waiting.append(t)
+        deadline = time.monotonic() + 5
+        while seq not in order._blocked and time.monotonic() < deadline:
+            time.sleep(0.005)
+    order.flush()
+    for t in waiting:
+        t.join(5)
+    gate.set()
+    deadline = time.monotonic() + 5
+    while len(ran) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert ran == [1, 2, 3]
