@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from multiprocessing.connection import Connection
 
-__all__ = ("answer_once", "stream_ints")
+__all__ = ("answer_once", "inc", "spin", "stream_ints")
 
 
 def answer_once(conn: Connection) -> None:
@@ -30,3 +30,16 @@ def stream_ints(conn: Connection) -> None:
         for i in range(n):
             send(i)
         send(None)
+
+
+def inc(x: int) -> int:
+    """The trivial map of the map_reduce workload (multiprocessing.Pool's side)."""
+    return x + 1
+
+
+def spin(loops: int) -> int:
+    """Pure-Python CPU work: ``loops`` iterations (the CPU-bound map of the map_reduce workload)."""
+    total = 0
+    for i in range(loops):
+        total += i
+    return total

@@ -59,6 +59,20 @@ FIGURES: list[Fig] = [
     Fig("memory_one_way_worker_peak_mib", "memory", "rpc_parallel", "worker peak RSS, 100 KB one_ways to a slow worker",
         "MiB"),
     Fig("memory_one_way_master_peak_mib", "memory", "rpc_parallel", "master RSS during those one_ways", "MiB"),
+    Fig("mr_unordered_rp_items_s", "map_reduce", "rpc_parallel", "map_unordered, x -> x + 1", "items/s"),
+    Fig("mr_unordered_pool_items_s", "map_reduce", "multiprocessing", "Pool.imap_unordered, x -> x + 1", "items/s"),
+    Fig("mr_ordered_rp_items_s", "map_reduce", "rpc_parallel", "map (ordered), x -> x + 1", "items/s"),
+    Fig("mr_ordered_pool_items_s", "map_reduce", "multiprocessing", "Pool.imap, x -> x + 1", "items/s"),
+    Fig("mr_cpu_even_rp_efficiency", "map_reduce", "rpc_parallel", "efficiency, CPU-bound items of 5 ms", "ratio"),
+    Fig("mr_cpu_even_pool_efficiency", "map_reduce", "multiprocessing", "efficiency, CPU-bound items of 5 ms",
+        "ratio"),
+    Fig("mr_cpu_uneven_rp_efficiency", "map_reduce", "rpc_parallel", "efficiency, uneven items (exponential, mean 5 ms)",
+        "ratio"),
+    Fig("mr_cpu_uneven_pool_efficiency", "map_reduce", "multiprocessing",
+        "efficiency, uneven items (exponential, mean 5 ms)", "ratio"),
+    Fig("mr_first_result_warm_rp_s", "map_reduce", "rpc_parallel", "first result of map, warm Pool", "s"),
+    Fig("mr_first_result_fresh_rp_s", "map_reduce", "rpc_parallel", "first result of map, fresh Pool (spawn)", "s"),
+    Fig("mr_first_result_fresh_pool_s", "map_reduce", "multiprocessing", "first result of imap, fresh Pool", "s"),
 ]
 
 # Figures derived from the medians (best raw-grpcio variant of each workload), and run-level figures.
@@ -95,6 +109,13 @@ TARGETS: list[Target] = [
     Target("stopped_pipe_growth_mib", "memory_pipe_stopped_growth_mib", None, 64.0, "max", "memory"),
     Target("one_way_worker_peak_mib", "memory_one_way_worker_peak_mib", None, 256.0, "max", "memory"),
     Target("one_way_master_peak_mib", "memory_one_way_master_peak_mib", None, 256.0, "max", "memory"),
+    Target("map_unordered_ratio_vs_pool", "mr_unordered_rp_items_s", "mr_unordered_pool_items_s", 2.0, "min",
+           "map_reduce"),
+    Target("map_ordered_ratio_vs_pool", "mr_ordered_rp_items_s", "mr_ordered_pool_items_s", 2.0, "min", "map_reduce"),
+    Target("map_cpu_efficiency", "mr_cpu_even_rp_efficiency", None, 0.9, "min", "map_reduce"),
+    Target("map_cpu_efficiency_vs_pool", "mr_cpu_even_rp_efficiency", "mr_cpu_even_pool_efficiency", 1.0, "min",
+           "map_reduce"),
+    Target("map_uneven_efficiency", "mr_cpu_uneven_rp_efficiency", None, 0.85, "min", "map_reduce"),
 ]
 
 # Ratios without a target, reported for context.
@@ -104,6 +125,8 @@ INFO_RATIOS: list[tuple[str, str, str]] = [
     ("aio_calls_ratio_vs_best_grpc", "calls_rpc_parallel_aio_per_s", "calls_grpc_best_per_s"),
     ("pipe_ratio_vs_multiprocessing", "pipe_rpc_parallel_items_s", "pipe_multiprocessing_items_s"),
     ("payload_ratio_vs_grpc_sync_client", "payload_rpc_parallel_mb_s", "payload_grpc_sync_server_sync_client_mb_s"),
+    ("map_first_result_warm_vs_fresh_pool", "mr_first_result_warm_rp_s", "mr_first_result_fresh_pool_s"),
+    ("map_uneven_efficiency_vs_pool", "mr_cpu_uneven_rp_efficiency", "mr_cpu_uneven_pool_efficiency"),
 ]
 
 
@@ -169,7 +192,8 @@ def render(figures: Mapping[str, float], runs: Mapping[str, list[float]], ratios
     in ``short`` (name -> "done of asked") were measured over fewer calls than asked."""
     lines = [header, "", "| workload | system | variant | median | unit | runs |", "|---|---|---|---:|---|---|"]
     known = [f for f in [*FIGURES, *DERIVED] if f.name in figures]
-    order = {w: i for i, w in enumerate(("spawn", "rtt", "relay", "calls", "payload", "pipe", "rss", "memory"))}
+    order = {w: i for i, w in enumerate(("spawn", "rtt", "relay", "calls", "payload", "pipe", "rss", "memory",
+                                         "map_reduce"))}
     known.sort(key=lambda f: order[f.workload])  # stable: keeps table order inside a workload
     for f in known:
         rs = runs.get(f.name, [])

@@ -12,6 +12,8 @@ import asyncio
 import concurrent.futures
 import functools
 import multiprocessing
+import os
+import random
 import sys
 import threading
 import time
@@ -29,7 +31,7 @@ from rpc_parallel._forkserver import stop as fork_server_stop
 
 from . import _mp
 from ._raw_grpc import ECHO, INCR, INTS, SIZE, RawServer, aio_channel, decode_int, encode_int, sync_channel
-from .workers import Bench
+from .workers import Bench, BenchInc, BenchSpin
 
 __all__ = ("CALLS_SERVER_MODE", "MODES", "N_WORKERS", "SIZES", "WORKLOADS", "Env", "Sizes")
 
@@ -55,19 +57,22 @@ class Sizes:
     payload_calls: int
     pipe_items: int
     one_way_calls: int
+    map_items: int  # trivial items of the map_reduce workload
+    cpu_items: int  # its CPU-bound items, of cpu_ms each on average
+    cpu_ms: float
     cap_s: float  # a variant stops early (and reports its rate so far) after this many seconds
 
 
 SIZES = {
     "full": Sizes(repetitions=3, rtt_warmup=200, rtt_calls=2000, calls=20_000, in_flight=64,
                   payload_bytes=16 * MIB, payload_warmup=4, payload_calls=20, pipe_items=100_000, one_way_calls=10_000,
-                  cap_s=8.0),
+                  map_items=100_000, cpu_items=800, cpu_ms=5.0, cap_s=8.0),
     "quick": Sizes(repetitions=1, rtt_warmup=100, rtt_calls=500, calls=4_000, in_flight=64,
                    payload_bytes=16 * MIB, payload_warmup=4, payload_calls=5, pipe_items=20_000, one_way_calls=2_000,
-                   cap_s=3.0),
+                   map_items=20_000, cpu_items=200, cpu_ms=5.0, cap_s=3.0),
     "smoke": Sizes(repetitions=1, rtt_warmup=5, rtt_calls=20, calls=200, in_flight=64,
                    payload_bytes=1 * MIB, payload_warmup=1, payload_calls=2, pipe_items=1_000, one_way_calls=200,
-                   cap_s=5.0),
+                   map_items=500, cpu_items=20, cpu_ms=1.0, cap_s=5.0),
 }
 
 
@@ -719,7 +724,77 @@ def rss(env: Env, sizes: Sizes) -> dict[str, float]:
             "rss_multiprocessing_idle_child_mib": mp_rss}
 
 
+_LOOPS_PER_MS: list[float] = []
+
+
+def _loops_per_ms() -> float:
+    """How many iterations of ``_mp.spin`` take a millisecond here (measured once, the best of 5)."""
+    if not _LOOPS_PER_MS:
+        n = 200_000
+        best = min(_timed(lambda: _mp.spin(n)) for _ in range(5))
+        _LOOPS_PER_MS.append(n / (best * 1000))
+    return _LOOPS_PER_MS[0]
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def map_reduce(env: Env, sizes: Sizes) -> dict[str, float]:
+    """rp.map_reduce against multiprocessing.Pool (spawn context, default chunking), as many workers
+    as cores, both pools started before the clock: items/s of ``map_unordered``/``map`` over
+    trivial items (x -> x + 1) against ``imap_unordered``/``imap``; parallel efficiency (the work's
+    single-core time / workers / wall) of a CPU-bound map of even and of uneven items (exponential
+    costs, the same mean, a fixed seed); and the time to the first result of a map on a fresh pool
+    (spawn included) against a warm rp.map_reduce.Pool."""
+    cores = os.cpu_count() or 1
+    config = rp.map_reduce.Config(local=cores)
+    per_ms = _loops_per_ms()
+    even = [int(sizes.cpu_ms * per_ms)] * sizes.cpu_items
+    rng = random.Random(7)
+    uneven = [int(rng.expovariate(1 / sizes.cpu_ms) * per_ms) for _ in range(sizes.cpu_items)]
+    ideal = {name: sum(items) / per_ms / 1000 / cores for name, items in (("even", even), ("uneven", uneven))}
+    out: dict[str, float] = {}
+    n = sizes.map_items
+
+    t0 = time.perf_counter()
+    with rp.map_reduce.Pool(BenchInc, config=config) as fresh:
+        next(iter(fresh.map(range(10))))
+        out["mr_first_result_fresh_rp_s"] = time.perf_counter() - t0
+    with rp.map_reduce.Pool(BenchInc, config=config) as inc_pool, rp.map_reduce.Pool(BenchSpin, config=config) as spin_pool:
+        t0 = time.perf_counter()
+        next(iter(inc_pool.map(range(10))))
+        out["mr_first_result_warm_rp_s"] = time.perf_counter() - t0
+        t = _timed(lambda: _check_count(sum(1 for _ in inc_pool.map_unordered(range(n))), n))
+        out["mr_unordered_rp_items_s"] = n / t
+        t = _timed(lambda: _check_count(sum(1 for _ in inc_pool.map(range(n))), n))
+        out["mr_ordered_rp_items_s"] = n / t
+        for name, items in (("even", even), ("uneven", uneven)):
+            t = _timed(lambda items=items: _check_count(sum(1 for _ in spin_pool.map_unordered(items)), len(items)))
+            out[f"mr_cpu_{name}_rp_efficiency"] = ideal[name] / t
+
+    t0 = time.perf_counter()
+    with _MP.Pool(cores) as pool:
+        next(pool.imap(_mp.inc, range(10)))
+        out["mr_first_result_fresh_pool_s"] = time.perf_counter() - t0
+        t = _timed(lambda: _check_count(sum(1 for _ in pool.imap_unordered(_mp.inc, range(n))), n))
+        out["mr_unordered_pool_items_s"] = n / t
+        t = _timed(lambda: _check_count(sum(1 for _ in pool.imap(_mp.inc, range(n))), n))
+        out["mr_ordered_pool_items_s"] = n / t
+        for name, items in (("even", even), ("uneven", uneven)):
+            t = _timed(lambda items=items: _check_count(sum(1 for _ in pool.imap_unordered(_mp.spin, items)), len(items)))
+            out[f"mr_cpu_{name}_pool_efficiency"] = ideal[name] / t
+    return out
+
+
+def _check_count(got: int, want: int) -> None:
+    if got != want:
+        raise RuntimeError(f"map_reduce workload: {got} results for {want} items")
+
+
 WORKLOADS: dict[str, Callable[[Env, Sizes], dict[str, float]]] = {
     "spawn": spawn, "rtt": rtt, "relay": relay, "calls": calls, "payload": payload, "pipe": pipe, "rss": rss,
-    "memory": memory,
+    "memory": memory, "map_reduce": map_reduce,
 }

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 
 import rpc_parallel as rp
 
+from ._mp import inc, spin
+
 
 class Bench(rp.Worker):
     """Trivial functions: the benchmark measures the call machinery, not the work."""
@@ -63,3 +65,17 @@ class Bench(rp.Worker):
     def rss_mib(self) -> float:
         with open(f"/proc/{os.getpid()}/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
+
+
+class BenchInc(rp.MapFunction):
+    """x -> x + 1: the map_reduce workload's trivial items."""
+
+    def map(self, x: int) -> int:
+        return inc(x)
+
+
+class BenchSpin(rp.MapFunction):
+    """``loops`` iterations of pure Python: the map_reduce workload's CPU-bound items."""
+
+    def map(self, loops: int) -> int:
+        return spin(loops)

@@ -309,7 +309,7 @@ def test_an_exception_in_map_names_the_item_and_stops_every_worker() -> None:
 
 
 def test_an_exception_in_init_fails_the_map_at_once() -> None:
-    with pytest.raises(rp.RpcParallelError, match="refused 5"):
+    with pytest.raises(rp.RemoteError, match=r"^LookupError: init of worker \d refused 5"):
         list(mr.map(BadInit, range(10), config=TWO, param=5))
 
 
