@@ -3,9 +3,10 @@ package) in each child, so it imports nothing heavy: no grpc, no rpc_parallel.""
 
 from __future__ import annotations
 
+import time
 from multiprocessing.connection import Connection
 
-__all__ = ("answer_once", "inc", "spin", "stream_ints")
+__all__ = ("answer_once", "inc", "spin", "spin_timed", "stream_ints")
 
 
 def answer_once(conn: Connection) -> None:
@@ -43,3 +44,10 @@ def spin(loops: int) -> int:
     for i in range(loops):
         total += i
     return total
+
+
+def spin_timed(loops: int) -> float:
+    """``spin(loops)``; the seconds it took (where it ran)."""
+    t0 = time.perf_counter()
+    spin(loops)
+    return time.perf_counter() - t0

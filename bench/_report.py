@@ -70,6 +70,8 @@ FIGURES: list[Fig] = [
         "ratio"),
     Fig("mr_cpu_uneven_pool_efficiency", "map_reduce", "multiprocessing",
         "efficiency, uneven items (exponential, mean 5 ms)", "ratio"),
+    Fig("mr_cpu_even_rp_item_ms", "map_reduce", "rpc_parallel", "mean time of a 5 ms item, where it ran", "ms"),
+    Fig("mr_cpu_even_pool_item_ms", "map_reduce", "multiprocessing", "mean time of a 5 ms item, where it ran", "ms"),
     Fig("mr_first_result_warm_rp_s", "map_reduce", "rpc_parallel", "first result of map, warm Pool", "s"),
     Fig("mr_first_result_fresh_rp_s", "map_reduce", "rpc_parallel", "first result of map, fresh Pool (spawn)", "s"),
     Fig("mr_first_result_fresh_pool_s", "map_reduce", "multiprocessing", "first result of imap, fresh Pool", "s"),
@@ -127,6 +129,7 @@ INFO_RATIOS: list[tuple[str, str, str]] = [
     ("payload_ratio_vs_grpc_sync_client", "payload_rpc_parallel_mb_s", "payload_grpc_sync_server_sync_client_mb_s"),
     ("map_first_result_warm_vs_fresh_pool", "mr_first_result_warm_rp_s", "mr_first_result_fresh_pool_s"),
     ("map_uneven_efficiency_vs_pool", "mr_cpu_uneven_rp_efficiency", "mr_cpu_uneven_pool_efficiency"),
+    ("map_item_time_vs_pool", "mr_cpu_even_rp_item_ms", "mr_cpu_even_pool_item_ms"),
 ]
 
 

@@ -724,16 +724,21 @@ def rss(env: Env, sizes: Sizes) -> dict[str, float]:
             "rss_multiprocessing_idle_child_mib": mp_rss}
 
 
-_LOOPS_PER_MS: list[float] = []
-
-
 def _loops_per_ms() -> float:
-    """How many iterations of ``_mp.spin`` take a millisecond here (measured once, the best of 5)."""
-    if not _LOOPS_PER_MS:
-        n = 200_000
-        best = min(_timed(lambda: _mp.spin(n)) for _ in range(5))
-        _LOOPS_PER_MS.append(n / (best * 1000))
-    return _LOOPS_PER_MS[0]
+    """About how many iterations of ``_mp.spin`` take a millisecond here (the best of 5 runs of 20 ms,
+    after a warm-up): sizes the CPU-bound items."""
+    n = 400_000  # about 20 ms
+    _mp.spin(5 * n)  # first, work long enough for the CPU to reach the speed it keeps under load
+    best = min(_timed(lambda: _mp.spin(n)) for _ in range(5))
+    return n / (best * 1000)
+
+
+def _cpu_items(kind: str, sizes: Sizes, per_ms: float) -> list[int]:
+    """CPU-bound items of ``sizes.cpu_ms`` on average: all alike, or exponential costs (fixed seed)."""
+    if kind == "even":
+        return [int(sizes.cpu_ms * per_ms)] * sizes.cpu_items
+    rng = random.Random(7)
+    return [int(rng.expovariate(1 / sizes.cpu_ms) * per_ms) for _ in range(sizes.cpu_items)]
 
 
 def _timed(fn: Callable[[], object]) -> float:
@@ -748,14 +753,10 @@ def map_reduce(env: Env, sizes: Sizes) -> dict[str, float]:
     trivial items (x -> x + 1) against ``imap_unordered``/``imap``; parallel efficiency (the work's
     single-core time / workers / wall) of a CPU-bound map of even and of uneven items (exponential
     costs, the same mean, a fixed seed); and the time to the first result of a map on a fresh pool
-    (spawn included) against a warm rp.map_reduce.Pool."""
+    (spawn included) against a warm rp.map_reduce.Pool. Efficiency is the items' total time, each
+    timed where it ran, over the workers, over the wall time: 1.0 when no worker ever idles."""
     cores = os.cpu_count() or 1
     config = rp.map_reduce.Config(local=cores)
-    per_ms = _loops_per_ms()
-    even = [int(sizes.cpu_ms * per_ms)] * sizes.cpu_items
-    rng = random.Random(7)
-    uneven = [int(rng.expovariate(1 / sizes.cpu_ms) * per_ms) for _ in range(sizes.cpu_items)]
-    ideal = {name: sum(items) / per_ms / 1000 / cores for name, items in (("even", even), ("uneven", uneven))}
     out: dict[str, float] = {}
     n = sizes.map_items
 
@@ -763,29 +764,43 @@ def map_reduce(env: Env, sizes: Sizes) -> dict[str, float]:
     with rp.map_reduce.Pool(BenchInc, config=config) as fresh:
         next(iter(fresh.map(range(10))))
         out["mr_first_result_fresh_rp_s"] = time.perf_counter() - t0
-    with rp.map_reduce.Pool(BenchInc, config=config) as inc_pool, rp.map_reduce.Pool(BenchSpin, config=config) as spin_pool:
-        t0 = time.perf_counter()
-        next(iter(inc_pool.map(range(10))))
-        out["mr_first_result_warm_rp_s"] = time.perf_counter() - t0
-        t = _timed(lambda: _check_count(sum(1 for _ in inc_pool.map_unordered(range(n))), n))
-        out["mr_unordered_rp_items_s"] = n / t
-        t = _timed(lambda: _check_count(sum(1 for _ in inc_pool.map(range(n))), n))
-        out["mr_ordered_rp_items_s"] = n / t
-        for name, items in (("even", even), ("uneven", uneven)):
-            t = _timed(lambda items=items: _check_count(sum(1 for _ in spin_pool.map_unordered(items)), len(items)))
-            out[f"mr_cpu_{name}_rp_efficiency"] = ideal[name] / t
-
     t0 = time.perf_counter()
     with _MP.Pool(cores) as pool:
         next(pool.imap(_mp.inc, range(10)))
         out["mr_first_result_fresh_pool_s"] = time.perf_counter() - t0
-        t = _timed(lambda: _check_count(sum(1 for _ in pool.imap_unordered(_mp.inc, range(n))), n))
-        out["mr_unordered_pool_items_s"] = n / t
-        t = _timed(lambda: _check_count(sum(1 for _ in pool.imap(_mp.inc, range(n))), n))
-        out["mr_ordered_pool_items_s"] = n / t
-        for name, items in (("even", even), ("uneven", uneven)):
-            t = _timed(lambda items=items: _check_count(sum(1 for _ in pool.imap_unordered(_mp.spin, items)), len(items)))
-            out[f"mr_cpu_{name}_pool_efficiency"] = ideal[name] / t
+
+    with (rp.map_reduce.Pool(BenchInc, config=config) as inc_pool,
+          rp.map_reduce.Pool(BenchSpin, config=config) as spin_pool, _MP.Pool(cores) as pool):
+        t0 = time.perf_counter()
+        next(iter(inc_pool.map(range(10))))
+        out["mr_first_result_warm_rp_s"] = time.perf_counter() - t0
+        next(pool.imap(_mp.spin, range(10)))  # every Pool process up
+        runs: dict[str, Callable[[list[int]], int]] = {
+            "unordered_rp": lambda xs: sum(1 for _ in inc_pool.map_unordered(xs)),
+            "unordered_pool": lambda xs: sum(1 for _ in pool.imap_unordered(_mp.inc, xs)),
+            "ordered_rp": lambda xs: sum(1 for _ in inc_pool.map(xs)),
+            "ordered_pool": lambda xs: sum(1 for _ in pool.imap(_mp.inc, xs)),
+        }
+        for name, run in runs.items():
+            items = list(range(n))
+            t = _timed(lambda run=run, items=items: _check_count(run(items), n))
+            out[f"mr_{name}_items_s"] = n / t
+        cpu: dict[str, Callable[[list[int]], list[float]]] = {
+            "rp": lambda xs: [s for s, _ in spin_pool.map_unordered(xs)],
+            "pool": lambda xs: list(pool.imap_unordered(_mp.spin_timed, xs)),
+        }
+        per_ms = _loops_per_ms()
+        for kind in ("even", "uneven"):
+            items = _cpu_items(kind, sizes, per_ms)
+            for system, run in cpu.items():
+                # ideal wall: the items' own times (each timed where it ran: the machine's speed
+                # drifts, so a calibration made elsewhere or earlier would not hold) over the workers
+                t0 = time.perf_counter()
+                seconds = run(items)
+                wall = time.perf_counter() - t0
+                _check_count(len(seconds), len(items))
+                out[f"mr_cpu_{kind}_{system}_efficiency"] = sum(seconds) / cores / wall
+                out[f"mr_cpu_{kind}_{system}_item_ms"] = 1000 * sum(seconds) / len(seconds)
     return out
 
 

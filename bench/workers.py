@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import rpc_parallel as rp
 
-from ._mp import inc, spin
+from ._mp import inc, spin_timed
 
 
 class Bench(rp.Worker):
@@ -75,7 +75,8 @@ class BenchInc(rp.MapFunction):
 
 
 class BenchSpin(rp.MapFunction):
-    """``loops`` iterations of pure Python: the map_reduce workload's CPU-bound items."""
+    """``loops`` iterations of pure Python: the map_reduce workload's CPU-bound items; the seconds
+    each took."""
 
-    def map(self, loops: int) -> int:
-        return spin(loops)
+    def map(self, loops: int) -> float:
+        return spin_timed(loops)
