@@ -4,6 +4,7 @@ batching, progress, failures and retries. The autouse leak check fails a test th
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import os
 import subprocess
@@ -233,6 +234,25 @@ def test_leaving_a_map_early_stops_every_worker() -> None:
     assert len(started) == 2
     outputs.close()
     assert _gone(started)
+
+
+def test_breaking_out_or_dropping_the_iterator_stops_every_worker() -> None:
+    before = _worker_pids()
+    for y in mr.map(Inc, itertools.count(), config=TWO):
+        if y == 100:
+            break  # the iterator is dropped here
+    assert _gone(_worker_pids() - before)
+    outputs = mr.map_unordered(Inc, itertools.count(), config=TWO)
+    next(outputs)
+    started = _worker_pids() - before
+    del outputs
+    gc.collect()
+    assert started and _gone(started)
+    never_started = mr.map(Inc, range(10), config=TWO)  # spawned, never iterated, collected
+    started = _worker_pids() - before
+    del never_started
+    gc.collect()
+    assert started and _gone(started)
 
 
 # -- laziness, pushback, batching ----------------------------------------------------------------
