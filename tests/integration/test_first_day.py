@@ -26,9 +26,16 @@ from .workers import Calls
 SLOW_HANDSHAKE = rp.RpcSettings(handshake_timeout=60.0)
 
 
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:  # gone between the lookup and the read of its status
+        return False
+
+
 def _wait_gone(pid: int, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
-    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+    while _running(pid):
         assert time.monotonic() < deadline, f"process {pid} still runs"
         time.sleep(0.02)
 
