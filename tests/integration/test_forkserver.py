@@ -25,6 +25,13 @@ from .workers import Where
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:  # gone between the lookup and the read of its status
+        return False
+
+
 def _facts(handle: rp.WorkerHandle) -> tuple[int, bool, str | None]:
     with Where.connect(handle) as conn:
         return conn.run(Where.ppid), conn.run(Where.hash_randomized), conn.run(Where.env, "FS_TEST")
@@ -100,7 +107,7 @@ def test_the_fork_server_exits_with_its_master(tmp_path: Path) -> None:
     left = [pid for pid in pids.values() if psutil.pid_exists(pid)]
     while left and time.monotonic() < deadline:
         time.sleep(0.05)
-        left = [pid for pid in left if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+        left = [pid for pid in left if _running(pid)]
     assert not left, f"still running after their master exited: {left}"
 
 
@@ -149,7 +156,7 @@ def test_after_a_killed_fork_server_a_shutdown_is_no_failure(failures: Failures)
         time.sleep(0.01)
     worker.shutdown()
     deadline = time.monotonic() + 10
-    while psutil.pid_exists(worker.pid) and psutil.Process(worker.pid).status() != psutil.STATUS_ZOMBIE:
+    while _running(worker.pid):
         assert time.monotonic() < deadline, "the worker did not exit"
         time.sleep(0.02)
     time.sleep(0.3)  # the reaper's turn
