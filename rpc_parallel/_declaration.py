@@ -18,7 +18,7 @@ from ._errors import DeclarationError
 from ._function import Function
 
 __all__ = ("CONNECTION_STATE", "RESERVED", "WorkerMeta", "declared_functions", "init_takes_arg",
-           "install_declaration_check", "interactive_declaration", "is_worker_type", "location", "main_source",
+           "install_declaration_check", "interactive_declaration", "is_worker_type", "location", "main_script", "main_source",
            "workers_in_module")
 
 RESERVED = frozenset({
@@ -116,16 +116,44 @@ def _check_importable(cls: type) -> None:
         raise DeclarationError(interactive_declaration(cls))
 
 
+def _script_of_main() -> tuple[str, bytes] | None:
+    """The path and source of the main script, if this process runs one (read when rpc_parallel
+    is imported: the script may be renamed or deleted later, and workers still load it)."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if getattr(getattr(main, "__spec__", None), "name", None) or not path or not os.path.isfile(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            return os.path.abspath(path), f.read()
+    except OSError:
+        return None
+
+
+_MAIN_SCRIPT = _script_of_main()
+
+
 def main_source() -> tuple[str | None, str | None]:
     """How this process's ``__main__`` was started: ``(module name, None)`` under ``python -m``,
-    ``(None, absolute path)`` for a script file, ``(None, None)`` for an interactive session (the
-    REPL, a notebook, ``python -c``, a script read from stdin)."""
+    ``(None, absolute path)`` for a script file (also once renamed or deleted, if it was there when
+    rpc_parallel was imported), ``(None, None)`` for an interactive session (the REPL, a notebook,
+    ``python -c``, a script read from stdin)."""
     main = sys.modules.get("__main__")
     name = getattr(getattr(main, "__spec__", None), "name", None)
     if name:
         return str(name), None
     path = getattr(main, "__file__", None)
-    return (None, os.path.abspath(path)) if path and os.path.isfile(path) else (None, None)
+    if not path:
+        return None, None
+    path = os.path.abspath(path)
+    kept = _MAIN_SCRIPT is not None and _MAIN_SCRIPT[0] == path
+    return (None, path) if kept or os.path.isfile(path) else (None, None)
+
+
+def main_script(path: str) -> bytes | None:
+    """The source of the main script at ``path`` as it was when rpc_parallel was imported (None
+    if it was not read then)."""
+    return _MAIN_SCRIPT[1] if _MAIN_SCRIPT is not None and _MAIN_SCRIPT[0] == path else None
 
 
 def interactive_declaration(cls: type) -> str:

@@ -3,10 +3,11 @@ options of ``spawn`` as one typed dictionary (``Worker.spawn`` and ``rp.aio.spaw
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias, TypedDict
 
@@ -111,6 +112,16 @@ class Local:
 
     unix_socket: bool = False
     fork_server: bool = True
+    prefix: tuple[str, ...] = ()
+
+    def wrap(self, prefix: Sequence[str]) -> Local:
+        """The same launcher, running the worker's command under ``prefix`` (OCaml
+        ``How_to_run.wrap``): ``rp.Local().wrap(["nice", "-n", "5"])`` runs ``nice -n 5 python ...``.
+        Wrapping a wrapped launcher puts the new prefix outside. A wrapped worker is a fresh
+        interpreter, never forked from the fork server."""
+        if isinstance(prefix, str) or not all(isinstance(p, str) for p in prefix) or not prefix:
+            raise TypeError(f"wrap takes a non-empty list of strings (a command and its arguments), not {prefix!r}")
+        return dataclasses.replace(self, prefix=(*prefix, *self.prefix))
 
 
 LOCAL = Local()

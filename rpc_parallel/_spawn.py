@@ -4,6 +4,7 @@ the registration and init handshake under ``spawn_timeout``, and the reaper that
 
 from __future__ import annotations
 
+import base64
 import collections
 import contextlib
 import functools
@@ -21,7 +22,7 @@ from typing import IO, Any
 
 from ._codec import codec_for
 from ._deadline import expired, remaining
-from ._declaration import interactive_declaration, main_source
+from ._declaration import interactive_declaration, main_script, main_source
 from ._errors import (
     DeclarationError,
     ProtocolError,
@@ -102,6 +103,9 @@ def _class_location(cls: type) -> dict[str, Any]:
     module (``main_path``: run a script; ``main_name``: run a module, as ``python -m``)."""
     name, path = main_source()
     location: dict[str, Any] = {"module": cls.__module__, "main_path": path, "main_name": None}
+    source = main_script(path) if path is not None else None
+    if source is not None:  # as it was when we started: the file may have changed or gone since
+        location["main_code"] = base64.b64encode(source).decode()
     # run as python -m NAME; like multiprocessing, not a package's __main__ (its code is all main)
     if name and name not in MAIN_MODULES and not name.endswith(".__main__") and not name.startswith("rpc_parallel."):
         location["main_name"] = name
@@ -159,10 +163,10 @@ def spawn_worker(cls: type, arg: Any, *, shutdown_on: ShutdownOn, foreground: bo
     full_env = {"GRPC_VERBOSITY": "ERROR", **os.environ, **(env or {}), WORKER_ENV: "1"}
     tail_argv = [f"child-of-{os.getpid()}", *([name] if name else [])]
     proc: Process | None = None
-    if how.fork_server and not foreground and _worker_argv is None:
+    if how.fork_server and not how.prefix and not foreground and _worker_argv is None:
         proc = _fork(tail_argv, full_env)
     if proc is None:
-        argv = [*(_worker_argv or [sys.executable, "-m", "rpc_parallel._worker_main"]), *tail_argv]
+        argv = [*how.prefix, *(_worker_argv or [sys.executable, "-m", "rpc_parallel._worker_main"]), *tail_argv]
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     env=full_env, close_fds=True, start_new_session=not foreground)

@@ -7,6 +7,7 @@ register with the master, and exit by the shutdown policy (0 orderly, 254 on err
 
 from __future__ import annotations
 
+import base64
 import faulthandler
 import importlib
 import io
@@ -226,7 +227,8 @@ class WorkerProcess(ServerHooks):
 def _load_class(config: dict[str, Any]) -> type:
     """The worker type: the master's main module first (as multiprocessing's spawn loads it, so what
     it defines unpickles here), then the module declaring the class. Spawns are refused meanwhile."""
-    _load_main(config.get("main_path"), config.get("main_name"))
+    code = config.get("main_code")
+    _load_main(config.get("main_path"), config.get("main_name"), base64.b64decode(code) if code else None)
     name = config["module"]
     with importing(f"module {name}"):
         module = sys.modules["__main__"] if name == "__main__" else importlib.import_module(name)
@@ -236,9 +238,10 @@ def _load_class(config: dict[str, Any]) -> type:
     return obj  # type: ignore[no-any-return]
 
 
-def _load_main(path: str | None, name: str | None) -> None:
+def _load_main(path: str | None, name: str | None, source: bytes | None = None) -> None:
     """Load the master's main module as ``__mp_main__``, aliased ``__main__`` (its ``if __name__ ==
-    "__main__":`` block does not run): by its file ``path``, or by module ``name`` (``python -m``)."""
+    "__main__":`` block does not run): the script at ``path`` (its ``source`` as the master started
+    from it, when given), or the module ``name`` (``python -m``)."""
     current = sys.modules.get("__main__")
     if path is not None:
         if current is not None and os.path.abspath(getattr(current, "__file__", "") or "") == path:
@@ -247,8 +250,10 @@ def _load_main(path: str | None, name: str | None) -> None:
         module.__file__ = path
         sys.modules["__mp_main__"] = module
         sys.modules["__main__"] = module
-        with open(path, "rb") as f:
-            code = compile(f.read(), path, "exec")
+        if source is None:
+            with open(path, "rb") as f:
+                source = f.read()
+        code = compile(source, path, "exec")
         with importing(f"the main script {path}"):
             exec(code, module.__dict__)
     elif name is not None:
