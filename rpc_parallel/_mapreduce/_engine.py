@@ -129,12 +129,12 @@ class Pool:
                              on_failure=failure.append, **self.config.spawn_options(index))
         return _Slot(group, index, conn, failure)
 
-    def _replace(self, slot: _Slot) -> _Slot:
-        """A new worker in place of ``slot``'s, which died (same group and index)."""
-        new = self._spawn(slot.group, slot.index)
-        self._slots[self._slots.index(slot)] = new
-        slot.conn.close()
-        return new
+    def _revive(self) -> None:
+        """Replace every worker that died by a new one (same group and index)."""
+        for i, slot in enumerate(self._slots):
+            if slot.dead:
+                self._slots[i] = self._spawn(slot.group, slot.index)
+                slot.conn.close()
 
     # -- operations --------------------------------------------------------------------------
 
@@ -179,6 +179,7 @@ class Pool:
                 raise RuntimeError("this pool is running another map: pools run one map at a time")
             self._active = True
         try:
+            self._revive()  # a worker that died in the last operation
             return Run(self, mode, iter(xs), _length(xs), Progress.of(progress, _length(xs)), retries)
         except BaseException:
             self._done()
@@ -220,7 +221,7 @@ class Run:
         self.read = 0  # items taken from the input
         self.exhausted = False
         self.handed = 0  # items whose output the caller has (or that are reduced)
-        self.done: queue.SimpleQueue[tuple[_Job, _Slot, concurrent.futures.Future[Any]]] = queue.SimpleQueue()
+        self.done: queue.SimpleQueue[tuple[Any, Any, concurrent.futures.Future[Any] | None]] = queue.SimpleQueue()
         self.waiting: deque[_Job] = deque()  # to send before new batches: retries, combines
         self.in_flight: dict[concurrent.futures.Future[Any], tuple[_Job, _Slot]] = {}
         self.cost: float | None = None  # seconds of work per item, a moving average
@@ -238,6 +239,14 @@ class Run:
 
     def __next__(self) -> list[tuple[int, Any]]:
         return next(self._iter)
+
+    def interrupt(self) -> None:
+        """Make a ``next`` waiting for results on another thread return (ending the run): for a
+        caller that cannot close the run while it is being advanced (an asyncio task cancelled)."""
+        self.done.put((None, None, None))
+
+    def __del__(self) -> None:
+        self.close()
 
     def close(self) -> None:
         """End the run (idempotent): calls in flight are cancelled, the pool is free again."""
@@ -260,6 +269,8 @@ class Run:
                     if not self.waiting:  # nothing to send: the window is full, all handed out
                         raise AssertionError("map_reduce scheduler stalled")  # cannot happen
                 job, slot, future = self.done.get()
+                if future is None:  # interrupt(): the caller left from another thread
+                    return
                 if future not in self.in_flight:
                     continue  # cancelled by an early exit
                 del self.in_flight[future]
@@ -362,6 +373,11 @@ class Run:
         """Take a finished call's result; the ``(index, value)`` pairs it lets the caller have."""
         try:
             value = future.result()
+        except MessageTooLargeError:  # the outputs of the batch do not fit in one message
+            if len(job.items) < 2:
+                raise
+            self._split(job)
+            return []
         except RemoteError as exc:
             raise self._remote_error(exc, job, slot) from exc
         except WorkerConnectionError as exc:
@@ -408,14 +424,14 @@ class Run:
                            worker_id=exc.worker_id, worker_name=exc.worker_name)
 
     def _lost(self, job: _Job, slot: _Slot, exc: WorkerConnectionError) -> None:
-        """``slot``'s worker died: retry the job on its replacement, or raise."""
+        """``slot``'s worker died: retry the job on its replacement, or raise (the pool replaces
+        the worker before its next operation)."""
+        slot.dead = True
         if job.attempts >= self.retries:
             raise self._crashed(job, slot) from exc
         job.attempts += 1
         self.waiting.appendleft(job)
-        if not slot.dead:
-            slot.dead = True
-            self.pool._replace(slot)
+        self.pool._revive()
 
     def _crashed(self, job: _Job, slot: _Slot) -> WorkerCrashedError:
         deadline = time.monotonic() + 2.0
@@ -424,7 +440,8 @@ class Run:
         failure = slot.failure[0] if slot.failure else None
         how = f": {failure}" if failure is not None else ""
         tried = f" (after {job.attempts} retr{'y' if job.attempts == 1 else 'ies'})" if job.attempts else ""
-        items = f"items {job.start}..{job.end - 1}" if job.end - job.start > 1 else f"item {job.start}"
+        held = sorted([job, *(j for j, s in self.in_flight.values() if s is slot)], key=lambda j: j.start)
+        items = " or ".join(f"items {j.start}..{j.end - 1}" if j.end - j.start > 1 else f"item {j.start}" for j in held)
         return WorkerCrashedError(
             f"{slot.label} of {self.fn.__name__} died while {'combining' if job.kind == 'combine' else 'mapping'} "
             f"{items}{tried}{how}", worker_id=slot.conn.handle.worker_id, worker_name=slot.conn.handle.name,

@@ -9,6 +9,7 @@ caller have: the event loop never blocks.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from typing import Any
 
@@ -84,18 +85,31 @@ async def _chunks(pool: SyncPool, mode: Mode, xs: Any, progress: ProgressArg, re
                   ) -> AsyncGenerator[list[tuple[int, Any]], None]:
     loop = asyncio.get_running_loop()
     run: Run = pool.run(mode, sync_iter(xs, loop), progress, retries)
-    step: asyncio.Future[list[tuple[int, Any]] | None] | None = None
+    idle = threading.Event()  # no thread is inside next(run)
+    idle.set()
+
+    def step() -> list[tuple[int, Any]] | None:
+        idle.clear()
+        try:
+            return next(run, None)
+        finally:
+            idle.set()
+
     try:
         while True:
-            step = loop.run_in_executor(None, next, run, None)
-            chunk = await step
+            chunk = await asyncio.to_thread(step)
             if chunk is None:
                 return
             yield chunk
     finally:
-        if step is not None and not step.done():  # cancelled while the scheduler waited: let it return first
-            await asyncio.wait([step])
-        await asyncio.to_thread(run.close)
+        # a cancelled await leaves its thread inside next(run): wake it, let it return, then close
+        run.interrupt()
+        await asyncio.to_thread(_close_when_idle, run, idle)
+
+
+def _close_when_idle(run: Run, idle: threading.Event) -> None:
+    idle.wait()
+    run.close()
 
 
 async def _values(pool: SyncPool, mode: Mode, xs: Any, progress: ProgressArg, retries: int) -> AsyncIterator[Any]:

@@ -139,3 +139,10 @@ class Overlap(rp.MapFunction):
         time.sleep(0.0005)
         self.running -= 1
         return self.most
+
+
+class BigOut(rp.MapFunction):
+    """An output of ``x`` bytes (outputs may outweigh their inputs)."""
+
+    def map(self, x: int) -> bytes:
+        return b"x" * x

@@ -26,6 +26,7 @@ from .map_workers import (
     AsyncSquare,
     BadCombine,
     BadInit,
+    BigOut,
     Concat,
     CrashOnce,
     Delayed,
@@ -342,6 +343,30 @@ def test_a_worker_that_dies_is_replaced_and_its_items_retried(tmp_path: Path) ->
         list(mr.map(CrashOnce, range(200), config=TWO, param=(marker, 120)))
 
 
+def test_a_pool_replaces_a_worker_that_died_before_its_next_map(tmp_path: Path) -> None:
+    marker = str(tmp_path / "died")
+    with mr.Pool(CrashOnce, config=TWO, param=(marker, 50)) as pool:
+        with pytest.raises(rp.WorkerCrashedError):
+            list(pool.map(range(200)))
+        assert list(pool.map(range(200))) == [2 * i for i in range(200)]  # the marker is there: no crash
+        assert pool.workers == 2
+
+
+def test_outputs_too_large_for_one_message_split_their_batch() -> None:
+    small = mr.Config(local=2, settings=rp.RpcSettings(max_message_size=2 << 20))
+    assert [len(b) for b in mr.map(BigOut, [600 << 10] * 20, config=small)] == [600 << 10] * 20
+    with pytest.raises(rp.MessageTooLargeError):
+        list(mr.map(BigOut, [3 << 20], config=small))
+
+
+def test_a_dropped_run_frees_its_pool() -> None:
+    with mr.Pool(Inc, config=TWO) as pool:
+        run = pool.run("ordered", range(10))
+        del run
+        gc.collect()
+        assert list(pool.map([1])) == [2]
+
+
 # -- asyncio -------------------------------------------------------------------------------------
 
 
@@ -361,5 +386,18 @@ def test_the_asyncio_operations() -> None:
             assert [x async for x in pool.map(numbers())] == list(range(20))  # an async input
             assert await pool.map_reduce_commutative([]) is None
             assert await pool.map_reduce(range(10)) == 45
+
+    asyncio.run(main())
+
+
+def test_a_cancelled_asyncio_map_raises_cancelled_error_and_frees_its_pool() -> None:
+    async def main() -> None:
+        async with rp.aio.map_reduce.Pool(Multiple, config=TWO, param=10**12) as pool:
+            task = asyncio.ensure_future(pool.find_map(itertools.count(1)))  # never finds one
+            await asyncio.sleep(0.5)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert await pool.find_map([10**12]) == 10**12  # the pool is free again
 
     asyncio.run(main())
