@@ -18,6 +18,7 @@ import grpc
 
 from ._errors import WorkerFailedError
 from ._proto import master_pb2, master_pb2_grpc
+from ._protocol import code_differences
 from ._schema import differing_functions
 from ._settings import RpcSettings, resolve
 from ._transport import at_thread_exit, listen, new_server
@@ -40,6 +41,7 @@ class WorkerRecord:
     address: str = ""
     pid: int = 0
     rejected: str = ""
+    expected_code: dict[str, str] | None = None  # None: check_code=False
     gave_up: bool = False
     failed: bool = False  # on_failure was called
     expected_exit: bool = False
@@ -143,6 +145,12 @@ class _MasterServicer(master_pb2_grpc.MasterServicer):
                 f"worker {record.label} runs a different version of its worker type "
                 f"(fingerprint {request.fingerprint}, master expects {record.expected_fingerprint}); "
                 f"functions that differ: {', '.join(differ) or 'init arguments'}")
+            record.registered.set()
+            return master_pb2.RegisterReply(proceed=False, reason=record.rejected)
+        differ = code_differences(record.expected_code, dict(request.code)) if record.expected_code else []
+        if differ:
+            record.rejected = (f"worker {record.label} does not run the master's code: {'; '.join(differ)} "
+                               "(spawn with check_code=False to skip this check)")
             record.registered.set()
             return master_pb2.RegisterReply(proceed=False, reason=record.rejected)
         record.address = request.address

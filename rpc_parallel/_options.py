@@ -139,6 +139,7 @@ class ForegroundOptions(TypedDict, total=False):
     connection_timeout: float
     spawn_timeout: float | None
     settings: RpcSettings | None
+    check_code: bool
 
 
 class SpawnOptions(ForegroundOptions, total=False):

@@ -7,6 +7,11 @@ language needs only the metadata keys (docs/codegen.md).
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import importlib.metadata
+import platform
+
 from ._proto import control_pb2
 from ._schema import ServiceSpec
 
@@ -23,6 +28,8 @@ __all__ = (
     "PIPELINE_PART",
     "SEQ_KEY",
     "SPAWN_ERROR_MARKER",
+    "code_differences",
+    "code_facts",
     "SPLICED_CALL",
     "SPLICED_HEADER_MAX",
     "SPLICED_KEY",
@@ -75,3 +82,39 @@ ONE_WAY_QUEUE_BYTES = 32 << 20  # ... and their bytes
 def fingerprint_messages(spec: ServiceSpec) -> list[control_pb2.FunctionFingerprint]:
     """The per-function fingerprints of ``spec``, as sent on Register and OpenConnection."""
     return [control_pb2.FunctionFingerprint(name=n, fingerprint=f) for n, f in spec.function_fingerprints]
+
+
+def code_facts(module: str | None, path: str | None) -> dict[str, str]:
+    """What a worker's code check compares (issue: the code on a host differs from the master's):
+    the Python and rpc_parallel versions, and ``module NAME`` -> ``SHA256 PATH`` of the source of
+    the worker module at ``path`` (none for a module without a file)."""
+    facts = {"python": platform.python_version(), "rpc_parallel": _rp_version()}
+    if module is not None and path is not None:
+        try:
+            with open(path, "rb") as f:
+                facts[f"module {module}"] = f"{hashlib.sha256(f.read()).hexdigest()} {path}"
+        except OSError:
+            pass
+    return facts
+
+
+def code_differences(expected: dict[str, str], got: dict[str, str]) -> list[str]:
+    """What differs between the master's code facts and a worker's, each named (files by path)."""
+    out = []
+    for key, want in expected.items():
+        have = got.get(key, "")
+        if have.split(" ", 1)[0] != want.split(" ", 1)[0]:
+            if key.startswith("module "):
+                there = have.split(" ", 1)[1] if " " in have else "?"
+                out.append(f"{key}: {there} on the worker differs from {want.split(' ', 1)[1]} here")
+            else:
+                out.append(f"{key} {have or '?'} on the worker, {want} here")
+    return out
+
+
+@functools.cache
+def _rp_version() -> str:
+    try:
+        return importlib.metadata.version("rpc-parallel")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"

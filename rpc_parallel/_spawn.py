@@ -47,7 +47,7 @@ from ._options import (
     check_on_failure,
     redirect_to_json,
 )
-from ._protocol import SPAWN_ERROR_MARKER
+from ._protocol import SPAWN_ERROR_MARKER, code_facts
 from ._schema import MAIN_MODULES, service_spec
 from ._settings import RpcSettings, resolve
 from ._supervision import GONE, init_worker, watch
@@ -116,6 +116,21 @@ def _class_location(cls: type) -> dict[str, Any]:
     return location
 
 
+_CODE: dict[str, dict[str, str]] = {}  # module -> its code facts, taken at its first spawn
+
+
+def _master_code(cls: type) -> dict[str, str]:
+    """The code a worker of ``cls`` must run (``code_facts``): its module's source as it was at
+    this master's first spawn of it (the main script is sent to the worker as it is, so only the
+    versions are compared for it)."""
+    module = cls.__module__
+    if module not in _CODE:
+        mod = sys.modules.get(module)
+        path = getattr(mod, "__file__", None) if module not in MAIN_MODULES else None
+        _CODE[module] = code_facts(module if path else None, os.path.abspath(path) if path else None)
+    return _CODE[module]
+
+
 def _sys_path() -> list[str]:
     return [os.path.abspath(p) if p else os.getcwd() for p in sys.path]
 
@@ -125,7 +140,7 @@ def spawn_worker(cls: type, arg: Any, *, shutdown_on: ShutdownOn, foreground: bo
                  how: Local = LOCAL, redirect_stdout: Redirect = RELAY, redirect_stderr: Redirect = RELAY,
                  cd: str = "/", env: Mapping[str, str] | None = None, umask: int | None = None,
                  connection_timeout: float = 10.0, spawn_timeout: float | None = None,
-                 settings: RpcSettings | None = None) -> tuple[WorkerHandle, Process]:
+                 settings: RpcSettings | None = None, check_code: bool = True) -> tuple[WorkerHandle, Process]:
     """Start a worker of ``cls`` and initialise it; see ``Worker.spawn`` for the semantics (the
     defaults of its options are these)."""
     _refuse_spawn_on_import(cls)
@@ -148,7 +163,8 @@ def spawn_worker(cls: type, arg: Any, *, shutdown_on: ShutdownOn, foreground: bo
     deadline = time.monotonic() + (left if by_deadline and left is not None else budget)
     record = WorkerRecord(worker_id=worker_id, name=name, expected_fingerprint=spec.fingerprint,
                           expected_functions=dict(spec.function_fingerprints), on_failure=on_failure,
-                          outlives_master=shutdown_on is ShutdownOn.CALLED_SHUTDOWN_FUNCTION)
+                          outlives_master=shutdown_on is ShutdownOn.CALLED_SHUTDOWN_FUNCTION,
+                          expected_code=_master_code(cls) if check_code else None)
     m.workers[worker_id] = record
     config = {
         "worker_id": worker_id, "name": name, "class": cls.__qualname__, **_class_location(cls),

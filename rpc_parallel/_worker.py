@@ -79,7 +79,10 @@ class Worker(metaclass=WorkerMeta):
         - ``connection_timeout`` [10.0]: for the init to arrive (and, with CONNECTION_CLOSED, the
           first connection after it); ``spawn_timeout`` [2 x ``connection_timeout``] bounds the
           whole start: past it the process is killed and ``SpawnTimeoutError`` raised;
-        - ``settings`` [None]: apply to this worker's server (see ``RpcSettings``).
+        - ``settings`` [None]: apply to this worker's server (see ``RpcSettings``);
+        - ``check_code`` [True]: the worker must run the master's code (the source of its worker
+          module as at this master's first spawn of it, the Python and rpc_parallel versions),
+          else ``ProtocolError`` naming what differs, before ``init_worker_state`` runs.
         """
         check_options(options, SpawnOptions, f"{cls.__name__}.spawn")
         handle, _ = spawn_worker(cls, arg, shutdown_on=shutdown_on, foreground=False, **options)

@@ -27,7 +27,7 @@ from ._errors import SpawnError
 from ._master import master
 from ._options import ShutdownOn
 from ._proto import control_pb2, master_pb2, master_pb2_grpc
-from ._protocol import SPAWN_ERROR_MARKER, TOKEN_KEY, fingerprint_messages
+from ._protocol import SPAWN_ERROR_MARKER, TOKEN_KEY, code_facts, fingerprint_messages
 from ._server import ServerHooks, WorkerServer, on_loop_exception
 from ._settings import RpcSettings, merge
 from ._spawn import WORKER_ENV, importing, set_worker_argv
@@ -122,9 +122,12 @@ class WorkerProcess(ServerHooks):
 
     def _register(self) -> None:
         spec = self.server.spec
+        module = self.config["module"]
+        path = getattr(sys.modules.get(module), "__file__", None) if module != "__main__" else None
+        code = code_facts(module if path else None, os.path.abspath(path) if path else None)
         reply = self._master.Register(master_pb2.RegisterRequest(
             worker_id=self.worker_id, address=self.server.address, pid=os.getpid(), fingerprint=spec.fingerprint,
-            functions=fingerprint_messages(spec)),
+            functions=fingerprint_messages(spec), code=code),
             metadata=self._metadata, timeout=self.connection_timeout, wait_for_ready=True)
         if not reply.proceed:
             print(f"rpc_parallel: worker {self.label}: the master refused the registration: {reply.reason}",

@@ -8,18 +8,27 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RegisterRequest(_message.Message):
-    __slots__ = ("worker_id", "address", "pid", "fingerprint", "functions")
+    __slots__ = ("worker_id", "address", "pid", "fingerprint", "functions", "code")
+    class CodeEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     FUNCTIONS_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     address: str
     pid: int
     fingerprint: str
     functions: _containers.RepeatedCompositeFieldContainer[_control_pb2.FunctionFingerprint]
-    def __init__(self, worker_id: _Optional[str] = ..., address: _Optional[str] = ..., pid: _Optional[int] = ..., fingerprint: _Optional[str] = ..., functions: _Optional[_Iterable[_Union[_control_pb2.FunctionFingerprint, _Mapping]]] = ...) -> None: ...
+    code: _containers.ScalarMap[str, str]
+    def __init__(self, worker_id: _Optional[str] = ..., address: _Optional[str] = ..., pid: _Optional[int] = ..., fingerprint: _Optional[str] = ..., functions: _Optional[_Iterable[_Union[_control_pb2.FunctionFingerprint, _Mapping]]] = ..., code: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class RegisterReply(_message.Message):
     __slots__ = ("proceed", "reason")

@@ -75,3 +75,35 @@ def test_a_main_script_renamed_or_deleted_after_the_start_still_spawns(tmp_path:
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert (done.returncode, done.stdout.split()) == (0, ["hello"] * 3), done.stderr
     assert not script.exists() and not Path(str(script) + ".moved").exists()
+
+
+def test_a_worker_whose_code_differs_from_the_master_s_is_refused(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The code check: the worker module's source changed on disk after the master's first spawn
+    of it (on another host: a different copy), so a new worker would run other code."""
+    module = tmp_path / "changing_worker.py"
+    module.write_text(textwrap.dedent("""
+        import rpc_parallel as rp
+
+        class Changing(rp.Worker):
+            @rp.rpc
+            def version(self) -> int:
+                return 1
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import changing_worker  # type: ignore[import-not-found]
+
+    cls = changing_worker.Changing
+    try:
+        handle = cls.spawn()
+        handle.shutdown()
+        module.write_text(module.read_text().replace("return 1", "return 2"))
+        with pytest.raises(rp.ProtocolError, match=r"does not run the master's code: module changing_worker: "
+                                                    r".*changing_worker.py on the worker differs from"):
+            cls.spawn()
+        handle = cls.spawn(check_code=False)  # the declaration is the same: it runs the new code
+        with cls.connect(handle) as conn:
+            assert conn.run(cls.version) == 2
+        handle.shutdown()
+    finally:
+        sys.modules.pop("changing_worker", None)
