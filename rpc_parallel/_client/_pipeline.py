@@ -55,11 +55,15 @@ class Pipeline:
     def broken(self) -> bool:
         return self._failure is not None
 
+    def _full(self, size: int) -> bool:
+        """With the lock held: whether a request of ``size`` bytes must wait for room."""
+        return self._failure is None and bool(self._pending) and (
+            len(self._pending) >= SUBMIT_MAX_CALLS or self._pending_bytes + size > SUBMIT_MAX_BYTES)
+
     def wait_for_room(self, size: int) -> None:
         """Wait until a request of ``size`` bytes would not wait in ``submit`` (or the stream broke)."""
         with self._lock:
-            while self._failure is None and self._pending and (
-                    len(self._pending) >= SUBMIT_MAX_CALLS or self._pending_bytes + size > SUBMIT_MAX_BYTES):
+            while self._full(size):
                 self._room.wait()
 
     def submit(self, method: str, request: bytes, decode: Callable[[bytes], Any]) -> concurrent.futures.Future[Any]:
@@ -75,9 +79,7 @@ class Pipeline:
         size = len(request)
         patient = not in_done_callback()
         with self._lock:
-            while (self._failure is None and patient and self._pending
-                   and (len(self._pending) >= SUBMIT_MAX_CALLS or self._pending_bytes + size > SUBMIT_MAX_BYTES)
-                   and wait_allowed()):
+            while patient and self._full(size) and wait_allowed():
                 self._room.wait()
             failure = self._failure
             if failure is None:

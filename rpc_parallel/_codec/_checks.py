@@ -302,7 +302,7 @@ class CheckCompiler:
         skip_items = elem is check_nothing
 
         def check(v: Any) -> None:
-            if not _is_sequence(v):
+            if not isinstance(v, list | tuple) and not _is_sequence(v):  # the common case inline: hot
                 raise Bad(expected, v)
             if skip_items or (fast is not None and len(v) >= _FAST_CHECK_LEN and fast(v)):
                 return

@@ -180,7 +180,8 @@ class Pool:
             self._active = True
         try:
             self._revive()  # a worker that died in the last operation
-            return Run(self, mode, iter(xs), _length(xs), Progress.of(progress, _length(xs)), retries)
+            total = _length(xs)
+            return Run(self, mode, iter(xs), total, Progress.of(progress, total), retries)
         except BaseException:
             self._done()
             raise
