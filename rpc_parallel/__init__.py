@@ -56,6 +56,9 @@ from ._options import (
     FileTruncate as FileTruncate,
     Local as Local,
     ShutdownOn as ShutdownOn,
+    Slurm as Slurm,
+    Ssh as Ssh,
+    Tls as Tls,
 )
 from ._pipes import (
     Closed as Closed,
@@ -123,9 +126,12 @@ __all__ = (
     "RpcSettings",
     "SettingsError",
     "ShutdownOn",
+    "Slurm",
     "SpawnError",
     "SpawnTimeoutError",
+    "Ssh",
     "StateFunction",
+    "Tls",
     "UnsupportedTypeError",
     "Update",
     "Worker",

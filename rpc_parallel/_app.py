@@ -7,9 +7,10 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from ._master import set_app_settings
+from ._master import master, set_app_settings
 from ._settings import RpcSettings
 from ._spawn import WORKER_ENV, set_worker_argv
+from ._transport import split_host_port
 from ._worker_process import main as worker_main
 
 __all__ = ("program_argv", "start_app", "start_master_server")
@@ -22,25 +23,37 @@ def program_argv() -> list[str]:
     return [sys.executable, *program]
 
 
-def start_app(main: Callable[[], object], *, settings: RpcSettings | None = None) -> None:
+def start_app(main: Callable[[], object], *, settings: RpcSettings | None = None, listen: str | None = None) -> None:
     """Run ``main()`` as the master, or serve as a worker when this program was started as one.
 
     Call it at the top level of your program (``if __name__ == "__main__": rp.start_app(main)``):
-    spawned workers re-execute this program, and never return from here.
+    spawned workers re-execute this program, and never return from here. ``listen``
+    (``HOST`` or ``HOST:PORT``) is where remote workers reach the master (see ``start_master_server``).
     """
     if os.environ.get(WORKER_ENV):
         worker_main()
-    start_master_server(worker_command_args=None, settings=settings)
+    start_master_server(worker_command_args=None, settings=settings, listen=listen)
     main()
 
 
-def start_master_server(*, worker_command_args: Sequence[str] | None = (), settings: RpcSettings | None = None
-                        ) -> None:
+def start_master_server(*, worker_command_args: Sequence[str] | None = (), settings: RpcSettings | None = None,
+                        listen: str | None = None) -> None:
     """Initialise the master: app-wide ``settings``, and how workers start.
 
     With ``worker_command_args`` (a sequence), workers re-execute this program with those arguments,
     which must reach ``rp.expert.worker_command()``; with None, they re-execute it as ``start_app`` does.
+    ``listen`` (``HOST``, ``HOST:PORT`` or ``[V6]:PORT``; default ``$RPC_PARALLEL_LISTEN``, else the
+    address of the interface that reaches each remote worker's host) is where workers started on
+    other machines reach this master; local workers always use loopback.
     """
+    if listen is not None:
+        if not isinstance(listen, str) or not listen:
+            raise TypeError(f"listen must be 'HOST' or 'HOST:PORT', not {listen!r}")
+        try:
+            split_host_port(listen)
+        except ValueError:
+            raise ValueError(f"listen must be 'HOST', 'HOST:PORT' or '[V6]:PORT', not {listen!r}") from None
+        master().listen = listen
     set_app_settings(settings)
     if worker_command_args is None:
         set_worker_argv(program_argv())

@@ -37,7 +37,7 @@ from ._errors import (
     SpawnError,
     WorkerConnectionError,
 )
-from ._options import DEV_NULL, FileAppend, Local, ShutdownOn
+from ._options import DEV_NULL, FileAppend, How, Local, ShutdownOn, Ssh
 from ._records import forget, load_handle, record, records, state_dir
 from ._schema import file_spec, service_spec
 from ._served import stop_all
@@ -287,15 +287,26 @@ def _init_arg(cls: type, text: str | None) -> Any:
               help="Append the worker's stderr to this file (default: discarded).")
 @click.option("--spawn-timeout", type=click.FloatRange(min=0, min_open=True), default=20.0, show_default=True,
               metavar="S", help="Give up (and kill the worker) if it is not initialised by then.")
+@click.option("--host", metavar="[USER@]HOST", help="Start the worker on HOST through ssh (rp.Ssh), with mutual TLS.")
+@click.option("--python", metavar="PATH", help="With --host: the interpreter there (default: this one's path).")
+@click.option("--ssh-port", type=click.IntRange(1, 65535), default=22, show_default=True, help="With --host.")
+@click.option("--identity-file", metavar="PATH", help="With --host: ssh's -i.")
+@click.option("--ssh-option", "ssh_options", multiple=True, metavar="OPTION",
+              help="With --host: an ssh -o option (repeatable), e.g. StrictHostKeyChecking=accept-new.")
+@click.option("--no-tls", is_flag=True, help="With --host: plaintext instead of mutual TLS (the token still applies).")
 def spawn(target: str, arg_json: str | None, name: str | None, max_message_size: int | None,
           heartbeat_timeout: float | None, heartbeat_every: float | None, handshake_timeout: float | None,
-          unix_socket: bool, stdout_path: Path | None, stderr_path: Path | None, spawn_timeout: float) -> None:
+          unix_socket: bool, stdout_path: Path | None, stderr_path: Path | None, spawn_timeout: float,
+          host: str | None, python: str | None, ssh_port: int, identity_file: str | None, ssh_options: tuple[str, ...],
+          no_tls: bool) -> None:
     """Start a worker of MODULE:CLASS that outlives this command; print its handle as JSON.
 
     The worker runs until `rpcpar shutdown` (shutdown_on=CALLED_SHUTDOWN_FUNCTION), in `/`, with
-    its output discarded unless --stdout/--stderr are given. Its handle, which holds the
-    credentials to call it, is recorded for `rpcpar ls` in $RPCPAR_STATE_DIR (default
-    ${XDG_STATE_HOME:-~/.local/state}/rpcpar/workers; directory 0700, files 0600).
+    its output discarded unless --stdout/--stderr are given (paths on the worker's host). Its
+    handle, which holds the credentials to call it, is recorded for `rpcpar ls` in
+    $RPCPAR_STATE_DIR (default ${XDG_STATE_HOME:-~/.local/state}/rpcpar/workers; directory 0700,
+    files 0600); for a worker on another --host, the record also holds the certificate and key
+    that `rpcpar call` and `shutdown` present to it.
     """
     with user_errors(), worker_errors():
         settings = _settings(max_message_size, heartbeat_timeout, heartbeat_every, handshake_timeout)
@@ -308,11 +319,20 @@ def spawn(target: str, arg_json: str | None, name: str | None, max_message_size:
                         raise RpcParallelError(f"a worker named {name!r} is already running ({h.worker_id}); "
                                                "shut it down first or choose another --name")
                     forget(h.worker_id)  # a stale record: that worker is gone
+        how: How = Local(unix_socket=unix_socket, fork_server=False)
+        if host is not None:
+            if unix_socket:
+                raise click.UsageError("--unix-socket and --host exclude each other")
+            user, _, hostname = host.rpartition("@")
+            how = Ssh(hostname, user=user or None, port=ssh_port, python=python, identity_file=identity_file,
+                      ssh_options=ssh_options, tls=not no_tls)
+        elif python or identity_file or ssh_options or no_tls or ssh_port != 22:
+            raise click.UsageError("--python, --ssh-port, --identity-file, --ssh-option and --no-tls need --host")
         handle = cls.spawn(
             arg, shutdown_on=ShutdownOn.CALLED_SHUTDOWN_FUNCTION, name=name, settings=settings,
             # one worker that outlives this command: a fresh interpreter is quicker than a fork server
             # (and shows in ps as `python -m rpc_parallel._worker_main`)
-            how=Local(unix_socket=unix_socket, fork_server=False),
+            how=how,
             redirect_stdout=FileAppend(stdout_path.resolve()) if stdout_path else DEV_NULL,
             redirect_stderr=FileAppend(stderr_path.resolve()) if stderr_path else DEV_NULL,
             spawn_timeout=spawn_timeout)
@@ -437,16 +457,17 @@ def list_workers(as_json: bool, prune: bool, timeout: float) -> None:
         if prune and not ok:
             forget(h.worker_id)
             continue
-        rows.append({"worker_id": h.worker_id, "name": h.name, "address": h.address, "pid": h.pid, "answering": ok})
+        rows.append({"worker_id": h.worker_id, "name": h.name, "host": h.host, "address": h.address, "pid": h.pid,
+                     "tls": bool(h.ca), "answering": ok})
     if as_json:
         click.echo(json.dumps(rows))
         return
-    table: list[tuple[str, ...]] = [("ID", "NAME", "ADDRESS", "PID", "STATUS")] + [
-        (r["worker_id"], r["name"] or "-", r["address"], str(r["pid"]),
-         "answering" if r["answering"] else "not answering") for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    table: list[tuple[str, ...]] = [("ID", "NAME", "HOST", "ADDRESS", "PID", "STATUS")] + [
+        (r["worker_id"], r["name"] or "-", r["host"] or "-", r["address"] + (" (tls)" if r["tls"] else ""),
+         str(r["pid"]), "answering" if r["answering"] else "not answering") for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(5)]
     for row in table:
-        click.echo("  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[4]]))
+        click.echo("  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[5]]))
 
 
 if __name__ == "__main__":

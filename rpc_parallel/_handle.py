@@ -29,7 +29,10 @@ class WorkerHandle:
 
     A handle is a supported argument type: pass it to another worker, which can then connect to
     this one directly. ``token`` is the credential of the master that started the worker; it is
-    left out of ``repr``.
+    left out of ``repr``. ``ca`` names the CA of a worker that serves mutual TLS (a remote one):
+    only processes holding a certificate from it (its master, the master's other workers, rpcpar
+    for workers it spawned) can connect; it is empty for a plaintext server. ``host`` is the name
+    of the machine the worker runs on.
     """
 
     worker_id: str
@@ -39,6 +42,8 @@ class WorkerHandle:
     token: str = field(default="", repr=False)
     fingerprint: str = ""
     pid: int = 0
+    ca: str = ""
+    host: str = ""
 
     def shutdown(self) -> None:
         """Connect to the worker and ask it to exit 0 (it may already have exited)."""
@@ -51,7 +56,7 @@ class WorkerHandle:
         return json.dumps({
             "worker_id": self.worker_id, "address": self.address, "name": self.name,
             "settings": json.loads(self.settings.to_json()), "token": self.token,
-            "fingerprint": self.fingerprint, "pid": self.pid,
+            "fingerprint": self.fingerprint, "pid": self.pid, "ca": self.ca, "host": self.host,
         })
 
     @classmethod
@@ -62,6 +67,6 @@ class WorkerHandle:
             return cls(worker_id=str(data["worker_id"]), address=str(data["address"]),
                        name=data.get("name"), settings=merge(RpcSettings(), data.get("settings", {})),
                        token=str(data.get("token", "")), fingerprint=str(data.get("fingerprint", "")),
-                       pid=int(data.get("pid", 0)))
+                       pid=int(data.get("pid", 0)), ca=str(data.get("ca", "")), host=str(data.get("host", "")))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise RpcParallelError(f"not a worker handle: {exc}: {text[:200]!r}") from None

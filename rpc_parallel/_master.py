@@ -1,5 +1,6 @@
 """Master state: the process-wide token, app settings, the lazily started master server
-(registration, failure reports, heartbeats) and the records of the workers this process spawned.
+(registration, failure reports, heartbeats), the records of the workers this process spawned and,
+for remote workers, the servers on outward interfaces and the certificates of mutual TLS.
 """
 
 from __future__ import annotations
@@ -16,16 +17,19 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from ._errors import WorkerFailedError
+from ._errors import SpawnError, WorkerFailedError
+from ._options import Tls
+from ._pki import Authority, Identity, name_in_cert, read_pem
 from ._proto import master_pb2, master_pb2_grpc
 from ._protocol import code_differences
 from ._schema import differing_functions
 from ._settings import RpcSettings, resolve
-from ._transport import at_thread_exit, listen, new_server
+from ._transport import at_thread_exit, hold, listen, new_server, split_host_port
 
 __all__ = ("Master", "WorkerRecord", "master")
 
 TOKEN_ENV = "RPC_PARALLEL_TOKEN"
+LISTEN_ENV = "RPC_PARALLEL_LISTEN"
 
 
 @dataclass
@@ -47,6 +51,8 @@ class WorkerRecord:
     expected_exit: bool = False
     shutdown_requested: bool = False  # by handle.shutdown() in this process
     outlives_master: bool = False  # CALLED_SHUTDOWN_FUNCTION
+    remote: bool = False  # started by a remote launcher: its pid is not one of this machine's
+    host: str = ""
 
     @property
     def label(self) -> str:
@@ -68,6 +74,11 @@ class Master:
         self.workers: dict[str, WorkerRecord] = {}
         self._server: grpc.Server | None = None
         self.address = ""
+        self.listen: str | None = os.environ.get(LISTEN_ENV) or None  # start_app(listen=) sets it too
+        self._outward: dict[tuple[str, int], tuple[grpc.Server, str, str]] = {}  # (host, port) -> server, address, CA
+        self._exit_hooked = False
+        self._authority: Authority | None = None
+        self._identities: dict[object, Identity] = {}  # True (the ephemeral CA) or an rp.Tls -> the master's
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._failures: queue.SimpleQueue[tuple[Callable[[BaseException], None], BaseException]] = queue.SimpleQueue()
@@ -82,15 +93,92 @@ class Master:
         """Start the master server on first use; return its address."""
         with self._lock:
             if self._server is None:
-                server = new_server(self.settings, ThreadPoolExecutor(max_workers=256,
-                                                                      thread_name_prefix="rpc_parallel-master"),
-                                    token=self.token)
-                master_pb2_grpc.add_MasterServicer_to_server(_MasterServicer(self), server)
+                server = self._new_server()
                 self.address = listen(server).address
                 server.start()
+                self._hook_exit()
                 self._server = server
-                at_thread_exit(self.stop_server)
             return self.address
+
+    def ports(self) -> set[int]:
+        """The ports the master's servers listen on (loopback, and outward for remote workers)."""
+        with self._lock:
+            addresses = [self.address, *(a for _, a, _ in self._outward.values())]
+        return {int(a.rsplit(":", 1)[1]) for a in addresses if a}
+
+    def _hook_exit(self) -> None:
+        if not self._exit_hooked:
+            self._exit_hooked = True
+            at_thread_exit(self.stop_server)
+
+    def _new_server(self) -> grpc.Server:
+        server = new_server(self.settings, ThreadPoolExecutor(max_workers=256, thread_name_prefix="rpc_parallel-master"),
+                            token=self.token)
+        master_pb2_grpc.add_MasterServicer_to_server(_MasterServicer(self), server)
+        return server
+
+    def outward_address(self, route: str, identity: Identity | None) -> str:
+        """The address of a master server that workers on another machine reach: on ``self.listen``
+        (``HOST[:PORT]``) if set, else on ``route`` (our interface that reaches their host), serving
+        mutual TLS with ``identity`` or, with None, plaintext. Started on first use."""
+        host, port = split_host_port(self.listen) if self.listen else (route, 0)
+        ca = identity.ca_id if identity is not None else ""
+        with self._lock:
+            for (h, p), (_, address, served_ca) in self._outward.items():
+                if h == host and (p == port or not port) and served_ca == ca:
+                    return address
+            if port and (host, port) in self._outward:
+                raise SpawnError(f"the master already listens on {host}:{port} (rp.start_app(listen=) or "
+                                 f"{LISTEN_ENV}) for workers of {'another' if ca else 'a'} TLS set-up: spawn every "
+                                 "remote worker with the same tls=, or leave the port out")
+            server = self._new_server()
+            try:
+                address = listen(server, host=host, port=port, identity=identity).address
+            except (OSError, RuntimeError) as exc:
+                raise SpawnError(f"the master could not listen on {host}:{port or '(any port)'} for remote workers: "
+                                 f"{exc}") from exc
+            server.start()
+            self._outward[(host, port or int(address.rsplit(':', 1)[1]))] = (server, address, ca)
+            self._hook_exit()
+            return address
+
+    def identity(self, tls: Tls | bool) -> Identity | None:
+        """The master's own identity for ``tls`` (a launcher's): from its ephemeral CA (made on
+        first use) for True, read from the files of an ``rp.Tls``; None for False. It is held for
+        this process's channels too."""
+        if tls is False:
+            return None
+        with self._lock:
+            found = self._identities.get(tls)
+            if found is None:
+                if isinstance(tls, Tls):
+                    cert = read_pem(tls.cert, "cert")
+                    found = Identity(ca=read_pem(tls.ca, "ca"), cert=cert, key=read_pem(tls.key, "key"),
+                                     server_name=tls.server_name or name_in_cert(cert))
+                else:
+                    if self._authority is None:
+                        self._authority = Authority()
+                    found = self._authority.issue("rpc_parallel master")
+                self._identities[tls] = found
+                hold(found)
+            return found
+
+    def issue(self, tls: Tls | bool, worker_id: str) -> Identity | None:
+        """A worker's identity for ``tls``: a certificate of its own from the ephemeral CA, or the
+        ``rp.Tls`` identity shared by the master and its workers; None for False."""
+        own = self.identity(tls)
+        if own is None or isinstance(tls, Tls):
+            return own
+        assert self._authority is not None
+        return self._authority.issue(f"rpc_parallel worker {worker_id}")
+
+    def worker_identities(self, worker_id: str) -> list[Identity]:
+        """An identity from each CA this master uses, for a worker (local or remote) to reach the
+        TLS servers of the others."""
+        with self._lock:
+            kinds = list(self._identities)
+        found = [self.issue(tls, worker_id) for tls in kinds]  # type: ignore[arg-type]
+        return [i for i in found if i is not None]
 
     def stop_server(self) -> None:
         """Stop the master server: open heartbeat streams end, so HEARTBEATER_TIMEOUT workers exit.
@@ -99,11 +187,13 @@ class Master:
         notice the master is gone until continued.
         """
         with self._lock:
-            server, self._server = self._server, None
-        if server is not None:
+            servers = [s for s in (self._server,) if s is not None] + [s for s, _, _ in self._outward.values()]
+            self._server = None
+            self._outward.clear()
+        for server in servers:
             server.stop(0).wait()
         for record in list(self.workers.values()):
-            if record.pid and not record.outlives_master:
+            if record.pid and not record.outlives_master and not record.remote:
                 try:
                     os.kill(record.pid, signal.SIGCONT)
                 except OSError:
@@ -155,6 +245,7 @@ class _MasterServicer(master_pb2_grpc.MasterServicer):
             return master_pb2.RegisterReply(proceed=False, reason=record.rejected)
         record.address = request.address
         record.pid = request.pid
+        record.host = request.host
         record.registered.set()
         return master_pb2.RegisterReply(proceed=True)
 

@@ -14,8 +14,8 @@ from typing import TypeAlias, TypedDict
 from ._settings import RpcSettings
 
 __all__ = ("DEV_NULL", "IGNORE_FAILURE", "LOCAL", "LOG_FAILURE", "RELAY", "DevNull", "FileAppend", "FileTruncate",
-           "ForegroundOptions", "Local", "Redirect", "Relay", "ShutdownOn", "SpawnOptions", "check_on_failure",
-           "check_options")
+           "ForegroundOptions", "How", "Local", "Redirect", "Relay", "Remote", "ShutdownOn", "Slurm", "SpawnOptions",
+           "Ssh", "Tls", "check_on_failure", "check_options")
 
 _LOG = logging.getLogger("rpc_parallel")
 
@@ -98,6 +98,39 @@ def redirect_to_json(r: Redirect) -> dict[str, str]:
                     f"not {r!r}")
 
 
+def _check_prefix(prefix: object) -> tuple[str, ...]:
+    if isinstance(prefix, str) or not isinstance(prefix, Sequence) or not prefix \
+            or not all(isinstance(p, str) for p in prefix):
+        raise TypeError(f"wrap takes a non-empty list of strings (a command and its arguments), not {prefix!r}")
+    return tuple(prefix)
+
+
+def _strings(value: object, what: str) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"{what} must be a list of strings, not {value!r}")
+    return tuple(value)
+
+
+@dataclass(frozen=True)
+class Tls:
+    """Mutual TLS with your own PKI, for the launchers' ``tls=``: ``ca`` signs the certificates
+    that are accepted; ``cert``/``key`` (for the master and, sent on the launcher's stdin, for
+    every worker it starts this way) must be signed by it. Each is PEM bytes, PEM text or a file's
+    path. A server's certificate is checked for ``server_name`` (default: the first DNS name, or
+    else the common name, of ``cert``), not for its address."""
+
+    ca: str | os.PathLike[str] | bytes
+    cert: str | os.PathLike[str] | bytes
+    key: str | os.PathLike[str] | bytes = dataclasses.field(repr=False)
+    server_name: str | None = None
+
+
+def _check_tls(tls: object) -> None:
+    if not isinstance(tls, bool | Tls):
+        raise TypeError(f"tls must be True (mutual TLS with certificates the master makes), an rp.Tls(ca=, cert=, "
+                        f"key=) or False (plaintext, explicitly), not {tls!r}")
+
+
 @dataclass(frozen=True)
 class Local:
     """Run the worker as a local subprocess of this interpreter (the default).
@@ -119,9 +152,80 @@ class Local:
         ``How_to_run.wrap``): ``rp.Local().wrap(["nice", "-n", "5"])`` runs ``nice -n 5 python ...``.
         Wrapping a wrapped launcher puts the new prefix outside. A wrapped worker is a fresh
         interpreter, never forked from the fork server."""
-        if isinstance(prefix, str) or not all(isinstance(p, str) for p in prefix) or not prefix:
-            raise TypeError(f"wrap takes a non-empty list of strings (a command and its arguments), not {prefix!r}")
-        return dataclasses.replace(self, prefix=(*prefix, *self.prefix))
+        return dataclasses.replace(self, prefix=(*_check_prefix(prefix), *self.prefix))
+
+
+@dataclass(frozen=True)
+class Ssh:
+    """Run the worker on ``host`` through the system OpenSSH client (``ssh [user@]host``).
+
+    The worker runs ``python`` (default: this interpreter's path, as with a shared virtualenv) in
+    ``cwd`` (default: the login directory) then moves to the spawn's ``cd``. The remote login gets
+    no environment from here: the spawn's ``env`` travels on ssh's stdin with the config and the
+    credentials, never on argv. ``identity_file``, ``port`` and ``ssh_options`` (each passed as
+    ``-o OPTION``, e.g. ``"StrictHostKeyChecking=accept-new"``) go to ssh, which runs in batch mode
+    (it never prompts). Connections to one host share one SSH connection (ControlMaster), so only
+    the first spawn there pays the SSH handshake.
+
+    ``tls``: ``True`` (default) secures the worker's server and its connection to the master with
+    mutual TLS, from certificates the master makes for the purpose; ``rp.Tls(...)`` uses yours;
+    ``False`` is plaintext (the token still authenticates every call).
+    """
+
+    host: str
+    user: str | None = None
+    port: int = 22
+    python: str | None = None
+    cwd: str | None = None
+    identity_file: str | os.PathLike[str] | None = None
+    ssh_options: Sequence[str] = ()
+    tls: Tls | bool = True
+    prefix: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.host, str) or not self.host or self.host.startswith("-"):
+            raise TypeError(f"rp.Ssh needs a host name (not starting with '-'), not {self.host!r}")
+        if not isinstance(self.port, int) or isinstance(self.port, bool) or not 0 < self.port < 65536:
+            raise ValueError(f"rp.Ssh port must be an int in 1..65535, not {self.port!r}")
+        object.__setattr__(self, "ssh_options", _strings(self.ssh_options, "rp.Ssh ssh_options"))
+        _check_tls(self.tls)
+
+    def wrap(self, prefix: Sequence[str]) -> Ssh:
+        """The same launcher, running the worker's command under ``prefix`` on the remote host
+        (e.g. ``["taskset", "-c", "0"]``); see ``Local.wrap``."""
+        return dataclasses.replace(self, prefix=(*_check_prefix(prefix), *self.prefix))
+
+
+@dataclass(frozen=True)
+class Slurm:
+    """Run the worker as a Slurm job step: ``srun`` one task on one node, inside the current
+    allocation when ``SLURM_JOB_ID`` is set (``salloc``, ``sbatch``), else as a job of its own.
+
+    ``partition`` (``srun -p``) and ``srun_args`` (extra arguments, e.g. ``["--mem=2G"]``) go to
+    ``srun``; ``python`` is the interpreter on the nodes (default: this one's path). ``srun``
+    passes this environment on to the task; the spawn's ``env``, the config and credentials travel
+    on its stdin. Stopping the worker ends its step. ``tls`` as for ``rp.Ssh``.
+    """
+
+    partition: str | None = None
+    srun_args: Sequence[str] = ()
+    python: str | None = None
+    tls: Tls | bool = True
+    prefix: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.partition is not None and (not isinstance(self.partition, str) or not self.partition):
+            raise TypeError(f"rp.Slurm partition must be a partition name or None, not {self.partition!r}")
+        object.__setattr__(self, "srun_args", _strings(self.srun_args, "rp.Slurm srun_args"))
+        _check_tls(self.tls)
+
+    def wrap(self, prefix: Sequence[str]) -> Slurm:
+        """The same launcher, running the worker's command under ``prefix`` inside the step."""
+        return dataclasses.replace(self, prefix=(*_check_prefix(prefix), *self.prefix))
+
+
+How: TypeAlias = Local | Ssh | Slurm
+Remote: TypeAlias = Ssh | Slurm
 
 
 LOCAL = Local()
@@ -132,7 +236,7 @@ class ForegroundOptions(TypedDict, total=False):
 
     on_failure: Callable[[BaseException], None]
     name: str | None
-    how: Local
+    how: How
     cd: str
     env: Mapping[str, str] | None
     umask: int | None

@@ -33,6 +33,7 @@ from ._errors import (
 )
 from ._forkserver import ForkedProcess, fork_server
 from ._handle import WorkerHandle
+from ._launch import launch, launcher_name, reach_host, stop_remote
 from ._master import Master, WorkerRecord, master
 from ._options import (
     DEV_NULL,
@@ -41,9 +42,13 @@ from ._options import (
     RELAY,
     FileAppend,
     FileTruncate,
+    How,
     Local,
     Redirect,
+    Remote,
     ShutdownOn,
+    Slurm,
+    Ssh,
     check_on_failure,
     redirect_to_json,
 )
@@ -51,7 +56,7 @@ from ._protocol import SPAWN_ERROR_MARKER, code_facts
 from ._schema import MAIN_MODULES, service_spec
 from ._settings import RpcSettings, resolve
 from ._supervision import GONE, init_worker, watch
-from ._transport import socket_dir_of
+from ._transport import route_source, socket_dir_of
 
 __all__ = ("WORKER_ENV", "spawn_worker")
 
@@ -131,13 +136,33 @@ def _master_code(cls: type) -> dict[str, str]:
     return _CODE[module]
 
 
-def _sys_path() -> list[str]:
-    return [os.path.abspath(p) if p else os.getcwd() for p in sys.path]
+def _sys_path(remote: bool) -> list[str]:
+    """This process's ``sys.path``, absolute; for a remote worker without the interpreter's own
+    directories (the remote interpreter has its own)."""
+    paths = [os.path.abspath(p) if p else os.getcwd() for p in sys.path]
+    if remote:
+        own = {os.path.abspath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+        paths = [p for p in paths if not any(p == o or p.startswith(o + os.sep) for o in own)]
+    return paths
+
+
+def _outward(m: Master, how: Remote, worker_id: str) -> dict[str, Any]:
+    """What a remote worker's config adds: the master's address it can reach, the CA the master's
+    server there is known by, and the worker's own identity."""
+    own = m.identity(how.tls)
+    try:
+        route = route_source(reach_host(how)) if not m.listen else ""
+    except OSError as exc:
+        raise SpawnError(f"could not find the address at which workers started by {how!r} would reach this "
+                         f"master ({exc}); set it with rp.start_app(listen=) or RPC_PARALLEL_LISTEN") from exc
+    worker = m.issue(how.tls, worker_id)
+    return {"master_address": m.outward_address(route, own), "master_ca": own.ca_id if own else "",
+            "tls": worker.to_json() if worker else None, "bind": "route"}
 
 
 def spawn_worker(cls: type, arg: Any, *, shutdown_on: ShutdownOn, foreground: bool,
                  on_failure: Callable[[BaseException], None] = LOG_FAILURE, name: str | None = None,
-                 how: Local = LOCAL, redirect_stdout: Redirect = RELAY, redirect_stderr: Redirect = RELAY,
+                 how: How = LOCAL, redirect_stdout: Redirect = RELAY, redirect_stderr: Redirect = RELAY,
                  cd: str = "/", env: Mapping[str, str] | None = None, umask: int | None = None,
                  connection_timeout: float = 10.0, spawn_timeout: float | None = None,
                  settings: RpcSettings | None = None, check_code: bool = True) -> tuple[WorkerHandle, Process]:
@@ -145,8 +170,9 @@ def spawn_worker(cls: type, arg: Any, *, shutdown_on: ShutdownOn, foreground: bo
     defaults of its options are these)."""
     _refuse_spawn_on_import(cls)
     check_on_failure(on_failure)
-    if not isinstance(how, Local):
-        raise TypeError(f"how must be rp.Local() (remote workers come later), not {how!r}")
+    if not isinstance(how, Local | Ssh | Slurm):
+        raise TypeError(f"how must be rp.Local(), rp.Ssh(host) or rp.Slurm(), not {how!r}")
+    remote = not isinstance(how, Local)
     if env and WORKER_ENV in env:
         raise SpawnError(f"{WORKER_ENV} is reserved for rpc_parallel and cannot be set through env")
     spec = service_spec(cls)
@@ -164,34 +190,46 @@ def spawn_worker(cls: type, arg: Any, *, shutdown_on: ShutdownOn, foreground: bo
     record = WorkerRecord(worker_id=worker_id, name=name, expected_fingerprint=spec.fingerprint,
                           expected_functions=dict(spec.function_fingerprints), on_failure=on_failure,
                           outlives_master=shutdown_on is ShutdownOn.CALLED_SHUTDOWN_FUNCTION,
-                          expected_code=_master_code(cls) if check_code else None)
+                          expected_code=_master_code(cls) if check_code else None, remote=remote)
+    outward = _outward(m, how, worker_id) if isinstance(how, Ssh | Slurm) else {}
     m.workers[worker_id] = record
     config = {
         "worker_id": worker_id, "name": name, "class": cls.__qualname__, **_class_location(cls),
-        "sys_path": _sys_path(), "master_address": m.address, "token": m.token,
+        "sys_path": _sys_path(remote), "master_address": m.address, "token": m.token,
         "settings": json.loads(worker_settings.to_json()), "master_settings": json.loads(m.settings.to_json()),
         "redirect_stdout": redirect_to_json(redirect_stdout if not foreground else DEV_NULL),
         "redirect_stderr": redirect_to_json(redirect_stderr if not foreground else DEV_NULL),
         "redirect": not foreground, "cd": os.fspath(cd), "umask": umask, "connection_timeout": connection_timeout,
-        "worker_argv": _worker_argv, "unix_socket": how.unix_socket,
+        "worker_argv": _worker_argv, "unix_socket": isinstance(how, Local) and how.unix_socket,
+        "identities": [i.to_json() for i in m.worker_identities(worker_id)], **outward,
     }
     # GRPC_VERBOSITY: gRPC core's own log lines (at a worker's shutdown, say) are not the user's output
     full_env = {"GRPC_VERBOSITY": "ERROR", **os.environ, **(env or {}), WORKER_ENV: "1"}
+    if remote:  # the spawn's env travels on stdin, with the config
+        config["env"] = dict(env or {})
+        full_env = {"GRPC_VERBOSITY": "ERROR", **os.environ, WORKER_ENV: "1"}
     tail_argv = [f"child-of-{os.getpid()}", *([name] if name else [])]
     proc: Process | None = None
-    if how.fork_server and not how.prefix and not foreground and _worker_argv is None:
+    if isinstance(how, Local) and how.fork_server and not how.prefix and not foreground and _worker_argv is None:
         proc = _fork(tail_argv, full_env)
     if proc is None:
-        argv = [*how.prefix, *(_worker_argv or [sys.executable, "-m", "rpc_parallel._worker_main"]), *tail_argv]
+        command = [*(_worker_argv or [sys.executable, "-m", "rpc_parallel._worker_main"]), *tail_argv]
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    env=full_env, close_fds=True, start_new_session=not foreground)
+            if isinstance(how, Ssh | Slurm):
+                proc = launch(how, command, full_env)
+            else:
+                proc = subprocess.Popen([*how.prefix, *command], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, env=full_env, close_fds=True,
+                                        start_new_session=not foreground)
         except OSError as exc:
             m.workers.pop(worker_id, None)
-            raise SpawnError(f"could not start worker {name or worker_id}: {exc}") from exc
+            what = f" ({launcher_name(how)} is not installed here?)" if isinstance(how, Ssh | Slurm) else ""
+            raise SpawnError(f"could not start worker {name or worker_id}{what}: {exc}") from exc
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     tail: collections.deque[str] = collections.deque(maxlen=40)
     label = name or worker_id
+    if remote:  # its redirect files are on its own host: only relayed lines explain its end
+        redirect_stderr = RELAY
     relays: list[threading.Thread] = []  # stderr's first
     if not foreground:
         for stream, tail_of in ((proc.stderr, tail), (proc.stdout, None)):
@@ -200,14 +238,18 @@ def spawn_worker(cls: type, arg: Any, *, shutdown_on: ShutdownOn, foreground: bo
             relays[-1].start()
     try:
         proc.stdin.write(json.dumps(config).encode() + b"\n")
-        proc.stdin.close()
+        proc.stdin.flush()
     except OSError:
         pass  # the worker died at once; reported below with its exit status
+    finally:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
     try:
         _await_registration(proc, record, deadline, functools.partial(_stderr_tail, tail, redirect_stderr, cd),
-                            relays[0] if relays else None)
+                            relays[0] if relays else None, how)
         handle = WorkerHandle(worker_id=worker_id, address=record.address, name=name, settings=worker_settings,
-                              token=m.token, fingerprint=spec.fingerprint, pid=proc.pid)
+                              token=m.token, fingerprint=spec.fingerprint, pid=record.pid if remote else proc.pid,
+                              ca=outward.get("master_ca", ""), host=record.host)
         init_worker(handle, init_arg, shutdown_on, connection_timeout, deadline)
     except BaseException as exc:
         record.gave_up = True
@@ -221,6 +263,8 @@ def spawn_worker(cls: type, arg: Any, *, shutdown_on: ShutdownOn, foreground: bo
                 raise _crashed(record, code, _stderr_tail(tail, redirect_stderr, cd),
                                "during init_worker_state") from exc
         _kill(proc)
+        if isinstance(how, Ssh | Slurm) and record.pid:
+            stop_remote(how, record.pid)
         if foreground and proc.stderr:
             proc.stderr.close()
         if foreground and proc.stdout:
@@ -231,9 +275,9 @@ def spawn_worker(cls: type, arg: Any, *, shutdown_on: ShutdownOn, foreground: bo
         raise
     if not foreground:
         stderr_tail = functools.partial(_stderr_tail, tail, redirect_stderr, cd)
-        threading.Thread(target=_reap, args=(m, record, proc, stderr_tail, relays),
+        threading.Thread(target=_reap, args=(m, record, proc, stderr_tail, relays, how, handle),
                          name=f"rpc_parallel-reaper-{label}", daemon=True).start()
-        threading.Thread(target=_watch, args=(m, record, proc, handle), name=f"rpc_parallel-watch-{label}",
+        threading.Thread(target=_watch, args=(m, record, proc, handle, how), name=f"rpc_parallel-watch-{label}",
                          daemon=True).start()
     return handle, proc
 
@@ -264,7 +308,7 @@ def _relay(stream: IO[bytes], record: WorkerRecord, tail: collections.deque[str]
     late = f"[{record.short_label}] "
     try:
         for raw in stream:
-            line = raw.decode(errors="replace").rstrip("\n")
+            line = raw.decode(errors="replace").rstrip("\r\n")
             if tail is not None:
                 tail.append(line)
             if line.startswith(SPAWN_ERROR_MARKER):  # for the spawn to raise, not to show
@@ -284,7 +328,7 @@ def _relay(stream: IO[bytes], record: WorkerRecord, tail: collections.deque[str]
 
 
 def _await_registration(proc: Process, record: WorkerRecord, deadline: float, stderr_tail: Callable[[], str],
-                        relay: threading.Thread | None) -> None:
+                        relay: threading.Thread | None, how: How) -> None:
     """Wait for the worker's registration; its stderr tail (relayed, then its redirect file: it
     redirects before registering) explains a death or a timeout."""
     while not record.registered.wait(0.02):
@@ -297,6 +341,9 @@ def _await_registration(proc: Process, record: WorkerRecord, deadline: float, st
             if failed:  # it could not start, and said why
                 raise SpawnError(f"worker {record.label} could not start: "
                                  f"{json.loads(failed[-1].removeprefix(SPAWN_ERROR_MARKER))}")
+            if _launcher_failed(how, code, text):
+                raise SpawnError(f"worker {record.label} could not start: {launcher_name(how)} failed "  # type: ignore[arg-type]
+                                 f"({_status(code)}){_tail_text(text) or ' and wrote nothing on stderr'}")
             raise _crashed(record, code, text, "before registering")
         if time.monotonic() > deadline:
             raise SpawnTimeoutError(f"timed out spawning worker {record.label}: it did not register in time; "
@@ -305,8 +352,18 @@ def _await_registration(proc: Process, record: WorkerRecord, deadline: float, st
         raise ProtocolError(record.rejected)
 
 
+def _launcher_failed(how: How, code: int, stderr_tail: str) -> bool:
+    """Whether a remote worker's launcher exited for its own reasons, not the worker's: ssh exits
+    255 on its errors (no route, refused, authentication), srun says ``srun: error``."""
+    if isinstance(how, Ssh):
+        return code == 255
+    if isinstance(how, Slurm):
+        return "srun: error" in stderr_tail or "srun: fatal" in stderr_tail
+    return False
+
+
 def _reap(m: Master, record: WorkerRecord, proc: Process, stderr_tail: Callable[[], str],
-          relays: list[threading.Thread]) -> None:
+          relays: list[threading.Thread], how: How, handle: WorkerHandle) -> None:
     code = proc.wait()
     for relay in relays:
         relay.join(1.0)
@@ -314,6 +371,19 @@ def _reap(m: Master, record: WorkerRecord, proc: Process, stderr_tail: Callable[
     socket_dir = socket_dir_of(record.address)
     if socket_dir is not None:  # a killed worker could not remove its socket directory
         shutil.rmtree(socket_dir, ignore_errors=True)
+    if isinstance(how, Ssh | Slurm) and (code < 0 or code == 255) and not (record.expected_exit or record.outlives_master):
+        # the launcher was killed, or ssh lost its connection (or the worker died of a signal:
+        # ssh says 255 then too): a worker still running must not outlive its launcher unseen
+        _stop_remote_worker(how, handle)
+        if not record.failed:
+            why = (f"was killed ({_status(code)})" if code < 0 else
+                   f"ended with exit code 255 (the worker died of a signal, or the connection to {how_host(how)} broke)")
+            m.report_failure(record, WorkerCrashedError(
+                f"worker {record.label}: its launcher ({launcher_name(how)}) {why}; the worker was stopped"
+                f"{_tail_text(stderr_tail())}", worker_id=record.worker_id, worker_name=record.name,
+                exit_code=code if code >= 0 else None, signal=-code if code < 0 else None,
+                stderr_tail=stderr_tail()))
+        return
     if code == 0 or record.expected_exit or record.failed:
         return
     if isinstance(proc, ForkedProcess) and proc.status_lost:
@@ -326,7 +396,20 @@ def _reap(m: Master, record: WorkerRecord, proc: Process, stderr_tail: Callable[
     m.report_failure(record, _crashed(record, code, stderr_tail()))
 
 
-def _watch(m: Master, record: WorkerRecord, proc: Process, handle: WorkerHandle) -> None:
+def how_host(how: How) -> str:
+    return how.host if isinstance(how, Ssh) else "its node"
+
+
+def _stop_remote_worker(how: Remote, handle: WorkerHandle) -> None:
+    """Stop a remote worker whose launcher is gone: ask it to shut down, then kill its pid there."""
+    try:
+        handle.shutdown()
+    except Exception:
+        pass
+    stop_remote(how, handle.pid)
+
+
+def _watch(m: Master, record: WorkerRecord, proc: Process, handle: WorkerHandle, how: How) -> None:
     """Watch the worker (``Control/Watch``); when it stops answering and does not exit within its
     heartbeat timeout, report it to ``on_failure`` as crashed and kill it (it may be stopped or
     hung). A worker that exits is left to the reaper."""
@@ -345,6 +428,8 @@ def _watch(m: Master, record: WorkerRecord, proc: Process, handle: WorkerHandle)
             f"unreachable); killed it", worker_id=record.worker_id, worker_name=record.name))
         record.failed = True
     proc.kill()
+    if isinstance(how, Ssh | Slurm):
+        stop_remote(how, handle.pid)
 
 
 def _crashed(record: WorkerRecord, code: int, stderr_tail: str, when: str = "") -> WorkerCrashedError:

@@ -39,7 +39,7 @@ def init_worker(handle: WorkerHandle, init_arg: bytes, shutdown_on: ShutdownOn, 
     def timed_out() -> RpcParallelError:
         return SpawnTimeoutError(f"timed out initialising {label}")
 
-    channel = open_channel(handle.address, handle.settings)
+    channel = open_channel(handle.address, handle.settings, ca=handle.ca)
     try:
         with ErrorBoundary(label, timeout=timed_out):
             control_pb2_grpc.ControlStub(channel).InitWorker(
@@ -56,7 +56,7 @@ def watch(handle: WorkerHandle, is_running: Callable[[], bool]) -> str | None:
     worker answering: return the probe's ``SILENT`` or ``GONE`` (None once ``is_running()`` is
     false). A stream that broke for a passing reason is reopened."""
     while is_running():
-        channel = open_channel(handle.address, handle.settings)
+        channel = open_channel(handle.address, handle.settings, ca=handle.ca)
         try:
             for _ in control_pb2_grpc.ControlStub(channel).Watch(
                     control_pb2.WatchRequest(worker_id=handle.worker_id), metadata=_token(handle)):
@@ -79,7 +79,7 @@ def probe(handle: WorkerHandle, timeout: float = 2.0) -> str:
     The probe dials a fresh connection (a private subchannel): one shared with a stream that just
     broke could fail at once and make a stopped worker look gone.
     """
-    channel = open_channel(handle.address, handle.settings, private=True)
+    channel = open_channel(handle.address, handle.settings, private=True, ca=handle.ca)
     try:
         control_pb2_grpc.ControlStub(channel).Settings(
             control_pb2.SettingsRequest(worker_id=handle.worker_id), metadata=_token(handle), timeout=timeout)
@@ -97,7 +97,7 @@ def shutdown_worker(handle: WorkerHandle) -> None:
     if record is not None:  # before asking: the exit can be seen before the answer
         record.shutdown_requested = True
     label = worker_label(handle)
-    channel = dial(handle.address, handle.settings, label)
+    channel = dial(handle.address, handle.settings, label, ca=handle.ca)
     try:
         with ErrorBoundary(label):
             control_pb2_grpc.ControlStub(channel).Shutdown(

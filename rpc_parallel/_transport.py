@@ -3,14 +3,20 @@
 ``open_channel`` makes a channel to a peer with the options of its ``RpcSettings`` (``dial``
 also waits until it is connected); ``new_server`` makes a
 server that checks the master's token on every call before anything else runs; ``listen`` binds
-it to a loopback port or a unix socket in a fresh 0700 directory. This is the one place where
-channel credentials (TLS) or another backend plug in.
+it to a loopback port, a unix socket in a fresh 0700 directory, or (for remote peers) a port on
+one interface with mutual TLS. This is the one place where channel credentials or another backend
+plug in.
+
+Mutual TLS: a peer that serves TLS is named by the id of its CA (``WorkerHandle.ca``); a channel
+to it presents this process's ``Identity`` from that CA (``hold`` records one), and checks the
+server's certificate against the CA and the identity's ``server_name``.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 import threading
 from collections.abc import Callable
@@ -21,10 +27,12 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from ._errors import WorkerConnectionError
+from ._pki import Identity
 from ._protocol import TOKEN_KEY
 from ._settings import RpcSettings, grpc_options
 
-__all__ = ("Listener", "at_thread_exit", "dial", "listen", "new_server", "open_channel", "socket_dir_of")
+__all__ = ("Listener", "at_thread_exit", "dial", "hold", "identities", "identity_for", "listen", "new_server",
+           "open_channel", "route_source", "socket_dir_of", "split_host_port")
 
 if TYPE_CHECKING:  # generic only in the type stubs
     _HandlerBase = grpc.RpcMethodHandler[Any, Any]
@@ -34,25 +42,60 @@ else:
     _InterceptorBase = grpc.ServerInterceptor
 
 
-def open_channel(address: str, settings: RpcSettings, *, private: bool = False) -> grpc.Channel:
-    """A channel to the server at ``address`` (not yet connected), configured by ``settings``.
+_IDENTITIES: dict[str, Identity] = {}  # CA id -> this process's identity from that CA
+_IDENTITIES_LOCK = threading.Lock()
+
+
+def hold(identity: Identity) -> None:
+    """Make ``identity`` what this process presents to servers of its CA (the latest one wins)."""
+    with _IDENTITIES_LOCK:
+        _IDENTITIES[identity.ca_id] = identity
+
+
+def identity_for(ca: str) -> Identity | None:
+    """This process's identity from the CA whose id is ``ca``, if it holds one."""
+    with _IDENTITIES_LOCK:
+        return _IDENTITIES.get(ca)
+
+
+def identities() -> list[Identity]:
+    """Every identity this process holds."""
+    with _IDENTITIES_LOCK:
+        return list(_IDENTITIES.values())
+
+
+def open_channel(address: str, settings: RpcSettings, *, private: bool = False, ca: str = "") -> grpc.Channel:
+    """A channel to the server at ``address`` (not yet connected), configured by ``settings``;
+    with ``ca``, a CA id, over mutual TLS (``WorkerConnectionError`` if this process holds no
+    identity from that CA).
 
     ``private``: on a connection of its own (a private subchannel), never one shared with other
     channels to the same address, which a stream that just broke could make fail at once.
     """
-    options = grpc_options(settings, server=False)
+    options: list[tuple[str, int | str]] = [*grpc_options(settings, server=False)]
     if private:
-        options = [*options, ("grpc.use_local_subchannel_pool", 1)]
-    return grpc.insecure_channel(address, options=options)
+        options.append(("grpc.use_local_subchannel_pool", 1))
+    if not ca:
+        return grpc.insecure_channel(address, options=options)
+    identity = identity_for(ca)
+    if identity is None:
+        raise WorkerConnectionError(
+            f"the server at {address} takes only mutual-TLS clients with a certificate from its CA (id {ca}), and "
+            "this process holds none: connect from the master that started it or from one of its workers, or "
+            "through rpcpar, which keeps the credentials of the workers it spawned")
+    credentials = grpc.ssl_channel_credentials(root_certificates=identity.ca, private_key=identity.key,
+                                               certificate_chain=identity.cert)
+    options.append(("grpc.ssl_target_name_override", identity.server_name))
+    return grpc.secure_channel(address, credentials, options=options)
 
 
-def dial(address: str, settings: RpcSettings, label: str, *,
+def dial(address: str, settings: RpcSettings, label: str, *, ca: str = "",
          expire: Callable[[], Exception] | None = None, within: float | None = None) -> grpc.Channel:
     """``open_channel``, connected: ``WorkerConnectionError`` at once if nothing accepts connections
     at ``address`` (``label``, a worker, is gone), or if it does not answer within
     ``settings.handshake_timeout`` (a silent peer). With ``within`` seconds (a caller's deadline)
-    shorter than that, ``expire()`` is raised once they passed."""
-    channel = open_channel(address, settings)
+    shorter than that, ``expire()`` is raised once they passed. ``ca`` as for ``open_channel``."""
+    channel = open_channel(address, settings, ca=ca)
     outcome: list[grpc.ChannelConnectivity] = []
     settled = threading.Event()
 
@@ -71,8 +114,10 @@ def dial(address: str, settings: RpcSettings, label: str, *,
     if not outcome and expire is not None and patience < settings.handshake_timeout:
         raise expire()
     if outcome:
-        raise WorkerConnectionError(f"could not reach {label} at {address}: the connection failed (nothing "
-                                    "accepts connections there: is the worker gone?)")
+        why = ("the TLS handshake or the connection failed (is the worker gone, or does it not take this "
+               "process's certificate?)" if ca else
+               "the connection failed (nothing accepts connections there: is the worker gone?)")
+        raise WorkerConnectionError(f"could not reach {label} at {address}: {why}")
     raise WorkerConnectionError(
         f"could not reach {label} at {address} within handshake_timeout {settings.handshake_timeout}s")
 
@@ -130,9 +175,23 @@ class Listener:
             shutil.rmtree(directory, ignore_errors=True)
 
 
-def listen(server: grpc.Server, *, unix_socket: bool = False) -> Listener:
+def listen(server: grpc.Server, *, unix_socket: bool = False, host: str | None = None, port: int = 0,
+           identity: Identity | None = None) -> Listener:
     """Bind ``server`` to a loopback port the OS picks, or to a unix socket in a fresh 0700 directory
-    (only processes of this user can reach it)."""
+    (only processes of this user can reach it), or to ``port`` (0: one the OS picks) on the
+    interface ``host``, serving mutual TLS with ``identity`` when given (a client without a
+    certificate from its CA is refused at the handshake)."""
+    if host is not None:
+        bound = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if identity is None:
+            got = server.add_insecure_port(bound)
+        else:
+            credentials = grpc.ssl_server_credentials([(identity.key, identity.cert)], root_certificates=identity.ca,
+                                                      require_client_auth=True)
+            got = server.add_secure_port(bound, credentials)
+        if got == 0:
+            raise OSError(f"could not bind {bound}")
+        return Listener(bound.rsplit(":", 1)[0] + f":{got}")
     if unix_socket:
         directory = tempfile.mkdtemp(prefix="rpcpar-")  # mode 0700
         address = f"unix:{directory}/worker.sock"
@@ -142,6 +201,36 @@ def listen(server: grpc.Server, *, unix_socket: bool = False) -> Listener:
     if port == 0:
         raise OSError("could not bind a port on 127.0.0.1")
     return Listener(f"127.0.0.1:{port}")
+
+
+def route_source(host: str) -> str:
+    """The address of this machine's interface that reaches ``host`` (a name or an address): where
+    a peer on ``host`` can reach a server of ours. Nothing is sent (a UDP socket is only connected)."""
+    try:
+        infos = socket.getaddrinfo(host, 9, type=socket.SOCK_DGRAM)
+    except OSError as exc:
+        raise OSError(f"cannot resolve {host!r}: {exc}") from exc
+    last: OSError | None = None
+    for family, kind, proto, _, sockaddr in infos:
+        with socket.socket(family, kind, proto) as s:
+            try:
+                s.connect(sockaddr)
+            except OSError as exc:
+                last = exc
+                continue
+            return str(s.getsockname()[0])
+    raise OSError(f"no route to {host!r}: {last}")
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    """``HOST``, ``HOST:PORT`` or ``[V6]:PORT`` as (host, port); port 0 when none is given."""
+    if address.startswith("["):
+        host, _, rest = address[1:].partition("]")
+        return host, int(rest.removeprefix(":") or 0)
+    if address.count(":") == 1:
+        host, _, port = address.partition(":")
+        return host, int(port)
+    return address, 0
 
 
 def socket_dir_of(address: str) -> str | None:

@@ -14,6 +14,7 @@ import io
 import json
 import os
 import runpy
+import socket
 import sys
 import threading
 import traceback
@@ -26,12 +27,13 @@ import grpc
 from ._errors import SpawnError
 from ._master import master
 from ._options import ShutdownOn
+from ._pki import Identity
 from ._proto import control_pb2, master_pb2, master_pb2_grpc
 from ._protocol import SPAWN_ERROR_MARKER, TOKEN_KEY, code_facts, fingerprint_messages
 from ._server import ServerHooks, WorkerServer, on_loop_exception
 from ._settings import RpcSettings, merge
 from ._spawn import WORKER_ENV, importing, set_worker_argv
-from ._transport import open_channel
+from ._transport import hold, open_channel, route_source, split_host_port
 
 __all__ = ("main",)
 
@@ -49,6 +51,9 @@ def main() -> NoReturn:
     if not config:
         print("rpc_parallel worker: no config on stdin (this command is started by rpc_parallel)", file=sys.stderr)
         os._exit(2)
+    os.environ.update(config.get("env") or {})  # a remote worker's env= (a local one has it already)
+    for identity in config.get("identities") or ():
+        hold(Identity.from_json(identity))
     for path in reversed(config["sys_path"]):
         if path not in sys.path:
             sys.path.insert(0, path)
@@ -77,7 +82,11 @@ class WorkerProcess(ServerHooks):
         m.token = config["token"]
         m.app_settings = settings  # sub-workers inherit this worker's settings
         self._metadata = ((TOKEN_KEY, config["token"]),)
-        self._channel = open_channel(config["master_address"], merge(RpcSettings(), config["master_settings"]))
+        identity = Identity.from_json(config["tls"]) if config.get("tls") else None
+        if identity is not None:
+            hold(identity)
+        self._channel = open_channel(config["master_address"], merge(RpcSettings(), config["master_settings"]),
+                                     ca=config.get("master_ca") or "")
         self._master = master_pb2_grpc.MasterStub(self._channel)
         self._done = threading.Event()
         self._lock = threading.Lock()
@@ -87,8 +96,11 @@ class WorkerProcess(ServerHooks):
         self._init_arrived = threading.Event()
         self._opened = threading.Event()
         self._heartbeat: Any = None  # the Master/Heartbeat call, once init arrived
+        # a remote worker serves on the interface that reaches its master, where others reach it too
+        host = route_source(split_host_port(config["master_address"])[0]) if config.get("bind") == "route" else None
         self.server = WorkerServer(cls, worker_id=self.worker_id, name=self.name, settings=settings,
-                                   token=config["token"], unix_socket=bool(config.get("unix_socket")), hooks=self)
+                                   token=config["token"], unix_socket=bool(config.get("unix_socket")), hooks=self,
+                                   host=host, identity=identity)
 
     def run(self) -> int:
         """Serve until the shutdown policy ends the worker; the process's exit code."""
@@ -127,7 +139,7 @@ class WorkerProcess(ServerHooks):
         code = code_facts(module if path else None, os.path.abspath(path) if path else None)
         reply = self._master.Register(master_pb2.RegisterRequest(
             worker_id=self.worker_id, address=self.server.address, pid=os.getpid(), fingerprint=spec.fingerprint,
-            functions=fingerprint_messages(spec), code=code),
+            functions=fingerprint_messages(spec), code=code, host=host_name()),
             metadata=self._metadata, timeout=self.connection_timeout, wait_for_ready=True)
         if not reply.proceed:
             print(f"rpc_parallel: worker {self.label}: the master refused the registration: {reply.reason}",
@@ -225,6 +237,11 @@ class WorkerProcess(ServerHooks):
     def system_exit(self, exc: SystemExit) -> bool:
         self.fail(exc)
         return True
+
+
+def host_name() -> str:
+    """The name of the machine this process runs on (on a Slurm node, the node's name)."""
+    return os.environ.get("SLURMD_NODENAME") or socket.gethostname()
 
 
 def _load_class(config: dict[str, Any]) -> type:

@@ -32,11 +32,9 @@ def _listening_ports(proc: psutil.Process) -> set[int]:
     return {c.laddr.port for c in proc.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
 
 
-def _master_port() -> int | None:
+def _master_ports() -> set[int]:
     m = any_master()
-    if m is None or not m.address:
-        return None
-    return int(m.address.rsplit(":", 1)[1])
+    return set() if m is None else m.ports()
 
 
 @contextlib.contextmanager
@@ -80,7 +78,7 @@ def _leaks(me: psutil.Process, children_before: set[int], ports_before: set[int]
                 live.append((p.pid, p.status(), " ".join(p.cmdline()[-3:])))
             except psutil.NoSuchProcess:
                 pass
-        ports = {p for p in _listening_ports(me) - ports_before - {_master_port()} if p}
+        ports = {p for p in _listening_ports(me) - ports_before - _master_ports() if p}
         if (not live and not ports) or time.monotonic() > deadline:
             break
         time.sleep(0.05)

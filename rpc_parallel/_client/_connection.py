@@ -119,7 +119,7 @@ class Connection:
         self._errors = ErrorBoundary(self._label, timeout=expired, closing=lambda: self._closing)
         encoded_arg = self._codec.encode_connection_init(connection_arg)
         within = remaining()
-        self._channel = dial(handle.address, handle.settings, self._label, expire=expired,
+        self._channel = dial(handle.address, handle.settings, self._label, ca=handle.ca, expire=expired,
                              within=within)
         self._methods: dict[Function[Any], _Method] = {}
         self._pending: dict[Any, int] = {}  # one_way calls not yet acknowledged -> their bytes

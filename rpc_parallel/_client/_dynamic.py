@@ -117,7 +117,7 @@ class DynamicClient:
         self.handle = handle
         label = worker_label(handle)
         self._errors = ErrorBoundary(label)
-        self._channel = open_channel(handle.address, handle.settings)
+        self._channel = open_channel(handle.address, handle.settings, ca=handle.ca)
         self._session: Any = None
         try:
             with ErrorBoundary(label, reaching=handle.address):  # the first call: can it be reached?

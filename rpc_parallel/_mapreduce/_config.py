@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._options import LOCAL, RELAY, Redirect
+from .._options import LOCAL, RELAY, How, Local, Redirect, Slurm, Ssh
 from .._settings import RpcSettings
 
 __all__ = ("Config", "Group")
@@ -17,9 +17,10 @@ RedirectFor = Redirect | Callable[[int], Redirect]
 
 @dataclass(frozen=True)
 class Group:
-    """``count`` workers started by ``how`` (a launcher: ``rp.Local()``...), indexed 0..count-1."""
+    """``count`` workers started by ``how`` (a launcher: ``rp.Local()``, ``rp.Ssh(host)``,
+    ``rp.Slurm()``), indexed 0..count-1."""
 
-    how: Any
+    how: How
     count: int
 
 
@@ -36,7 +37,7 @@ class Config:
     """
 
     local: int = 0
-    remote: Sequence[tuple[Any, int]] = ()
+    remote: Sequence[tuple[How, int]] = ()
     cd: str | None = None
     env: Mapping[str, str] | None = None
     redirect_stdout: RedirectFor = RELAY
@@ -52,7 +53,9 @@ class Config:
         for entry in remote:
             if not (isinstance(entry, tuple) and len(entry) == 2):
                 raise ValueError(f"Config(remote=...) takes (launcher, count) pairs, not {entry!r}")
-            _, count = entry
+            how, count = entry
+            if not isinstance(how, Local | Ssh | Slurm):
+                raise TypeError(f"Config(remote=...): {how!r} is not a launcher (rp.Ssh(host), rp.Slurm(), rp.Local())")
             if isinstance(count, bool) or not isinstance(count, int) or count < 0:
                 raise ValueError(f"Config(remote=...): the count of {entry!r} must be 0 or more")
         local = self.local

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RegisterRequest(_message.Message):
-    __slots__ = ("worker_id", "address", "pid", "fingerprint", "functions", "code")
+    __slots__ = ("worker_id", "address", "pid", "fingerprint", "functions", "code", "host")
     class CodeEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -22,13 +22,15 @@ class RegisterRequest(_message.Message):
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     FUNCTIONS_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     address: str
     pid: int
     fingerprint: str
     functions: _containers.RepeatedCompositeFieldContainer[_control_pb2.FunctionFingerprint]
     code: _containers.ScalarMap[str, str]
-    def __init__(self, worker_id: _Optional[str] = ..., address: _Optional[str] = ..., pid: _Optional[int] = ..., fingerprint: _Optional[str] = ..., functions: _Optional[_Iterable[_Union[_control_pb2.FunctionFingerprint, _Mapping]]] = ..., code: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    host: str
+    def __init__(self, worker_id: _Optional[str] = ..., address: _Optional[str] = ..., pid: _Optional[int] = ..., fingerprint: _Optional[str] = ..., functions: _Optional[_Iterable[_Union[_control_pb2.FunctionFingerprint, _Mapping]]] = ..., code: _Optional[_Mapping[str, str]] = ..., host: _Optional[str] = ...) -> None: ...
 
 class RegisterReply(_message.Message):
     __slots__ = ("proceed", "reason")

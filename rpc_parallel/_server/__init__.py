@@ -9,7 +9,11 @@ client side.
 
 from __future__ import annotations
 
+import dataclasses
+import socket
+
 from .._handle import WorkerHandle
+from .._pki import Identity
 from .._proto import control_pb2_grpc
 from .._schema import ServiceSpec
 from .._settings import RpcSettings
@@ -26,18 +30,21 @@ __all__ = ("ServerHooks", "WorkerServer", "on_loop_exception")
 class WorkerServer:
     """One worker instance of ``cls`` behind a gRPC server that listens on loopback (an OS-chosen
     port) or, with ``unix_socket``, on a unix socket in a fresh 0700 directory (removed on
-    ``stop``). It serves the worker type's service, ``Spliced`` and ``Control``; ``hooks`` hears of
-    its life (init, connections, shutdown requests, background failures)."""
+    ``stop``), or (a remote worker) on an OS-chosen port of the interface ``host``, with mutual TLS
+    when it has an ``identity``. It serves the worker type's service, ``Spliced`` and ``Control``;
+    ``hooks`` hears of its life (init, connections, shutdown requests, background failures)."""
 
     def __init__(self, cls: type, *, worker_id: str, name: str | None, settings: RpcSettings, token: str,
-                 unix_socket: bool = False, hooks: ServerHooks | None = None) -> None:
+                 unix_socket: bool = False, hooks: ServerHooks | None = None, host: str | None = None,
+                 identity: Identity | None = None) -> None:
         self.core = core = WorkerCore(cls, worker_id=worker_id, name=name, settings=settings, token=token,
                                       hooks=hooks or ServerHooks())
         self._server = new_server(settings, core.executor, token=token)
         self._server.add_generic_rpc_handlers((service_handler(core), spliced_handler(core)))
         control_pb2_grpc.add_ControlServicer_to_server(Control(core), self._server)
-        self._listener = listen(self._server, unix_socket=unix_socket)
+        self._listener = listen(self._server, unix_socket=unix_socket, host=host, identity=identity)
         self.address = self._listener.address
+        self._ca = identity.ca_id if identity is not None else ""
 
     @property
     def spec(self) -> ServiceSpec:
@@ -45,7 +52,7 @@ class WorkerServer:
 
     def handle(self) -> WorkerHandle:
         """The handle of the worker this server hosts."""
-        return self.core.handle(self.address)
+        return dataclasses.replace(self.core.handle(self.address), ca=self._ca, host=socket.gethostname())
 
     def start(self) -> None:
         self._server.start()

@@ -12,6 +12,7 @@ import json
 import os
 import pickle
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -235,13 +236,14 @@ def test_ls_shutdown_and_prune(rpcpar: Rpcpar) -> None:
     (rpcpar.state / f"{stale.worker_id}.json").write_text(stale.to_json())
 
     rows = {r["worker_id"]: r for r in json.loads(rpcpar.ok("ls", "--json", "--timeout", "10"))}
-    assert rows[a.worker_id] == {"worker_id": a.worker_id, "name": "a", "address": a.address, "pid": a.pid,
-                                 "answering": True}
+    assert rows[a.worker_id] == {"worker_id": a.worker_id, "name": "a", "host": socket.gethostname(),
+                                 "address": a.address, "pid": a.pid, "tls": False, "answering": True}
     assert rows[b.worker_id]["answering"] and rows[b.worker_id]["name"] is None
     assert not rows[stale.worker_id]["answering"]
     table = rpcpar.ok("ls", "--timeout", "10").splitlines()
-    assert table[0].split() == ["ID", "NAME", "ADDRESS", "PID", "STATUS"]
-    assert any(line.split()[:5] == [a.worker_id, "a", a.address, str(a.pid), "answering"] for line in table)
+    assert table[0].split() == ["ID", "NAME", "HOST", "ADDRESS", "PID", "STATUS"]
+    assert any(line.split()[:6] == [a.worker_id, "a", socket.gethostname(), a.address, str(a.pid), "answering"]
+               for line in table)
     assert any(line.startswith(stale.worker_id) and line.endswith("not answering") for line in table)
 
     assert rpcpar.ok("shutdown", "a") == ""
@@ -249,7 +251,7 @@ def test_ls_shutdown_and_prune(rpcpar: Rpcpar) -> None:
     assert rpcpar.ok("shutdown", b.to_json()) == ""  # a handle removes its record too
     assert _wait_gone(b.pid)
     assert [r["worker_id"] for r in json.loads(rpcpar.ok("ls", "--json"))] == [stale.worker_id]
-    assert rpcpar.ok("ls", "--prune").split() == ["ID", "NAME", "ADDRESS", "PID", "STATUS"]
+    assert rpcpar.ok("ls", "--prune").split() == ["ID", "NAME", "HOST", "ADDRESS", "PID", "STATUS"]
     assert rpcpar.records() == []
 
 

@@ -20,7 +20,7 @@ def test_all_is_a_sorted_complete_tuple() -> None:
 def test_design_names_exist() -> None:
     for name in ("Worker", "rpc", "one_way", "pipe", "state", "direct_pipe", "reverse_pipe", "DirectWriter",
                  "WorkerHandle", "Connection", "Pipe", "Update", "Closed", "ShutdownOn", "RpcSettings", "Heartbeat",
-                 "Local", "DEV_NULL", "FileAppend", "FileTruncate", "start_app", "Pickled", "RpcParallelError",
+                 "Local", "Ssh", "Slurm", "Tls", "DEV_NULL", "FileAppend", "FileTruncate", "start_app", "Pickled", "RpcParallelError",
                  "RemoteError", "WorkerFailedError", "WorkerCrashedError", "WorkerConnectionError",
                  "SpawnTimeoutError", "MessageTooLargeError", "ProtocolError"):
         assert hasattr(rp, name), name

@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class KindsStub:
-    """Worker type Kinds, fingerprint 6cfec0bcc014fbb55c0741eff6690b0f.
+    """Worker type Kinds, fingerprint aa5bec0b9d8c3450415dd39d3b6bfd68.
     """
 
     def __init__(self, channel):
@@ -103,7 +103,7 @@ class KindsStub:
 
 
 class KindsServicer:
-    """Worker type Kinds, fingerprint 6cfec0bcc014fbb55c0741eff6690b0f.
+    """Worker type Kinds, fingerprint aa5bec0b9d8c3450415dd39d3b6bfd68.
     """
 
     def Add(self, request, context):
@@ -274,7 +274,7 @@ def add_KindsServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Kinds:
-    """Worker type Kinds, fingerprint 6cfec0bcc014fbb55c0741eff6690b0f.
+    """Worker type Kinds, fingerprint aa5bec0b9d8c3450415dd39d3b6bfd68.
     """
 
     @staticmethod

@@ -114,7 +114,7 @@ class Kinds(rp.Worker, proto_package="tests.golden.decls.kinds"):
         raise NotImplementedError
 
 
-FINGERPRINT_Kinds = "6cfec0bcc014fbb55c0741eff6690b0f"
+FINGERPRINT_Kinds = "aa5bec0b9d8c3450415dd39d3b6bfd68"
 
 
 class KindsClient:

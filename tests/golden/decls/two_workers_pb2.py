@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$tests/golden/decls/two_workers.proto\x12\x1etests.golden.decls.two_workers\"^\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\x12\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12:\n\x08priority\x18\x03 \x01(\x0e\x32(.tests.golden.decls.two_workers.Priority\"0\n\tHeartbeat\x12\x0f\n\x07timeout\x18\x01 \x01(\x01\x12\x12\n\nsend_every\x18\x02 \x01(\x01\"\x80\x01\n\x0bRpcSettings\x12\x18\n\x10max_message_size\x18\x01 \x01(\x12\x12<\n\theartbeat\x18\x02 \x01(\x0b\x32).tests.golden.decls.two_workers.Heartbeat\x12\x19\n\x11handshake_timeout\x18\x03 \x01(\x01\"\xbe\x01\n\x0cWorkerHandle\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x11\n\x04name\x18\x03 \x01(\tH\x00\x88\x01\x01\x12=\n\x08settings\x18\x04 \x01(\x0b\x32+.tests.golden.decls.two_workers.RpcSettings\x12\r\n\x05token\x18\x05 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x06 \x01(\t\x12\x0b\n\x03pid\x18\x07 \x01(\x12\x42\x07\n\x05_name\"\x0e\n\x0cProducerInit\"\x18\n\x16ProducerConnectionInit\"\\\n\x13ProducerJobsRequest\x12\t\n\x01n\x18\x01 \x01(\x12\x12:\n\x08priority\x18\x02 \x01(\x0e\x32(.tests.golden.decls.two_workers.Priority\"J\n\x14ProducerJobsResponse\x12\x32\n\x05items\x18\x01 \x03(\x0b\x32#.tests.golden.decls.two_workers.Job\"I\n\x0c\x43onsumerInit\x12\x39\n\x03\x61rg\x18\x01 \x01(\x0b\x32,.tests.golden.decls.two_workers.WorkerHandle\"\x18\n\x16\x43onsumerConnectionInit\"K\n\x16\x43onsumerConsumeRequest\x12\x31\n\x04jobs\x18\x01 \x03(\x0b\x32#.tests.golden.decls.two_workers.Job\"(\n\x17\x43onsumerConsumeResponse\x12\r\n\x05value\x18\x01 \x01(\x12\"\x15\n\x13\x43onsumerLastRequest\"J\n\x14\x43onsumerLastResponse\x12\x32\n\x05value\x18\x01 \x01(\x0b\x32#.tests.golden.decls.two_workers.Job*/\n\x08Priority\x12\x10\n\x0cPRIORITY_LOW\x10\x00\x12\x11\n\rPRIORITY_HIGH\x10\x01\x32\x7f\n\x08Producer\x12s\n\x04Jobs\x12\x33.tests.golden.decls.two_workers.ProducerJobsRequest\x1a\x34.tests.golden.decls.two_workers.ProducerJobsResponse0\x01\x32\xfb\x01\n\x08\x43onsumer\x12|\n\x07\x43onsume\x12\x36.tests.golden.decls.two_workers.ConsumerConsumeRequest\x1a\x37.tests.golden.decls.two_workers.ConsumerConsumeResponse(\x01\x12q\n\x04Last\x12\x33.tests.golden.decls.two_workers.ConsumerLastRequest\x1a\x34.tests.golden.decls.two_workers.ConsumerLastResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$tests/golden/decls/two_workers.proto\x12\x1etests.golden.decls.two_workers\"^\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\x12\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12:\n\x08priority\x18\x03 \x01(\x0e\x32(.tests.golden.decls.two_workers.Priority\"0\n\tHeartbeat\x12\x0f\n\x07timeout\x18\x01 \x01(\x01\x12\x12\n\nsend_every\x18\x02 \x01(\x01\"\x80\x01\n\x0bRpcSettings\x12\x18\n\x10max_message_size\x18\x01 \x01(\x12\x12<\n\theartbeat\x18\x02 \x01(\x0b\x32).tests.golden.decls.two_workers.Heartbeat\x12\x19\n\x11handshake_timeout\x18\x03 \x01(\x01\"\xd8\x01\n\x0cWorkerHandle\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x11\n\x04name\x18\x03 \x01(\tH\x00\x88\x01\x01\x12=\n\x08settings\x18\x04 \x01(\x0b\x32+.tests.golden.decls.two_workers.RpcSettings\x12\r\n\x05token\x18\x05 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x06 \x01(\t\x12\x0b\n\x03pid\x18\x07 \x01(\x12\x12\n\n\x02\x63\x61\x18\x08 \x01(\t\x12\x0c\n\x04host\x18\t \x01(\tB\x07\n\x05_name\"\x0e\n\x0cProducerInit\"\x18\n\x16ProducerConnectionInit\"\\\n\x13ProducerJobsRequest\x12\t\n\x01n\x18\x01 \x01(\x12\x12:\n\x08priority\x18\x02 \x01(\x0e\x32(.tests.golden.decls.two_workers.Priority\"J\n\x14ProducerJobsResponse\x12\x32\n\x05items\x18\x01 \x03(\x0b\x32#.tests.golden.decls.two_workers.Job\"I\n\x0c\x43onsumerInit\x12\x39\n\x03\x61rg\x18\x01 \x01(\x0b\x32,.tests.golden.decls.two_workers.WorkerHandle\"\x18\n\x16\x43onsumerConnectionInit\"K\n\x16\x43onsumerConsumeRequest\x12\x31\n\x04jobs\x18\x01 \x03(\x0b\x32#.tests.golden.decls.two_workers.Job\"(\n\x17\x43onsumerConsumeResponse\x12\r\n\x05value\x18\x01 \x01(\x12\"\x15\n\x13\x43onsumerLastRequest\"J\n\x14\x43onsumerLastResponse\x12\x32\n\x05value\x18\x01 \x01(\x0b\x32#.tests.golden.decls.two_workers.Job*/\n\x08Priority\x12\x10\n\x0cPRIORITY_LOW\x10\x00\x12\x11\n\rPRIORITY_HIGH\x10\x01\x32\x7f\n\x08Producer\x12s\n\x04Jobs\x12\x33.tests.golden.decls.two_workers.ProducerJobsRequest\x1a\x34.tests.golden.decls.two_workers.ProducerJobsResponse0\x01\x32\xfb\x01\n\x08\x43onsumer\x12|\n\x07\x43onsume\x12\x36.tests.golden.decls.two_workers.ConsumerConsumeRequest\x1a\x37.tests.golden.decls.two_workers.ConsumerConsumeResponse(\x01\x12q\n\x04Last\x12\x33.tests.golden.decls.two_workers.ConsumerLastRequest\x1a\x34.tests.golden.decls.two_workers.ConsumerLastResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tests.golden.decls.two_workers_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PRIORITY']._serialized_start=1073
-  _globals['_PRIORITY']._serialized_end=1120
+  _globals['_PRIORITY']._serialized_start=1099
+  _globals['_PRIORITY']._serialized_end=1146
   _globals['_JOB']._serialized_start=72
   _globals['_JOB']._serialized_end=166
   _globals['_HEARTBEAT']._serialized_start=168
@@ -40,29 +40,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RPCSETTINGS']._serialized_start=219
   _globals['_RPCSETTINGS']._serialized_end=347
   _globals['_WORKERHANDLE']._serialized_start=350
-  _globals['_WORKERHANDLE']._serialized_end=540
-  _globals['_PRODUCERINIT']._serialized_start=542
-  _globals['_PRODUCERINIT']._serialized_end=556
-  _globals['_PRODUCERCONNECTIONINIT']._serialized_start=558
-  _globals['_PRODUCERCONNECTIONINIT']._serialized_end=582
-  _globals['_PRODUCERJOBSREQUEST']._serialized_start=584
-  _globals['_PRODUCERJOBSREQUEST']._serialized_end=676
-  _globals['_PRODUCERJOBSRESPONSE']._serialized_start=678
-  _globals['_PRODUCERJOBSRESPONSE']._serialized_end=752
-  _globals['_CONSUMERINIT']._serialized_start=754
-  _globals['_CONSUMERINIT']._serialized_end=827
-  _globals['_CONSUMERCONNECTIONINIT']._serialized_start=829
-  _globals['_CONSUMERCONNECTIONINIT']._serialized_end=853
-  _globals['_CONSUMERCONSUMEREQUEST']._serialized_start=855
-  _globals['_CONSUMERCONSUMEREQUEST']._serialized_end=930
-  _globals['_CONSUMERCONSUMERESPONSE']._serialized_start=932
-  _globals['_CONSUMERCONSUMERESPONSE']._serialized_end=972
-  _globals['_CONSUMERLASTREQUEST']._serialized_start=974
-  _globals['_CONSUMERLASTREQUEST']._serialized_end=995
-  _globals['_CONSUMERLASTRESPONSE']._serialized_start=997
-  _globals['_CONSUMERLASTRESPONSE']._serialized_end=1071
-  _globals['_PRODUCER']._serialized_start=1122
-  _globals['_PRODUCER']._serialized_end=1249
-  _globals['_CONSUMER']._serialized_start=1252
-  _globals['_CONSUMER']._serialized_end=1503
+  _globals['_WORKERHANDLE']._serialized_end=566
+  _globals['_PRODUCERINIT']._serialized_start=568
+  _globals['_PRODUCERINIT']._serialized_end=582
+  _globals['_PRODUCERCONNECTIONINIT']._serialized_start=584
+  _globals['_PRODUCERCONNECTIONINIT']._serialized_end=608
+  _globals['_PRODUCERJOBSREQUEST']._serialized_start=610
+  _globals['_PRODUCERJOBSREQUEST']._serialized_end=702
+  _globals['_PRODUCERJOBSRESPONSE']._serialized_start=704
+  _globals['_PRODUCERJOBSRESPONSE']._serialized_end=778
+  _globals['_CONSUMERINIT']._serialized_start=780
+  _globals['_CONSUMERINIT']._serialized_end=853
+  _globals['_CONSUMERCONNECTIONINIT']._serialized_start=855
+  _globals['_CONSUMERCONNECTIONINIT']._serialized_end=879
+  _globals['_CONSUMERCONSUMEREQUEST']._serialized_start=881
+  _globals['_CONSUMERCONSUMEREQUEST']._serialized_end=956
+  _globals['_CONSUMERCONSUMERESPONSE']._serialized_start=958
+  _globals['_CONSUMERCONSUMERESPONSE']._serialized_end=998
+  _globals['_CONSUMERLASTREQUEST']._serialized_start=1000
+  _globals['_CONSUMERLASTREQUEST']._serialized_end=1021
+  _globals['_CONSUMERLASTRESPONSE']._serialized_start=1023
+  _globals['_CONSUMERLASTRESPONSE']._serialized_end=1097
+  _globals['_PRODUCER']._serialized_start=1148
+  _globals['_PRODUCER']._serialized_end=1275
+  _globals['_CONSUMER']._serialized_start=1278
+  _globals['_CONSUMER']._serialized_end=1529
 # @@protoc_insertion_point(module_scope)

@@ -102,7 +102,7 @@ class Producer:
 
 
 class ConsumerStub:
-    """Worker type Consumer, fingerprint ef5cd4b8cc7954291c1941825a5cb2fa.
+    """Worker type Consumer, fingerprint 21c0f25883d99241db9c8f1d056be714.
     """
 
     def __init__(self, channel):
@@ -124,7 +124,7 @@ class ConsumerStub:
 
 
 class ConsumerServicer:
-    """Worker type Consumer, fingerprint ef5cd4b8cc7954291c1941825a5cb2fa.
+    """Worker type Consumer, fingerprint 21c0f25883d99241db9c8f1d056be714.
     """
 
     def Consume(self, request_iterator, context):
@@ -163,7 +163,7 @@ def add_ConsumerServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Consumer:
-    """Worker type Consumer, fingerprint ef5cd4b8cc7954291c1941825a5cb2fa.
+    """Worker type Consumer, fingerprint 21c0f25883d99241db9c8f1d056be714.
     """
 
     @staticmethod

@@ -132,7 +132,7 @@ class Consumer(rp.Worker, proto_package="tests.golden.decls.two_workers"):
         raise NotImplementedError
 
 
-FINGERPRINT_Consumer = "ef5cd4b8cc7954291c1941825a5cb2fa"
+FINGERPRINT_Consumer = "21c0f25883d99241db9c8f1d056be714"
 
 
 class ConsumerClient:

@@ -48,7 +48,7 @@ class RpcSettings(_message.Message):
     def __init__(self, max_message_size: _Optional[int] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., handshake_timeout: _Optional[float] = ...) -> None: ...
 
 class WorkerHandle(_message.Message):
-    __slots__ = ("worker_id", "address", "name", "settings", "token", "fingerprint", "pid")
+    __slots__ = ("worker_id", "address", "name", "settings", "token", "fingerprint", "pid", "ca", "host")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +56,8 @@ class WorkerHandle(_message.Message):
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
+    CA_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     address: str
     name: str
@@ -63,7 +65,9 @@ class WorkerHandle(_message.Message):
     token: str
     fingerprint: str
     pid: int
-    def __init__(self, worker_id: _Optional[str] = ..., address: _Optional[str] = ..., name: _Optional[str] = ..., settings: _Optional[_Union[RpcSettings, _Mapping]] = ..., token: _Optional[str] = ..., fingerprint: _Optional[str] = ..., pid: _Optional[int] = ...) -> None: ...
+    ca: str
+    host: str
+    def __init__(self, worker_id: _Optional[str] = ..., address: _Optional[str] = ..., name: _Optional[str] = ..., settings: _Optional[_Union[RpcSettings, _Mapping]] = ..., token: _Optional[str] = ..., fingerprint: _Optional[str] = ..., pid: _Optional[int] = ..., ca: _Optional[str] = ..., host: _Optional[str] = ...) -> None: ...
 
 class IntList(_message.Message):
     __slots__ = ("items",)

@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class ShapesStub:
-    """Worker type Shapes, fingerprint 008e0801047fba7b98d1b35bbb0c4753.
+    """Worker type Shapes, fingerprint 12133652f032e73123d987ac990b3b3b.
     """
 
     def __init__(self, channel):
@@ -68,7 +68,7 @@ class ShapesStub:
 
 
 class ShapesServicer:
-    """Worker type Shapes, fingerprint 008e0801047fba7b98d1b35bbb0c4753.
+    """Worker type Shapes, fingerprint 12133652f032e73123d987ac990b3b3b.
     """
 
     def Get(self, request, context):
@@ -155,7 +155,7 @@ def add_ShapesServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Shapes:
-    """Worker type Shapes, fingerprint 008e0801047fba7b98d1b35bbb0c4753.
+    """Worker type Shapes, fingerprint 12133652f032e73123d987ac990b3b3b.
     """
 
     @staticmethod

@@ -135,7 +135,7 @@ class Shapes(rp.Worker, proto_package="tests.golden.decls.types"):
         raise NotImplementedError
 
 
-FINGERPRINT_Shapes = "008e0801047fba7b98d1b35bbb0c4753"
+FINGERPRINT_Shapes = "12133652f032e73123d987ac990b3b3b"
 
 
 class ShapesClient:

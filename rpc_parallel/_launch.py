@@ -1,0 +1,203 @@
+"""Remote launchers: the command that starts a worker through ``ssh`` or ``srun``, the SSH
+connection shared by every worker on one host (ControlMaster), and the host a remote worker
+reaches this master from.
+
+A launcher process (ssh, srun) only carries the worker's stdin, stdout and stderr: the worker's
+lifetime is its heartbeat to the master, since killing an ssh client without a terminal leaves the
+remote command running.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+
+from ._errors import SpawnError
+from ._options import Remote, Ssh
+
+__all__ = ("launch", "launcher_name", "reach_host", "stop_remote")
+
+_CONTROL_PERSIST = 10  # seconds an idle shared SSH connection stays up after its last worker ended
+_MUX_WAIT = 30.0  # at most, for the first ssh to a host to have set up the shared connection
+
+Env = Mapping[str, str]
+
+
+def launcher_name(how: Remote) -> str:
+    return "ssh" if isinstance(how, Ssh) else "srun"
+
+
+def _destination(how: Ssh) -> str:
+    return f"{how.user}@{how.host}" if how.user else how.host
+
+
+def _ssh_base(how: Ssh) -> list[str]:
+    """``ssh`` with the launcher's options (the user's first: for ssh, the first value of an option wins)."""
+    argv = ["ssh", "-T"]
+    for option in how.ssh_options:
+        argv += ["-o", option]
+    argv += ["-o", "BatchMode=yes", "-o", "ServerAliveInterval=10", "-o", "ServerAliveCountMax=3"]
+    if how.port != 22:
+        argv += ["-p", str(how.port)]
+    if how.identity_file is not None:
+        argv += ["-i", os.fspath(how.identity_file)]
+    return argv
+
+
+class _SshMux:
+    """The shared SSH connections of this master: one control socket per destination, in a 0700
+    directory of its own; the first spawn to a destination opens it, the others wait for it."""
+
+    def __init__(self) -> None:
+        self._dir: str | None = None
+        self._lock = threading.Lock()
+        self._per_host: dict[str, threading.Lock] = {}
+        self._used: set[str] = set()
+
+    def _path(self, how: Ssh) -> str:
+        with self._lock:
+            if self._dir is None:
+                # a unix socket's path has at most 107 bytes, and ssh adds 17 while it binds
+                base = tempfile.gettempdir()
+                self._dir = tempfile.mkdtemp(prefix="rpcpar-ssh-", dir=base if len(base) <= 60 else "/tmp")  # 0700
+                atexit.register(self.close)
+            key = repr((how.host, how.user, how.port, os.fspath(how.identity_file or ""), tuple(how.ssh_options)))
+            path = os.path.join(self._dir, hashlib.sha256(key.encode()).hexdigest()[:16])
+            self._per_host.setdefault(path, threading.Lock())
+            self._used.add(path)
+            return path
+
+    def argv(self, how: Ssh, path: str, remote_command: str) -> list[str]:
+        return [*_ssh_base(how), "-o", "ControlMaster=auto", "-o", f"ControlPath={path}",
+                "-o", f"ControlPersist={_CONTROL_PERSIST}", _destination(how), remote_command]
+
+    def start(self, how: Ssh, remote_command: str, env: Env) -> subprocess.Popen[bytes]:
+        """The ssh process running ``remote_command``; the first to a host holds the others back
+        until the shared connection is up (or the attempt failed), so one handshake serves all."""
+        path = self._path(how)
+        with self._per_host[path]:
+            proc = _popen(self.argv(how, path, remote_command), env)
+            deadline = time.monotonic() + _MUX_WAIT
+            while not os.path.exists(path) and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+        return proc
+
+    def run(self, how: Ssh, command: str, timeout: float) -> None:
+        """Run ``command`` on the host through its shared connection, best effort."""
+        path = self._path(how)
+        try:
+            subprocess.run(self.argv(how, path, command), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=timeout, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+
+    def close(self) -> None:
+        """Close every shared connection this master opened (at exit)."""
+        with self._lock:
+            directory, used = self._dir, list(self._used)
+            self._dir = None
+            self._used.clear()
+        for path in used:
+            if os.path.exists(path):
+                try:
+                    subprocess.run(["ssh", "-o", f"ControlPath={path}", "-O", "exit", "rpc_parallel"],
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   timeout=5, check=False)
+                except (OSError, subprocess.TimeoutExpired):
+                    pass
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+_MUX = _SshMux()
+
+
+def _popen(argv: list[str], env: Env) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=dict(env), close_fds=True, start_new_session=True)
+
+
+def _worker_command(how: Remote, worker_argv: Sequence[str]) -> list[str]:
+    """The worker's own command on the remote side: ``worker_argv`` with the launcher's python in
+    place of this interpreter, under the launcher's wrapper."""
+    argv = list(worker_argv)
+    if how.python is not None:
+        argv[0] = how.python
+    return [*how.prefix, *argv]
+
+
+def launch(how: Remote, worker_argv: Sequence[str], env: Env) -> subprocess.Popen[bytes]:
+    """Start ``worker_argv`` (its first item is the interpreter) through the launcher; ``env`` is
+    what the launcher process itself gets (ssh passes none of it on, srun all of it)."""
+    command = _worker_command(how, worker_argv)
+    if isinstance(how, Ssh):
+        marker = "RPC_PARALLEL_WORKER=1 GRPC_VERBOSITY=ERROR"  # not secrets: the rest travels on stdin
+        line = f"exec env {marker} {shlex.join(command)}"
+        if how.cwd is not None:
+            line = f"cd {shlex.quote(how.cwd)} && {line}"
+        return _MUX.start(how, line, env)
+    argv = ["srun", "--quiet", "--nodes=1", "--ntasks=1", "--input=0"]
+    if os.environ.get("SLURM_JOB_ID"):
+        argv.append("--exact")  # a step of its own within the allocation: several run at once
+    if how.partition is not None:
+        argv.append(f"--partition={how.partition}")
+    return _popen([*argv, *how.srun_args, *command], env)
+
+
+def reach_host(how: Remote) -> str:
+    """The host whose route tells which of this machine's addresses a worker started by ``how``
+    can reach: the SSH host (its real name, after the user's ssh config) or Slurm's controller."""
+    if isinstance(how, Ssh):
+        return _ssh_hostname(how)
+    return _slurm_controller()
+
+
+_HOSTNAMES: dict[Ssh, str] = {}
+
+
+def _ssh_hostname(how: Ssh) -> str:
+    if how not in _HOSTNAMES:
+        try:
+            out = subprocess.run([*_ssh_base(how), "-G", _destination(how)], capture_output=True, text=True,
+                                 timeout=10, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise SpawnError(f"could not run ssh to read the configuration of host {how.host!r}: {exc}") from exc
+        names = [line.split(None, 1)[1] for line in out.stdout.splitlines() if line.startswith("hostname ")]
+        _HOSTNAMES[how] = names[0].strip() if out.returncode == 0 and names else how.host
+    return _HOSTNAMES[how]
+
+
+_CONTROLLER: list[str] = []
+
+
+def _slurm_controller() -> str:
+    if not _CONTROLLER:
+        try:
+            out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=10,
+                                 check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise SpawnError(f"rp.Slurm: could not run scontrol (is Slurm installed here?): {exc}") from exc
+        for line in out.stdout.splitlines():
+            key, _, value = line.partition("=")
+            if key.strip().startswith("SlurmctldHost"):
+                _CONTROLLER.append(value.strip().split("(")[0])  # "host(address)" or "host"
+                break
+        else:
+            raise SpawnError(f"rp.Slurm: scontrol names no SlurmctldHost: {(out.stderr or out.stdout).strip()[:500]}")
+    return _CONTROLLER[0]
+
+
+def stop_remote(how: Remote, pid: int) -> None:
+    """Kill the worker process ``pid`` on the launcher's host (a worker whose ssh client was killed,
+    or which stopped answering). srun ends its step itself when it is killed."""
+    if isinstance(how, Ssh) and pid > 0:
+        _MUX.run(how, f"kill -KILL {int(pid)}", timeout=10.0)
+

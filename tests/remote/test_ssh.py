@@ -1,0 +1,345 @@
+"""Workers on other hosts through the system OpenSSH client: real sshd servers in network
+namespaces (tests/remote/cluster.py), the master in the root namespace, mutual TLS between them."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import psutil
+import pytest
+
+import rpc_parallel as rp
+from rpc_parallel._pki import Authority
+from rpc_parallel._proto import control_pb2, control_pb2_grpc
+from rpc_parallel._protocol import TOKEN_KEY
+from rpc_parallel._transport import open_channel
+
+from .cluster import Host, Hosts
+from .remote_workers import Probe
+
+REPO = Path(__file__).resolve().parents[2]
+FAST = rp.RpcSettings(heartbeat=rp.Heartbeat(timeout=3.0, send_every=0.5), handshake_timeout=5.0)
+
+
+def ssh(host: Host, **kw: object) -> rp.Ssh:
+    """The launcher for ``host``: its throwaway key and options."""
+    return rp.Ssh(host.address, port=host.port, user=host.user, identity_file=host.identity_file,
+                  ssh_options=host.ssh_options, **kw)  # type: ignore[arg-type]
+
+
+def gone(host: Host, pid: int, within: float) -> bool:
+    """Whether process ``pid`` has left ``host`` within ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if pid not in host.pids():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_worker_runs_on_its_host_and_serves_there(hosts: Hosts) -> None:
+    h1 = hosts.hosts[0]
+    handle = Probe.spawn(5, how=ssh(h1), name="on-h1")
+    try:
+        assert handle.host == "h1"
+        assert handle.address.startswith(h1.address + ":")  # it serves on h1's interface
+        assert handle.ca  # over mutual TLS
+        assert handle.pid in h1.pids()  # the pid is h1's worker process, not the local ssh client
+        with Probe.connect(handle) as conn:
+            assert conn.run(Probe.incr, 2) == 7
+            where = conn.run(Probe.where)
+            assert where["hostname"] == "h1" and int(where["pid"]) == handle.pid
+            assert list(conn.run(Probe.count, 3)) == [0, 1, 2]
+            big = os.urandom(4 << 20)
+            assert conn.run(Probe.echo, big) == big
+    finally:
+        handle.shutdown()
+    assert gone(h1, handle.pid, 10)
+
+
+def test_a_handle_works_from_another_host(hosts: Hosts) -> None:
+    h1, h2 = hosts.hosts[:2]
+    a = Probe.spawn(100, how=ssh(h1))
+    b = Probe.spawn(0, how=ssh(h2))
+    try:
+        with Probe.connect(b) as conn:  # the worker on h2 dials the one on h1 directly
+            assert conn.run(Probe.call_other, a, 1) == 101
+        with Probe.connect(a) as conn:
+            assert conn.run(Probe.calls_so_far) == 1
+    finally:
+        a.shutdown()
+        b.shutdown()
+
+
+def test_spawns_on_one_host_share_one_ssh_connection(hosts: Hosts) -> None:
+    h1 = hosts.hosts[0]
+    before = h1.accepted_logins()
+    # an option no other test uses: a destination of its own, so its first spawn opens a new connection
+    how = rp.Ssh(h1.address, port=h1.port, user=h1.user, identity_file=h1.identity_file,
+                 ssh_options=(*h1.ssh_options, "ConnectTimeout=13"))
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        handles = list(pool.map(lambda i: Probe.spawn(i, how=how), range(8)))
+    try:
+        assert len({h.pid for h in handles}) == 8
+        assert h1.accepted_logins() - before == 1  # one SSH handshake for eight workers
+    finally:
+        for h in handles:
+            h.shutdown()
+
+
+def test_config_and_secrets_never_show_on_the_command_line_or_in_the_environment(hosts: Hosts) -> None:
+    h1 = hosts.hosts[0]
+    handle = Probe.spawn(0, how=ssh(h1), env={"SPAWN_ENV": "secret-ish"})
+    try:
+        with Probe.connect(handle) as conn:
+            assert conn.run(Probe.where)["SPAWN_ENV"] == "secret-ish"  # env= reached the worker
+        remote = psutil.Process(handle.pid)  # namespaces share the pid namespace: we can look
+        listing = " ".join(remote.cmdline()) + "\n" + "\n".join(f"{k}={v}" for k, v in remote.environ().items())
+        local = "\n".join(" ".join(p.cmdline()) for p in psutil.Process().children(recursive=True)
+                          if p.is_running())
+        for secret in (handle.token, "secret-ish", "BEGIN PRIVATE KEY"):
+            assert secret not in listing
+            assert secret not in local
+    finally:
+        handle.shutdown()
+
+
+def _control(channel: grpc.Channel, metadata: tuple[tuple[str, str], ...]) -> control_pb2.SettingsReply:
+    return control_pb2_grpc.ControlStub(channel).Settings(control_pb2.SettingsRequest(), metadata=metadata,
+                                                          timeout=5)
+
+
+def test_clients_without_the_ca_or_the_token_are_refused_before_user_code(hosts: Hosts) -> None:
+    h1 = hosts.hosts[0]
+    handle = Probe.spawn(0, how=ssh(h1))
+    token = ((TOKEN_KEY, handle.token),)
+    try:
+        with grpc.insecure_channel(handle.address) as plain, pytest.raises(grpc.RpcError) as refused:
+            _control(plain, token)  # plaintext, with the token: refused at the handshake
+        assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
+
+        stranger = Authority().issue("stranger")  # a certificate from another CA
+        credentials = grpc.ssl_channel_credentials(root_certificates=stranger.ca, private_key=stranger.key,
+                                                   certificate_chain=stranger.cert)
+        options = (("grpc.ssl_target_name_override", stranger.server_name),)
+        with grpc.secure_channel(handle.address, credentials, options=options) as other, \
+                pytest.raises(grpc.RpcError) as refused:
+            _control(other, token)
+        assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
+
+        with open_channel(handle.address, handle.settings, ca=handle.ca) as ours:
+            with pytest.raises(grpc.RpcError) as refused:
+                _control(ours, ())
+            assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
+            assert _control(ours, token).settings_json  # and with it: accepted
+
+        with Probe.connect(handle) as conn:
+            assert conn.run(Probe.calls_so_far) == 0  # none of the refused calls reached the worker
+    finally:
+        handle.shutdown()
+
+
+def test_plaintext_only_when_asked(hosts: Hosts) -> None:
+    h1 = hosts.hosts[0]
+    handle = Probe.spawn(1, how=ssh(h1, tls=False))
+    try:
+        assert handle.ca == ""
+        with grpc.insecure_channel(handle.address) as plain:  # the token still guards it
+            with pytest.raises(grpc.RpcError) as refused:
+                _control(plain, ())
+            assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
+        with Probe.connect(handle) as conn:
+            assert conn.run(Probe.incr, 1) == 2
+    finally:
+        handle.shutdown()
+
+
+def test_your_own_pki(hosts: Hosts, tmp_path: Path) -> None:
+    h1 = hosts.hosts[0]
+    mine = Authority().issue("my service")
+    for name, data in (("ca.pem", mine.ca), ("cert.pem", mine.cert), ("key.pem", mine.key)):
+        (tmp_path / name).write_bytes(data)
+    tls = rp.Tls(ca=tmp_path / "ca.pem", cert=tmp_path / "cert.pem", key=tmp_path / "key.pem")
+    handle = Probe.spawn(3, how=ssh(h1, tls=tls))
+    try:
+        assert handle.ca == mine.ca_id
+        with Probe.connect(handle) as conn:
+            assert conn.run(Probe.incr, 1) == 4
+    finally:
+        handle.shutdown()
+
+
+def test_a_wrapped_remote_worker_runs_under_its_prefix(hosts: Hosts) -> None:
+    h1 = hosts.hosts[0]
+    handle = Probe.spawn(0, how=ssh(h1).wrap(["taskset", "-c", "0"]))
+    try:
+        with Probe.connect(handle) as conn:
+            assert conn.run(Probe.where)["cpus"] == "0"
+    finally:
+        handle.shutdown()
+
+
+def test_ssh_failures_are_spawn_errors_with_ssh_s_stderr(hosts: Hosts) -> None:
+    h1 = hosts.hosts[0]
+    with pytest.raises(rp.SpawnError, match=r"(?s)ssh failed \(exit code 255\).*Connection refused") as failed:
+        Probe.spawn(0, how=rp.Ssh(h1.address, port=h1.port + 1, identity_file=h1.identity_file,
+                               ssh_options=h1.ssh_options), spawn_timeout=20)
+    assert "could not start" in str(failed.value)
+    with pytest.raises(rp.SpawnError, match=r"(?s)ssh failed .*Permission denied"):
+        Probe.spawn(0, how=rp.Ssh(h1.address, port=h1.port, identity_file=os.devnull, ssh_options=h1.ssh_options))
+
+
+def test_options_cross_the_host_boundary(hosts: Hosts, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    h1 = hosts.hosts[0]
+    tmp_path.chmod(0o755)
+    handle = Probe.spawn(0, how=ssh(h1), name="far", cd=str(tmp_path), umask=0o027)
+    try:
+        with Probe.connect(handle) as conn:
+            where = conn.run(Probe.where)
+            assert (where["cwd"], where["umask"]) == (str(tmp_path), "0o27")
+            conn.run(Probe.say, "hello from h1")
+        deadline = time.monotonic() + 10
+        seen = ""
+        while time.monotonic() < deadline:
+            out, err = capfd.readouterr()
+            seen += out + err
+            if "[far] hello from h1!" in seen and "[far] hello from h1\n" in seen:
+                break
+            time.sleep(0.05)
+        assert "[far] hello from h1\n" in seen and "[far] hello from h1!" in seen  # relayed across hosts
+    finally:
+        handle.shutdown()
+
+    logged = Probe.spawn(0, how=ssh(h1), cd=str(tmp_path), redirect_stdout=rp.FileTruncate("out.log"))
+    try:
+        with Probe.connect(logged) as conn:
+            conn.run(Probe.say, "to the file")
+    finally:
+        logged.shutdown()
+    assert (tmp_path / "out.log").read_text() == "to the file\n"  # written on h1 (the file system is shared)
+
+
+def test_on_failure_hears_of_a_remote_crash(hosts: Hosts) -> None:
+    h1 = hosts.hosts[0]
+    got: list[BaseException] = []
+    called = threading.Event()
+    handle = Probe.spawn(0, how=ssh(h1), on_failure=lambda e: (got.append(e), called.set()))
+    os.kill(handle.pid, 9)
+    assert called.wait(20)
+    assert isinstance(got[0], rp.WorkerCrashedError)
+    assert gone(h1, handle.pid, 5)
+
+
+def test_killing_the_ssh_client_stops_the_worker(hosts: Hosts) -> None:
+    h1 = hosts.hosts[0]
+    got: list[BaseException] = []
+    called = threading.Event()
+    handle = Probe.spawn(0, how=ssh(h1), on_failure=lambda e: (got.append(e), called.set()))
+    clients = [p for p in psutil.Process().children() if p.name() == "ssh"]
+    assert clients
+    for client in clients:
+        client.kill()
+    assert called.wait(20)
+    assert "its launcher (ssh) was killed" in str(got[0])
+    assert gone(h1, handle.pid, 10)
+
+
+def _master_script(tmp_path: Path, body: str) -> Path:
+    script = tmp_path / "remote_master.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(REPO)!r})
+        import rpc_parallel as rp
+        from tests.remote.remote_workers import Probe
+
+        FAST = rp.RpcSettings(heartbeat=rp.Heartbeat(timeout=3.0, send_every=0.5), handshake_timeout=5.0)
+        how = rp.Ssh({{host!r}}, port={{port}}, identity_file={{key!r}}, ssh_options={{options!r}})
+        if __name__ == "__main__":
+        """) + textwrap.indent(textwrap.dedent(body), "    "))
+    return script
+
+
+@pytest.mark.parametrize("policy", ["HEARTBEATER_TIMEOUT", "CONNECTION_CLOSED"])
+def test_remote_workers_exit_when_their_master_is_killed(hosts: Hosts, tmp_path: Path, policy: str) -> None:
+    h1 = hosts.hosts[0]
+    script = _master_script(tmp_path, f"""
+        out = Probe.spawn(1, how=how, settings=FAST, shutdown_on=rp.ShutdownOn.{policy})
+        handle = out.handle if hasattr(out, "handle") else out
+        print(handle.pid, flush=True)
+        import time
+        time.sleep(600)
+    """)
+    text = script.read_text().format(host=h1.address, port=h1.port, key=h1.identity_file,
+                                     options=tuple(h1.ssh_options))
+    script.write_text(text)
+    master = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "TMPDIR": str(tmp_path)})
+    try:
+        assert master.stdout is not None
+        pid = int(master.stdout.readline())
+        assert pid in h1.pids()
+        master.kill()  # kill -9: no exit hook runs
+        master.wait()
+        assert gone(h1, pid, 15)  # its heartbeat to the dead master ended it
+    finally:
+        if master.poll() is None:
+            master.kill()
+            master.wait()
+        if master.stdout is not None:
+            master.stdout.close()
+
+
+def test_a_worker_running_other_code_is_refused(hosts: Hosts, tmp_path: Path) -> None:
+    """h2 sees another copy of the worker module (bind-mounted over it in a mount namespace of
+    the worker's own): the code check names the file; check_code=False lets it run."""
+    h2 = hosts.hosts[1]
+    module = REPO / "tests" / "remote" / "remote_workers.py"
+    altered = tmp_path / "remote_workers.py"
+    altered.write_text(module.read_text() + "\n# changed on h2\n")
+    mounted = ssh(h2).wrap(["unshare", "--mount", "sh", "-c", f'mount --bind {altered} {module} && exec "$@"', "sh"])
+    with pytest.raises(rp.ProtocolError, match=r"does not run the master's code.*remote_workers\.py"):
+        Probe.spawn(0, how=mounted)
+    handle = Probe.spawn(4, how=mounted, check_code=False)
+    try:
+        with Probe.connect(handle) as conn:
+            assert conn.run(Probe.incr, 1) == 5
+    finally:
+        handle.shutdown()
+
+
+def test_rpcpar_spawns_lists_calls_and_shuts_down_a_remote_worker(hosts: Hosts, tmp_path: Path) -> None:
+    h1 = hosts.hosts[0]
+    rpcpar = str(Path(sys.executable).parent / "rpcpar")
+    env = {**os.environ, "RPCPAR_STATE_DIR": str(tmp_path / "state")}
+
+    def run(*args: str) -> str:
+        out = subprocess.run([rpcpar, *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=60,
+                             check=False)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    options = [a for o in h1.ssh_options for a in ("--ssh-option", o)]
+    handle = rp.WorkerHandle.from_json(run("spawn", "tests.remote.remote_workers:Probe", "--arg", "1", "--name", "far",
+                                           "--host", f"{h1.user}@{h1.address}", "--ssh-port", str(h1.port),
+                                           "--identity-file", h1.identity_file, *options).strip())
+    try:
+        assert handle.host == "h1" and handle.ca and handle.pid in h1.pids()
+        record = tmp_path / "state" / f"{handle.worker_id}.json"
+        assert record.stat().st_mode & 0o777 == 0o600
+        assert "credentials" in record.read_text()
+        rows = json.loads(run("ls", "--json"))
+        assert [(r["name"], r["host"], r["tls"], r["answering"]) for r in rows] == [("far", "h1", True, True)]
+        assert run("call", "far", "incr", "2").strip() == "3"
+        assert run("call", handle.to_json(), "incr", "1").strip() == "4"  # the handle JSON finds the credentials
+    finally:
+        run("shutdown", "far")
+    assert gone(h1, handle.pid, 10)
