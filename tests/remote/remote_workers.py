@@ -51,8 +51,7 @@ class Probe(rp.Worker):
 
     @rp.pipe
     def count(self, n: int) -> Iterator[int]:
-        for i in range(n):
-            yield i
+        yield from range(n)
 
     @rp.rpc
     def echo(self, data: bytes) -> bytes:
