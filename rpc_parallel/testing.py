@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psutil
 import pytest
@@ -38,9 +38,12 @@ def _master_ports() -> set[int]:
 
 
 @contextlib.contextmanager
-def no_leaked_workers(timeout: float = 10.0) -> Iterator[None]:
+def no_leaked_workers(timeout: float = 10.0, *, ignore: Callable[[psutil.Process], bool] | None = None
+                      ) -> Iterator[None]:
     """Fail (``AssertionError``) if the block left a child process (a worker, its zombie) or a
     listening socket of this process behind, once ``timeout`` seconds have passed for them to go.
+    ``ignore(process)`` true: a descendant that belongs to the test's fixtures, not to the block
+    (say, the sessions of an sshd the fixtures run); it neither counts nor is killed.
 
     Workers the block served in this process (``Worker.serve``) are stopped first (those served
     before it are left alone); this process's master server and fork server, which live as long as
@@ -55,16 +58,16 @@ def no_leaked_workers(timeout: float = 10.0) -> Iterator[None]:
         yield
     except BaseException:
         stop_all(keep=served_before)
-        _leaks(me, children_before, ports_before, min(timeout, 2.0))
+        _leaks(me, children_before, ports_before, min(timeout, 2.0), ignore)
         raise
     stop_all(keep=served_before)
-    live, ports = _leaks(me, children_before, ports_before, timeout)
+    live, ports = _leaks(me, children_before, ports_before, timeout, ignore)
     if live or ports:
         raise AssertionError(f"leaked child processes {live} / listening ports {sorted(ports)}")
 
 
-def _leaks(me: psutil.Process, children_before: set[int], ports_before: set[int], timeout: float
-           ) -> tuple[list[tuple[int, str, str]], set[int]]:
+def _leaks(me: psutil.Process, children_before: set[int], ports_before: set[int], timeout: float,
+           ignore: Callable[[psutil.Process], bool] | None) -> tuple[list[tuple[int, str, str]], set[int]]:
     """The new child processes and listening ports still there after at most ``timeout`` s; the
     processes are killed."""
     deadline = time.monotonic() + timeout
@@ -75,7 +78,8 @@ def _leaks(me: psutil.Process, children_before: set[int], ports_before: set[int]
             if p.pid in helpers:
                 continue
             try:
-                live.append((p.pid, p.status(), " ".join(p.cmdline()[-3:])))
+                if ignore is None or not ignore(p):
+                    live.append((p.pid, p.status(), " ".join(p.cmdline()[-3:])))
             except psutil.NoSuchProcess:
                 pass
         ports = {p for p in _listening_ports(me) - ports_before - _master_ports() if p}

@@ -36,6 +36,18 @@ def ssh(host: Host, **kw: object) -> rp.Ssh:
                   ssh_options=host.ssh_options, **kw)  # type: ignore[arg-type]
 
 
+class Reported:
+    """An ``on_failure`` that keeps what it gets."""
+
+    def __init__(self) -> None:
+        self.got: list[BaseException] = []
+        self.called = threading.Event()
+
+    def __call__(self, exc: BaseException) -> None:
+        self.got.append(exc)
+        self.called.set()
+
+
 def gone(host: Host, pid: int, within: float) -> bool:
     """Whether process ``pid`` has left ``host`` within ``within`` seconds."""
     deadline = time.monotonic() + within
@@ -114,8 +126,9 @@ def test_config_and_secrets_never_show_on_the_command_line_or_in_the_environment
 
 
 def _control(channel: grpc.Channel, metadata: tuple[tuple[str, str], ...]) -> control_pb2.SettingsReply:
-    return control_pb2_grpc.ControlStub(channel).Settings(control_pb2.SettingsRequest(), metadata=metadata,
-                                                          timeout=5)
+    reply: control_pb2.SettingsReply = control_pb2_grpc.ControlStub(channel).Settings(
+        control_pb2.SettingsRequest(), metadata=metadata, timeout=5)
+    return reply
 
 
 def test_clients_without_the_ca_or_the_token_are_refused_before_user_code(hosts: Hosts) -> None:
@@ -230,26 +243,24 @@ def test_options_cross_the_host_boundary(hosts: Hosts, tmp_path: Path, capfd: py
 
 def test_on_failure_hears_of_a_remote_crash(hosts: Hosts) -> None:
     h1 = hosts.hosts[0]
-    got: list[BaseException] = []
-    called = threading.Event()
-    handle = Probe.spawn(0, how=ssh(h1), on_failure=lambda e: (got.append(e), called.set()))
+    reported = Reported()
+    handle = Probe.spawn(0, how=ssh(h1), on_failure=reported)
     os.kill(handle.pid, 9)
-    assert called.wait(20)
-    assert isinstance(got[0], rp.WorkerCrashedError)
+    assert reported.called.wait(20)
+    assert isinstance(reported.got[0], rp.WorkerCrashedError)
     assert gone(h1, handle.pid, 5)
 
 
 def test_killing_the_ssh_client_stops_the_worker(hosts: Hosts) -> None:
     h1 = hosts.hosts[0]
-    got: list[BaseException] = []
-    called = threading.Event()
-    handle = Probe.spawn(0, how=ssh(h1), on_failure=lambda e: (got.append(e), called.set()))
+    reported = Reported()
+    handle = Probe.spawn(0, how=ssh(h1), on_failure=reported)
     clients = [p for p in psutil.Process().children() if p.name() == "ssh"]
     assert clients
     for client in clients:
         client.kill()
-    assert called.wait(20)
-    assert "its launcher (ssh) was killed" in str(got[0])
+    assert reported.called.wait(20)
+    assert "its launcher (ssh) was killed" in str(reported.got[0])
     assert gone(h1, handle.pid, 10)
 
 
@@ -262,7 +273,8 @@ def _master_script(tmp_path: Path, body: str) -> Path:
         from tests.remote.remote_workers import Probe
 
         FAST = rp.RpcSettings(heartbeat=rp.Heartbeat(timeout=3.0, send_every=0.5), handshake_timeout=5.0)
-        how = rp.Ssh({{host!r}}, port={{port}}, identity_file={{key!r}}, ssh_options={{options!r}})
+        host, port, key, options = {{host!r}}, {{port}}, {{key!r}}, {{options!r}}
+        how = rp.Ssh(host, port=port, identity_file=key, ssh_options=options)
         if __name__ == "__main__":
         """) + textwrap.indent(textwrap.dedent(body), "    "))
     return script
@@ -343,3 +355,69 @@ def test_rpcpar_spawns_lists_calls_and_shuts_down_a_remote_worker(hosts: Hosts, 
     finally:
         run("shutdown", "far")
     assert gone(h1, handle.pid, 10)
+
+
+def test_a_worker_exits_when_its_master_becomes_unreachable(hosts: Hosts, tmp_path: Path) -> None:
+    """h1's link goes down: no packet passes either way, no reset, only silence. The worker's
+    heartbeat (the master's settings: 3 s here) ends it; the master hears it stopped answering."""
+    h1 = hosts.hosts[0]
+    script = _master_script(tmp_path, """
+        def main() -> None:
+            handle = Probe.spawn(0, how=how, on_failure=lambda e: print("FAILED", type(e).__name__, e, flush=True))
+            print(handle.pid, flush=True)
+            import time
+            time.sleep(600)
+
+        rp.start_app(main, settings=FAST)
+    """)
+    script.write_text(script.read_text().format(host=h1.address, port=h1.port, key=h1.identity_file,
+                                                options=tuple(h1.ssh_options)))
+    master = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "TMPDIR": str(tmp_path)})
+    try:
+        assert master.stdout is not None
+        pid = int(master.stdout.readline())
+        assert pid in h1.pids()
+        h1.link_down()
+        assert gone(h1, pid, 15)  # it shut itself down
+        report = master.stdout.readline()  # the master's on_failure
+        assert report.startswith("FAILED WorkerCrashedError") and "stopped answering" in report, report
+    finally:
+        h1.link_up()
+        if master.poll() is None:
+            master.kill()
+            master.wait()
+        if master.stdout is not None:
+            master.stdout.close()
+
+
+def test_a_worker_told_to_outlive_its_master_does(hosts: Hosts, tmp_path: Path) -> None:
+    h1 = hosts.hosts[0]
+    script = _master_script(tmp_path, """
+        handle = Probe.spawn(7, how=rp.Ssh(host, port=port, identity_file=key, ssh_options=options, tls=False),
+                             settings=FAST, shutdown_on=rp.ShutdownOn.CALLED_SHUTDOWN_FUNCTION)
+        print(handle.to_json(), flush=True)
+        import time
+        time.sleep(600)
+    """)
+    script.write_text(script.read_text().format(host=h1.address, port=h1.port, key=h1.identity_file,
+                                                options=tuple(h1.ssh_options)))
+    master = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "TMPDIR": str(tmp_path)})
+    try:
+        assert master.stdout is not None
+        handle = rp.WorkerHandle.from_json(master.stdout.readline())
+        master.kill()
+        master.wait()
+        time.sleep(2 * FAST.heartbeat.timeout)
+        assert handle.pid in h1.pids()  # its master is gone: it lives on
+        with Probe.connect(handle) as conn:  # (plaintext: any holder of the handle may call it)
+            assert conn.run(Probe.incr, 1) == 8
+        handle.shutdown()
+        assert gone(h1, handle.pid, 10)
+    finally:
+        if master.poll() is None:
+            master.kill()
+            master.wait()
+        if master.stdout is not None:
+            master.stdout.close()
