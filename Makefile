@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test proto check lint typecheck layers bench bench-quick clean
+.PHONY: demo test proto check lint typecheck layers bench bench-quick bench-remote clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,bench]' --config-settings editable_mode=compat
 	$(PY) -m bench --quick
+
+bench-remote: $(STAMP)  # remote workers: ssh hosts in network namespaces and a Slurm cluster (root)
+	$(PY) -m bench --remote
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .pytest_cache .ruff_cache

@@ -1,4 +1,5 @@
-"""``python -m bench [--quick | --smoke] [--only NAME]... [--json PATH] [--png PATH | --no-png] [--replot JSON]``."""
+"""``python -m bench [--quick | --smoke] [--only NAME]... [--json PATH] [--png PATH | --no-png] [--replot JSON]``,
+and ``python -m bench --remote [--quick]`` (remote workers: needs root, see bench/_remote.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any
 import grpc
 import psutil
 
-from . import _report
+from . import _remote, _report
 from ._workloads import SIZES, WORKLOADS, Env, wait_gone
 
 HERE = Path(__file__).resolve().parent
@@ -56,6 +57,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     chart = parser.add_mutually_exclusive_group()
     chart.add_argument("--png", type=Path, help=f"chart file (default: {DEFAULT_PNG} for a full run, else none)")
     chart.add_argument("--no-png", action="store_true", help="draw no chart")
+    parser.add_argument("--remote", action="store_true",
+                        help="measure remote workers instead (ssh hosts in network namespaces, a Slurm cluster; root)")
     parser.add_argument("--replot", type=Path, metavar="JSON",
                         help="measure nothing: print the table and draw the chart of a saved results file")
     parser.set_defaults(mode="full")
@@ -85,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     if args.replot:
         return _replot(args)
+    if args.remote:
+        return _remote.main(quick=args.mode != "full", json_path=None if args.json == DEFAULT_JSON else args.json)
     sizes = SIZES[args.mode]
     reps = args.repetitions or sizes.repetitions
     names = args.only or list(WORKLOADS)

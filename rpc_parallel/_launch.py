@@ -80,15 +80,34 @@ class _SshMux:
                 "-o", f"ControlPersist={_CONTROL_PERSIST}", _destination(how), remote_command]
 
     def start(self, how: Ssh, remote_command: str, env: Env) -> subprocess.Popen[bytes]:
-        """The ssh process running ``remote_command``; the first to a host holds the others back
-        until the shared connection is up (or the attempt failed), so one handshake serves all."""
+        """The ssh process running ``remote_command``, at once. The first to a host holds the
+        others back until the shared connection is up (or the attempt failed), so that one
+        handshake serves all; a user's own ControlMaster/ControlPath option turns this off."""
+        if any(o.lower().startswith(("controlmaster", "controlpath")) for o in how.ssh_options):
+            return _popen([*_ssh_base(how), _destination(how), remote_command], env)
         path = self._path(how)
-        with self._per_host[path]:
+        lock = self._per_host[path]
+        lock.acquire()
+        try:
             proc = _popen(self.argv(how, path, remote_command), env)
-            deadline = time.monotonic() + _MUX_WAIT
+        except BaseException:
+            lock.release()
+            raise
+        if os.path.exists(path):
+            lock.release()
+        else:  # (the config goes to its stdin meanwhile: ssh sends it once the session is open)
+            threading.Thread(target=self._opened, args=(path, proc, lock), name="rpc_parallel-ssh-mux",
+                             daemon=True).start()
+        return proc
+
+    @staticmethod
+    def _opened(path: str, proc: subprocess.Popen[bytes], lock: threading.Lock) -> None:
+        deadline = time.monotonic() + _MUX_WAIT
+        try:
             while not os.path.exists(path) and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.005)
-        return proc
+        finally:
+            lock.release()
 
     def run(self, how: Ssh, command: str, timeout: float) -> None:
         """Run ``command`` on the host through its shared connection, best effort."""

@@ -69,13 +69,15 @@ class Worker(metaclass=WorkerMeta):
           ``WorkerCrashedError`` (the process died); the default logs it (logger ``rpc_parallel``,
           ERROR); ``rp.IGNORE_FAILURE`` drops it; ``None`` is refused (``TypeError``);
         - ``name`` [None]: a name for messages and ``ps``;
-        - ``how`` [``rp.Local()``]: how to run the worker process;
+        - ``how`` [``rp.Local()``]: how to run the worker process: ``rp.Local()`` here,
+          ``rp.Ssh(host)`` on another host, ``rp.Slurm()`` as a job step (docs/remote.md);
         - ``cd`` ["/"]: the worker moves there (relative to our directory), then sends its
           stdout/stderr to ``redirect_stdout``/``redirect_stderr`` [``rp.RELAY``: to our own
           stdout/stderr, each line prefixed ``[<name or short id>] ``; or ``rp.DEV_NULL``,
           ``rp.FileAppend(path)``, ``rp.FileTruncate(path)``] (until then its stderr is relayed,
           prefixed ``[WORKER <name> STDERR]``), then registers;
-        - ``env`` [None]: added to our environment for the worker; ``umask`` [None: ours];
+        - ``env`` [None]: added to our environment for the worker (a remote worker gets it on
+          its launcher's stdin, over its login's environment); ``umask`` [None: ours];
         - ``connection_timeout`` [10.0]: for the init to arrive (and, with CONNECTION_CLOSED, the
           first connection after it); ``spawn_timeout`` [2 x ``connection_timeout``] bounds the
           whole start: past it the process is killed and ``SpawnTimeoutError`` raised;

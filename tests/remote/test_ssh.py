@@ -421,3 +421,16 @@ def test_a_worker_told_to_outlive_its_master_does(hosts: Hosts, tmp_path: Path) 
             master.wait()
         if master.stdout is not None:
             master.stdout.close()
+
+
+def test_the_remote_hosts_example(hosts: Hosts) -> None:
+    h1, h2 = hosts.hosts[:2]
+    options = [a for o in h1.ssh_options for a in ("-o", o)]
+    done = subprocess.run([sys.executable, str(REPO / "examples" / "remote_hosts.py"), "-i", h1.identity_file,
+                           *options, f"root@{h1.address}", f"root@{h2.address}"], cwd=REPO, capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.splitlines()
+    assert out[0].startswith(f"root@{h1.address}: worker ") and out[0].endswith(" on h1 (mutual TLS: yes)")
+    assert out[1].startswith(f"root@{h2.address}: worker ") and out[1].endswith(" on h2 (mutual TLS: yes)")
+    assert out[2] == f"root@{h2.address} -> root@{h1.address}: 2 + 3 = 5"
