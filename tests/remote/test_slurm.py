@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -14,10 +13,8 @@ import pytest
 import rpc_parallel as rp
 
 from .cluster import Hosts, SlurmCluster
+from .masters import line, master_script, running, ssh
 from .remote_workers import Probe, Square
-from .test_ssh import ssh
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -58,44 +55,22 @@ def test_a_bad_partition_is_a_spawn_error_with_srun_s_words(on_slurm: SlurmClust
     assert _no_jobs(on_slurm, 10)
 
 
-def _script(tmp_path: Path, body: str) -> Path:
-    script = tmp_path / "slurm_master.py"
-    script.write_text(textwrap.dedent(f"""
-        import os, sys, time
-        sys.path.insert(0, {str(REPO)!r})
-        import rpc_parallel as rp
-        from tests.remote.remote_workers import Probe
-
-        FAST = rp.RpcSettings(heartbeat=rp.Heartbeat(timeout=3.0, send_every=0.5), handshake_timeout=5.0)
-        if __name__ == "__main__":
-        """) + textwrap.indent(textwrap.dedent(body), "    "))
-    return script
-
-
 def test_killing_the_master_ends_its_steps(on_slurm: SlurmCluster, tmp_path: Path) -> None:
-    script = _script(tmp_path, """
+    script = master_script(tmp_path, """
         handle = Probe.spawn(1, how=rp.Slurm(), settings=FAST)
         print(handle.host, flush=True)
         time.sleep(600)
     """)
-    master = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert master.stdout is not None
-        assert master.stdout.readline().strip() in on_slurm.nodes
+    with running(script, tmp_path) as master:
+        assert line(master).strip() in on_slurm.nodes
         assert len(on_slurm.squeue()) == 1
         master.kill()  # kill -9
         master.wait()
         assert _no_jobs(on_slurm, 20)  # the worker's heartbeat ended it, and its step with it
-    finally:
-        if master.poll() is None:
-            master.kill()
-            master.wait()
-        if master.stdout is not None:
-            master.stdout.close()
 
 
 def test_inside_an_allocation_workers_are_steps_of_it(on_slurm: SlurmCluster, tmp_path: Path) -> None:
-    script = _script(tmp_path, """
+    script = master_script(tmp_path, """
         import concurrent.futures
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             handles = list(pool.map(lambda i: Probe.spawn(i, how=rp.Slurm()), range(2)))

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -24,16 +23,10 @@ from rpc_parallel._protocol import TOKEN_KEY
 from rpc_parallel._transport import open_channel
 
 from .cluster import Host, Hosts
+from .masters import REPO, line, master_script, running, ssh
 from .remote_workers import Probe
 
-REPO = Path(__file__).resolve().parents[2]
 FAST = rp.RpcSettings(heartbeat=rp.Heartbeat(timeout=3.0, send_every=0.5), handshake_timeout=5.0)
-
-
-def ssh(host: Host, **kw: object) -> rp.Ssh:
-    """The launcher for ``host``: its throwaway key and options."""
-    return rp.Ssh(host.address, port=host.port, user=host.user, identity_file=host.identity_file,
-                  ssh_options=host.ssh_options, **kw)  # type: ignore[arg-type]
 
 
 class Reported:
@@ -264,50 +257,20 @@ def test_killing_the_ssh_client_stops_the_worker(hosts: Hosts) -> None:
     assert gone(h1, handle.pid, 10)
 
 
-def _master_script(tmp_path: Path, body: str) -> Path:
-    script = tmp_path / "remote_master.py"
-    script.write_text(textwrap.dedent(f"""
-        import sys
-        sys.path.insert(0, {str(REPO)!r})
-        import rpc_parallel as rp
-        from tests.remote.remote_workers import Probe
-
-        FAST = rp.RpcSettings(heartbeat=rp.Heartbeat(timeout=3.0, send_every=0.5), handshake_timeout=5.0)
-        host, port, key, options = {{host!r}}, {{port}}, {{key!r}}, {{options!r}}
-        how = rp.Ssh(host, port=port, identity_file=key, ssh_options=options)
-        if __name__ == "__main__":
-        """) + textwrap.indent(textwrap.dedent(body), "    "))
-    return script
-
-
 @pytest.mark.parametrize("policy", ["HEARTBEATER_TIMEOUT", "CONNECTION_CLOSED"])
 def test_remote_workers_exit_when_their_master_is_killed(hosts: Hosts, tmp_path: Path, policy: str) -> None:
     h1 = hosts.hosts[0]
-    script = _master_script(tmp_path, f"""
+    script = master_script(tmp_path, f"""
         out = Probe.spawn(1, how=how, settings=FAST, shutdown_on=rp.ShutdownOn.{policy})
-        handle = out.handle if hasattr(out, "handle") else out
-        print(handle.pid, flush=True)
-        import time
+        print((out.handle if isinstance(out, rp.Connection) else out).pid, flush=True)
         time.sleep(600)
-    """)
-    text = script.read_text().format(host=h1.address, port=h1.port, key=h1.identity_file,
-                                     options=tuple(h1.ssh_options))
-    script.write_text(text)
-    master = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "TMPDIR": str(tmp_path)})
-    try:
-        assert master.stdout is not None
-        pid = int(master.stdout.readline())
+    """, h1)
+    with running(script, tmp_path) as master:
+        pid = int(line(master))
         assert pid in h1.pids()
         master.kill()  # kill -9: no exit hook runs
         master.wait()
         assert gone(h1, pid, 15)  # its heartbeat to the dead master ended it
-    finally:
-        if master.poll() is None:
-            master.kill()
-            master.wait()
-        if master.stdout is not None:
-            master.stdout.close()
 
 
 def test_a_worker_running_other_code_is_refused(hosts: Hosts, tmp_path: Path) -> None:
@@ -361,66 +324,44 @@ def test_a_worker_exits_when_its_master_becomes_unreachable(hosts: Hosts, tmp_pa
     """h1's link goes down: no packet passes either way, no reset, only silence. The worker's
     heartbeat (the master's settings: 3 s here) ends it; the master hears it stopped answering."""
     h1 = hosts.hosts[0]
-    script = _master_script(tmp_path, """
+    script = master_script(tmp_path, """
         def main() -> None:
             handle = Probe.spawn(0, how=how, on_failure=lambda e: print("FAILED", type(e).__name__, e, flush=True))
             print(handle.pid, flush=True)
-            import time
             time.sleep(600)
 
         rp.start_app(main, settings=FAST)
-    """)
-    script.write_text(script.read_text().format(host=h1.address, port=h1.port, key=h1.identity_file,
-                                                options=tuple(h1.ssh_options)))
-    master = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "TMPDIR": str(tmp_path)})
-    try:
-        assert master.stdout is not None
-        pid = int(master.stdout.readline())
+    """, h1)
+    with running(script, tmp_path) as master:
+        pid = int(line(master))
         assert pid in h1.pids()
         h1.link_down()
-        assert gone(h1, pid, 15)  # it shut itself down
-        report = master.stdout.readline()  # the master's on_failure
-        assert report.startswith("FAILED WorkerCrashedError") and "stopped answering" in report, report
-    finally:
-        h1.link_up()
-        if master.poll() is None:
-            master.kill()
-            master.wait()
-        if master.stdout is not None:
-            master.stdout.close()
+        try:
+            assert gone(h1, pid, 15)  # it shut itself down
+            report = line(master)  # the master's on_failure
+            assert report.startswith("FAILED WorkerCrashedError") and "stopped answering" in report, report
+        finally:
+            h1.link_up()
 
 
 def test_a_worker_told_to_outlive_its_master_does(hosts: Hosts, tmp_path: Path) -> None:
     h1 = hosts.hosts[0]
-    script = _master_script(tmp_path, """
+    script = master_script(tmp_path, """
         handle = Probe.spawn(7, how=rp.Ssh(host, port=port, identity_file=key, ssh_options=options, tls=False),
                              settings=FAST, shutdown_on=rp.ShutdownOn.CALLED_SHUTDOWN_FUNCTION)
         print(handle.to_json(), flush=True)
-        import time
         time.sleep(600)
-    """)
-    script.write_text(script.read_text().format(host=h1.address, port=h1.port, key=h1.identity_file,
-                                                options=tuple(h1.ssh_options)))
-    master = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "TMPDIR": str(tmp_path)})
-    try:
-        assert master.stdout is not None
-        handle = rp.WorkerHandle.from_json(master.stdout.readline())
+    """, h1)
+    with running(script, tmp_path) as master:
+        handle = rp.WorkerHandle.from_json(line(master))
         master.kill()
         master.wait()
-        time.sleep(2 * FAST.heartbeat.timeout)
-        assert handle.pid in h1.pids()  # its master is gone: it lives on
-        with Probe.connect(handle) as conn:  # (plaintext: any holder of the handle may call it)
-            assert conn.run(Probe.incr, 1) == 8
-        handle.shutdown()
-        assert gone(h1, handle.pid, 10)
-    finally:
-        if master.poll() is None:
-            master.kill()
-            master.wait()
-        if master.stdout is not None:
-            master.stdout.close()
+    time.sleep(2 * FAST.heartbeat.timeout)
+    assert handle.pid in h1.pids()  # its master is gone: it lives on
+    with Probe.connect(handle) as conn:  # (plaintext: any holder of the handle may call it)
+        assert conn.run(Probe.incr, 1) == 8
+    handle.shutdown()
+    assert gone(h1, handle.pid, 10)
 
 
 def test_the_remote_hosts_example(hosts: Hosts) -> None:
