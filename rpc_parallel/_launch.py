@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from ._errors import SpawnError
 from ._options import Remote, Ssh
 
-__all__ = ("launch", "launcher_name", "reach_host", "stop_remote")
+__all__ = ("MUNGE_SOCKET_ENV", "launch", "launcher_name", "reach_host", "seal", "stop_remote", "unseal")
 
 _CONTROL_PERSIST = 10  # seconds an idle shared SSH connection stays up after its last worker ended
 _MUX_WAIT = 30.0  # at most, for the first ssh to a host to have set up the shared connection
@@ -35,8 +35,10 @@ def launcher_name(how: Remote) -> str:
     return "ssh" if isinstance(how, Ssh) else "srun"
 
 
-def _destination(how: Ssh) -> str:
-    return f"{how.user}@{how.host}" if how.user else how.host
+def _destination(how: Ssh) -> list[str]:
+    """The end of an ssh command line before the remote command: the user and the host, after
+    ``--`` (so that neither can be taken for an option)."""
+    return [*(["-l", how.user] if how.user else []), "--", how.host]
 
 
 def _ssh_base(how: Ssh) -> list[str]:
@@ -77,14 +79,14 @@ class _SshMux:
 
     def argv(self, how: Ssh, path: str, remote_command: str) -> list[str]:
         return [*_ssh_base(how), "-o", "ControlMaster=auto", "-o", f"ControlPath={path}",
-                "-o", f"ControlPersist={_CONTROL_PERSIST}", _destination(how), remote_command]
+                "-o", f"ControlPersist={_CONTROL_PERSIST}", *_destination(how), remote_command]
 
     def start(self, how: Ssh, remote_command: str, env: Env) -> subprocess.Popen[bytes]:
         """The ssh process running ``remote_command``, at once. The first to a host holds the
         others back until the shared connection is up (or the attempt failed), so that one
         handshake serves all; a user's own ControlMaster/ControlPath option turns this off."""
         if any(o.lower().startswith(("controlmaster", "controlpath")) for o in how.ssh_options):
-            return _popen([*_ssh_base(how), _destination(how), remote_command], env)
+            return _popen([*_ssh_base(how), *_destination(how), remote_command], env)
         path = self._path(how)
         lock = self._per_host[path]
         lock.acquire()
@@ -127,7 +129,7 @@ class _SshMux:
         for path in used:
             if os.path.exists(path):
                 try:
-                    subprocess.run(["ssh", "-o", f"ControlPath={path}", "-O", "exit", "rpc_parallel"],
+                    subprocess.run(["ssh", "-o", f"ControlPath={path}", "-O", "exit", "--", "rpc_parallel"],
                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                    timeout=5, check=False)
                 except (OSError, subprocess.TimeoutExpired):
@@ -168,15 +170,60 @@ def launch(how: Remote, worker_argv: Sequence[str], env: Env) -> subprocess.Pope
         argv.append("--exact")  # a step of its own within the allocation: several run at once
     if how.partition is not None:
         argv.append(f"--partition={how.partition}")
-    return _popen([*argv, *how.srun_args, *command], env)
+    socket = _slurm_config().get("AuthInfo", "")
+    extra = {MUNGE_SOCKET_ENV: socket.split("socket=", 1)[1].split(",")[0]} if "socket=" in socket else {}
+    return _popen([*argv, *how.srun_args, *command], {**env, **extra})
+
+
+MUNGE_SOCKET_ENV = "RPC_PARALLEL_MUNGE_SOCKET"
+SEALED = b"MUNGE:"
+
+
+def seal(how: Remote, config: bytes) -> bytes:
+    """The config line as it goes on the launcher's stdin. ssh's stdin is inside its encrypted
+    session; srun's crosses the network in plaintext, so for a Slurm worker with TLS on the
+    config (its key, the token) is sealed with munge, which Slurm itself authenticates with:
+    encrypted with the cluster's munge key, decodable only by this user's uid."""
+    if isinstance(how, Ssh) or how.tls is False:
+        return config
+    socket = _slurm_config().get("AuthInfo", "")
+    argv = ["munge", f"--restrict-uid={os.getuid()}"]
+    if "socket=" in socket:
+        argv.append(f"--socket={socket.split('socket=', 1)[1].split(',')[0]}")
+    try:
+        out = subprocess.run(argv, input=config, capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SpawnError(f"rp.Slurm: could not run munge to seal the worker's credentials, which srun would carry "
+                         f"over the network in plaintext ({exc}); install munge, or pass tls=False on a network "
+                         "you trust") from exc
+    if out.returncode != 0 or not out.stdout.startswith(SEALED):
+        raise SpawnError(f"rp.Slurm: munge could not seal the worker's credentials (exit code {out.returncode}): "
+                         f"{out.stderr.decode(errors='replace').strip()[:500]}")
+    return out.stdout.strip() + b"\n"
+
+
+def unseal(line: bytes) -> bytes:
+    """The config a Slurm worker got (``seal``'s inverse; a plain line is returned as it is).
+    ``RuntimeError`` with munge's words if it cannot be opened."""
+    if not line.startswith(SEALED):
+        return line
+    argv = ["unmunge", "--metadata=/dev/null"]
+    if os.environ.get(MUNGE_SOCKET_ENV):
+        argv.append(f"--socket={os.environ[MUNGE_SOCKET_ENV]}")
+    out = subprocess.run(argv, input=line, capture_output=True, timeout=30, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"unmunge could not open the config (exit code {out.returncode}): "
+                           f"{out.stderr.decode(errors='replace').strip()}")
+    return out.stdout
 
 
 def reach_host(how: Remote) -> str:
     """The host whose route tells which of this machine's addresses a worker started by ``how``
-    can reach: the SSH host (its real name, after the user's ssh config) or Slurm's controller."""
+    can reach: the SSH host (its real name, after the user's ssh config); for Slurm, a node of the
+    partition (its address), else the controller."""
     if isinstance(how, Ssh):
         return _ssh_hostname(how)
-    return _slurm_controller()
+    return _slurm_node(how.partition)
 
 
 _HOSTNAMES: dict[Ssh, str] = {}
@@ -185,7 +232,7 @@ _HOSTNAMES: dict[Ssh, str] = {}
 def _ssh_hostname(how: Ssh) -> str:
     if how not in _HOSTNAMES:
         try:
-            out = subprocess.run([*_ssh_base(how), "-G", _destination(how)], capture_output=True, text=True,
+            out = subprocess.run([*_ssh_base(how), "-G", *_destination(how)], capture_output=True, text=True,
                                  timeout=10, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise SpawnError(f"could not run ssh to read the configuration of host {how.host!r}: {exc}") from exc
@@ -194,29 +241,65 @@ def _ssh_hostname(how: Ssh) -> str:
     return _HOSTNAMES[how]
 
 
-_CONTROLLER: list[str] = []
+_SLURM: dict[str, dict[str, str]] = {}  # SLURM_CONF -> `scontrol show config`
 
 
-def _slurm_controller() -> str:
-    if not _CONTROLLER:
+def _slurm_config() -> dict[str, str]:
+    key = os.environ.get("SLURM_CONF", "")
+    if key not in _SLURM:
         try:
             out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=10,
                                  check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise SpawnError(f"rp.Slurm: could not run scontrol (is Slurm installed here?): {exc}") from exc
+        if out.returncode != 0:
+            raise SpawnError(f"rp.Slurm: scontrol show config failed: {(out.stderr or out.stdout).strip()[:500]}")
+        found: dict[str, str] = {}
         for line in out.stdout.splitlines():
-            key, _, value = line.partition("=")
-            if key.strip().startswith("SlurmctldHost"):
-                _CONTROLLER.append(value.strip().split("(")[0])  # "host(address)" or "host"
-                break
-        else:
-            raise SpawnError(f"rp.Slurm: scontrol names no SlurmctldHost: {(out.stderr or out.stdout).strip()[:500]}")
-    return _CONTROLLER[0]
+            name, sep, value = line.partition("=")
+            if sep:
+                found.setdefault(name.strip(), value.strip())
+        _SLURM[key] = found
+    return _SLURM[key]
 
 
-def stop_remote(how: Remote, pid: int) -> None:
+_NODES: dict[tuple[str, str | None], str] = {}
+
+
+def _slurm_node(partition: str | None) -> str:
+    """The address of a node of ``partition`` (the default one), else of the controller."""
+    key = (os.environ.get("SLURM_CONF", ""), partition)
+    if key not in _NODES:
+        _NODES[key] = _find_slurm_node(partition)
+    return _NODES[key]
+
+
+def _find_slurm_node(partition: str | None) -> str:
+    try:
+        out = subprocess.run(["sinfo", "-h", "-N", "-o", "%o", *([f"--partition={partition}"] if partition else [])],
+                             capture_output=True, text=True, timeout=10, check=False)
+        nodes = out.stdout.split() if out.returncode == 0 else []
+    except (OSError, subprocess.TimeoutExpired):
+        nodes = []
+    if nodes:
+        return nodes[0]
+    controller = _slurm_config().get("SlurmctldHost[0]") or _slurm_config().get("SlurmctldHost", "")
+    if not controller:
+        raise SpawnError("rp.Slurm: scontrol names no SlurmctldHost and sinfo no node")
+    return controller_address(controller)
+
+
+def controller_address(value: str) -> str:
+    """Where ``SlurmctldHost`` says the controller is: ``host(address)`` names the address for a
+    host name that does not resolve; ``host`` alone, the name."""
+    name, _, address = value.partition("(")
+    return address.rstrip(")").strip() or name.strip()
+
+
+def stop_remote(how: Remote, pid: int, worker_id: str) -> None:
     """Kill the worker process ``pid`` on the launcher's host (a worker whose ssh client was killed,
-    or which stopped answering). srun ends its step itself when it is killed."""
+    or which stopped answering), if it still is that worker (its command line names
+    ``worker_id``). srun ends its step itself when it is killed."""
     if isinstance(how, Ssh) and pid > 0:
-        _MUX.run(how, f"kill -KILL {int(pid)}", timeout=10.0)
-
+        _MUX.run(how, f"grep -qa {shlex.quote(worker_id)} /proc/{int(pid)}/cmdline && kill -KILL {int(pid)}",
+                 timeout=10.0)

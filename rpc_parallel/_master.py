@@ -80,7 +80,7 @@ class Master:
         self._authority: Authority | None = None
         self._identities: dict[object, Identity] = {}  # True (the ephemeral CA) or an rp.Tls -> the master's
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
+        self.stopping = threading.Event()  # set when the master server stops (the process exits)
         self._failures: queue.SimpleQueue[tuple[Callable[[BaseException], None], BaseException]] = queue.SimpleQueue()
         self._failure_thread: threading.Thread | None = None
 
@@ -117,15 +117,21 @@ class Master:
         master_pb2_grpc.add_MasterServicer_to_server(_MasterServicer(self), server)
         return server
 
-    def outward_address(self, route: str, identity: Identity | None) -> str:
+    def outward_address(self, route: Callable[[], str], identity: Identity | None) -> str:
         """The address of a master server that workers on another machine reach: on ``self.listen``
-        (``HOST[:PORT]``) if set, else on ``route`` (our interface that reaches their host), serving
-        mutual TLS with ``identity`` or, with None, plaintext. Started on first use."""
-        host, port = split_host_port(self.listen) if self.listen else (route, 0)
+        (``HOST[:PORT]``) if set, else on ``route()`` (our interface that reaches their host),
+        serving mutual TLS with ``identity`` or, with None, plaintext. Started on first use. A
+        wildcard ``listen`` (``0.0.0.0``, ``::``) binds every interface and advertises ``route()``."""
+        try:
+            host, port = split_host_port(self.listen) if self.listen else (route(), 0)
+        except ValueError:
+            raise SpawnError(f"the master's listen address {self.listen!r} ({LISTEN_ENV} or rp.start_app(listen=)) "
+                             "is not HOST, HOST:PORT or [V6]:PORT") from None
+        advertised = route() if host in ("0.0.0.0", "::") else host
         ca = identity.ca_id if identity is not None else ""
         with self._lock:
             for (h, p), (_, address, served_ca) in self._outward.items():
-                if h == host and (p == port or not port) and served_ca == ca:
+                if h == host and (p == port or not port) and served_ca == ca and address.startswith(advertised):
                     return address
             if port and (host, port) in self._outward:
                 raise SpawnError(f"the master already listens on {host}:{port} (rp.start_app(listen=) or "
@@ -133,12 +139,14 @@ class Master:
                                  "remote worker with the same tls=, or leave the port out")
             server = self._new_server()
             try:
-                address = listen(server, host=host, port=port, identity=identity).address
+                bound = listen(server, host=host, port=port, identity=identity).address
             except (OSError, RuntimeError) as exc:
                 raise SpawnError(f"the master could not listen on {host}:{port or '(any port)'} for remote workers: "
                                  f"{exc}") from exc
             server.start()
-            self._outward[(host, port or int(address.rsplit(':', 1)[1]))] = (server, address, ca)
+            got = int(bound.rsplit(":", 1)[1])
+            address = f"[{advertised}]:{got}" if ":" in advertised else f"{advertised}:{got}"
+            self._outward[(host, port or got)] = (server, address, ca)
             self._hook_exit()
             return address
 
@@ -172,6 +180,12 @@ class Master:
         assert self._authority is not None
         return self._authority.issue(f"rpc_parallel worker {worker_id}")
 
+    def identity_of(self, ca: str, worker_id: str) -> Identity | None:
+        """A worker's identity from the CA whose id is ``ca``, if this master uses that CA."""
+        with self._lock:
+            kinds = [tls for tls, own in self._identities.items() if own.ca_id == ca]
+        return self.issue(kinds[0], worker_id) if kinds else None  # type: ignore[arg-type]
+
     def worker_identities(self, worker_id: str) -> list[Identity]:
         """An identity from each CA this master uses, for a worker (local or remote) to reach the
         TLS servers of the others."""
@@ -186,6 +200,7 @@ class Master:
         Workers that must not outlive this master are also sent SIGCONT: a stopped one could not
         notice the master is gone until continued.
         """
+        self.stopping.set()
         with self._lock:
             servers = [s for s in (self._server,) if s is not None] + [s for s, _, _ in self._outward.values()]
             self._server = None
@@ -256,6 +271,12 @@ class _MasterServicer(master_pb2_grpc.MasterServicer):
             self._m.report_failure(record, WorkerFailedError(
                 text, worker_id=record.worker_id, worker_name=record.name, remote_traceback=request.traceback))
         return master_pb2.FailureAck()
+
+    def Identity(self, request: master_pb2.IdentityRequest, context: grpc.ServicerContext) -> master_pb2.IdentityReply:
+        found = self._m.identity_of(request.ca, request.worker_id) if request.worker_id in self._m.workers else None
+        if found is None:
+            return master_pb2.IdentityReply(found=False)
+        return master_pb2.IdentityReply(found=True, **found.to_json())
 
     def Heartbeat(self, request: master_pb2.HeartbeatRequest, context: grpc.ServicerContext
                   ) -> Iterator[master_pb2.HeartbeatReply]:

@@ -185,6 +185,10 @@ class Ssh:
     def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host or self.host.startswith("-"):
             raise TypeError(f"rp.Ssh needs a host name (not starting with '-'), not {self.host!r}")
+        if self.user is not None and (not isinstance(self.user, str) or not self.user or self.user.startswith("-")
+                                      or "@" in self.user or any(c.isspace() for c in self.user)):
+            raise TypeError(f"rp.Ssh user must be a user name (no '@', no space, not starting with '-'), "
+                            f"not {self.user!r}")
         if not isinstance(self.port, int) or isinstance(self.port, bool) or not 0 < self.port < 65536:
             raise ValueError(f"rp.Ssh port must be an int in 1..65535, not {self.port!r}")
         object.__setattr__(self, "ssh_options", _strings(self.ssh_options, "rp.Ssh ssh_options"))

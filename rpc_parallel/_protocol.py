@@ -10,7 +10,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.metadata
+import os
 import platform
+import socket
 
 from ._proto import control_pb2
 from ._schema import ServiceSpec
@@ -82,6 +84,12 @@ ONE_WAY_QUEUE_BYTES = 32 << 20  # ... and their bytes
 def fingerprint_messages(spec: ServiceSpec) -> list[control_pb2.FunctionFingerprint]:
     """The per-function fingerprints of ``spec``, as sent on Register and OpenConnection."""
     return [control_pb2.FunctionFingerprint(name=n, fingerprint=f) for n, f in spec.function_fingerprints]
+
+
+def host_name() -> str:
+    """The name of the machine this process runs on, as handles carry it (on a Slurm node, the
+    node's name)."""
+    return os.environ.get("SLURMD_NODENAME") or socket.gethostname()
 
 
 def code_facts(module: str | None, path: str | None) -> dict[str, str]:

@@ -33,7 +33,7 @@ from ._errors import (
 )
 from ._forkserver import ForkedProcess, fork_server
 from ._handle import WorkerHandle
-from ._launch import launch, launcher_name, reach_host, stop_remote
+from ._launch import launch, launcher_name, reach_host, seal, stop_remote
 from ._master import Master, WorkerRecord, master
 from ._options import (
     DEV_NULL,
@@ -55,7 +55,7 @@ from ._options import (
 from ._protocol import SPAWN_ERROR_MARKER, code_facts
 from ._schema import MAIN_MODULES, service_spec
 from ._settings import RpcSettings, resolve
-from ._supervision import GONE, init_worker, watch
+from ._supervision import GONE, init_worker, probe, watch
 from ._transport import route_source, socket_dir_of
 
 __all__ = ("WORKER_ENV", "spawn_worker")
@@ -150,11 +150,14 @@ def _outward(m: Master, how: Remote, worker_id: str) -> dict[str, Any]:
     """What a remote worker's config adds: the master's address it can reach, the CA the master's
     server there is known by, and the worker's own identity."""
     own = m.identity(how.tls)
-    try:
-        route = route_source(reach_host(how)) if not m.listen else ""
-    except OSError as exc:
-        raise SpawnError(f"could not find the address at which workers started by {how!r} would reach this "
-                         f"master ({exc}); set it with rp.start_app(listen=) or RPC_PARALLEL_LISTEN") from exc
+
+    def route() -> str:
+        try:
+            return route_source(reach_host(how))
+        except OSError as exc:
+            raise SpawnError(f"could not find the address at which workers started by {how!r} would reach this "
+                             f"master ({exc}); set it with rp.start_app(listen=) or RPC_PARALLEL_LISTEN") from exc
+
     worker = m.issue(how.tls, worker_id)
     return {"master_address": m.outward_address(route, own), "master_ca": own.ca_id if own else "",
             "tls": worker.to_json() if worker else None, "bind": "route"}
@@ -208,12 +211,16 @@ def spawn_worker(cls: type, arg: Any, *, shutdown_on: ShutdownOn, foreground: bo
     if remote:  # the spawn's env travels on stdin, with the config
         config["env"] = dict(env or {})
         full_env = {"GRPC_VERBOSITY": "ERROR", **os.environ, WORKER_ENV: "1"}
-    tail_argv = [f"child-of-{os.getpid()}", *([name] if name else [])]
+    # the worker id on a remote worker's command line: stop_remote checks it before it kills a pid there
+    tail_argv = [f"child-of-{os.getpid()}", *([name] if name else []), *([worker_id] if remote else [])]
     proc: Process | None = None
     if isinstance(how, Local) and how.fork_server and not how.prefix and not foreground and _worker_argv is None:
         proc = _fork(tail_argv, full_env)
     if proc is None:
-        command = [*(_worker_argv or [sys.executable, "-m", "rpc_parallel._worker_main"]), *tail_argv]
+        # a remote worker never re-executes this program (start_app's), whose path may not exist
+        # there or be relative to our directory: it gets the main script's source in its config
+        local_argv = _worker_argv if isinstance(how, Local) else None
+        command = [*(local_argv or [sys.executable, "-m", "rpc_parallel._worker_main"]), *tail_argv]
         try:
             if isinstance(how, Ssh | Slurm):
                 proc = launch(how, command, full_env)
@@ -237,7 +244,8 @@ def spawn_worker(cls: type, arg: Any, *, shutdown_on: ShutdownOn, foreground: bo
                                            name=f"rpc_parallel-relay-{label}", daemon=True))
             relays[-1].start()
     try:
-        proc.stdin.write(json.dumps(config).encode() + b"\n")
+        line = json.dumps(config).encode() + b"\n"
+        proc.stdin.write(seal(how, line) if isinstance(how, Ssh | Slurm) else line)
         proc.stdin.flush()
     except OSError:
         pass  # the worker died at once; reported below with its exit status
@@ -264,7 +272,7 @@ def spawn_worker(cls: type, arg: Any, *, shutdown_on: ShutdownOn, foreground: bo
                                "during init_worker_state") from exc
         _kill(proc)
         if isinstance(how, Ssh | Slurm) and record.pid:
-            stop_remote(how, record.pid)
+            stop_remote(how, record.pid, worker_id)
         if foreground and proc.stderr:
             proc.stderr.close()
         if foreground and proc.stdout:
@@ -343,13 +351,17 @@ def _await_registration(proc: Process, record: WorkerRecord, deadline: float, st
                                  f"{json.loads(failed[-1].removeprefix(SPAWN_ERROR_MARKER))}")
             if _launcher_failed(how, code, text):
                 raise SpawnError(f"worker {record.label} could not start: {launcher_name(how)} failed "  # type: ignore[arg-type]
-                                 f"({_status(code)}){_tail_text(text) or ' and wrote nothing on stderr'}")
+                                 f"({_status(code)}{_LAUNCHER_CODES.get((launcher_name(how), code), '')})"  # type: ignore[arg-type]
+                                 f"{_tail_text(text) or ' and wrote nothing on stderr'}")
             raise _crashed(record, code, text, "before registering")
         if time.monotonic() > deadline:
             raise SpawnTimeoutError(f"timed out spawning worker {record.label}: it did not register in time; "
                                     "the process was killed" + _tail_text(stderr_tail()))
     if record.rejected:
         raise ProtocolError(record.rejected)
+
+
+_LAUNCHER_CODES = {("ssh", 255): ": ssh's own error, or the worker was killed by a signal"}
 
 
 def _launcher_failed(how: How, code: int, stderr_tail: str) -> bool:
@@ -371,7 +383,11 @@ def _reap(m: Master, record: WorkerRecord, proc: Process, stderr_tail: Callable[
     socket_dir = socket_dir_of(record.address)
     if socket_dir is not None:  # a killed worker could not remove its socket directory
         shutil.rmtree(socket_dir, ignore_errors=True)
-    if isinstance(how, Ssh | Slurm) and (code < 0 or code == 255) and not (record.expected_exit or record.outlives_master):
+    if m.stopping.is_set():
+        return  # this master is exiting: its workers end with it
+    if isinstance(how, Ssh | Slurm) and record.outlives_master and probe(handle) != GONE:
+        return  # its launcher ended, not the worker, which lives on (as it was told to)
+    if isinstance(how, Ssh | Slurm) and (code < 0 or code == 255) and not record.expected_exit:
         # the launcher was killed, or ssh lost its connection (or the worker died of a signal:
         # ssh says 255 then too): a worker still running must not outlive its launcher unseen
         _stop_remote_worker(how, handle)
@@ -406,7 +422,7 @@ def _stop_remote_worker(how: Remote, handle: WorkerHandle) -> None:
         handle.shutdown()
     except Exception:
         pass
-    stop_remote(how, handle.pid)
+    stop_remote(how, handle.pid, handle.worker_id)
 
 
 def _watch(m: Master, record: WorkerRecord, proc: Process, handle: WorkerHandle, how: How) -> None:
@@ -429,7 +445,7 @@ def _watch(m: Master, record: WorkerRecord, proc: Process, handle: WorkerHandle,
         record.failed = True
     proc.kill()
     if isinstance(how, Ssh | Slurm):
-        stop_remote(how, handle.pid)
+        stop_remote(how, handle.pid, handle.worker_id)
 
 
 def _crashed(record: WorkerRecord, code: int, stderr_tail: str, when: str = "") -> WorkerCrashedError:

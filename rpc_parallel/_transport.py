@@ -31,7 +31,8 @@ from ._pki import Identity
 from ._protocol import TOKEN_KEY
 from ._settings import RpcSettings, grpc_options
 
-__all__ = ("Listener", "at_thread_exit", "dial", "hold", "identities", "identity_for", "listen", "new_server",
+__all__ = ("Listener", "at_thread_exit", "dial", "hold", "identities", "identity_for", "install_identity_source",
+           "listen", "new_server",
            "open_channel", "route_source", "socket_dir_of", "split_host_port")
 
 if TYPE_CHECKING:  # generic only in the type stubs
@@ -52,10 +53,27 @@ def hold(identity: Identity) -> None:
         _IDENTITIES[identity.ca_id] = identity
 
 
+# Where a worker gets an identity it lacks: from its master (installed by the worker process,
+# which this layer cannot import); None in a master.
+_source: Callable[[str], Identity | None] | None = None
+
+
+def install_identity_source(source: Callable[[str], Identity | None]) -> None:
+    """Make ``source(ca)`` what this process asks for an identity from a CA it holds none of."""
+    global _source
+    _source = source
+
+
 def identity_for(ca: str) -> Identity | None:
-    """This process's identity from the CA whose id is ``ca``, if it holds one."""
+    """This process's identity from the CA whose id is ``ca``: one it holds, else one its
+    identity source (a worker's master) gives it, then held."""
     with _IDENTITIES_LOCK:
-        return _IDENTITIES.get(ca)
+        found = _IDENTITIES.get(ca)
+    if found is None and _source is not None:
+        found = _source(ca)
+        if found is not None:
+            hold(found)
+    return found
 
 
 def identities() -> list[Identity]:
@@ -81,8 +99,9 @@ def open_channel(address: str, settings: RpcSettings, *, private: bool = False, 
     if identity is None:
         raise WorkerConnectionError(
             f"the server at {address} takes only mutual-TLS clients with a certificate from its CA (id {ca}), and "
-            "this process holds none: connect from the master that started it or from one of its workers, or "
-            "through rpcpar, which keeps the credentials of the workers it spawned")
+            "neither this process nor its master holds one: connect from the master that started that worker or "
+            "from one of that master's workers, or through rpcpar, which keeps the credentials of the workers it "
+            "spawned")
     credentials = grpc.ssl_channel_credentials(root_certificates=identity.ca, private_key=identity.key,
                                                certificate_chain=identity.cert)
     options.append(("grpc.ssl_target_name_override", identity.server_name))

@@ -14,7 +14,6 @@ import io
 import json
 import os
 import runpy
-import socket
 import sys
 import threading
 import traceback
@@ -25,15 +24,16 @@ from typing import Any, NoReturn
 import grpc
 
 from ._errors import SpawnError
+from ._launch import unseal
 from ._master import master
 from ._options import ShutdownOn
 from ._pki import Identity
 from ._proto import control_pb2, master_pb2, master_pb2_grpc
-from ._protocol import SPAWN_ERROR_MARKER, TOKEN_KEY, code_facts, fingerprint_messages
+from ._protocol import SPAWN_ERROR_MARKER, TOKEN_KEY, code_facts, fingerprint_messages, host_name
 from ._server import ServerHooks, WorkerServer, on_loop_exception
 from ._settings import RpcSettings, merge
 from ._spawn import WORKER_ENV, importing, set_worker_argv
-from ._transport import hold, open_channel, route_source, split_host_port
+from ._transport import hold, install_identity_source, open_channel, route_source, split_host_port
 
 __all__ = ("main",)
 
@@ -42,7 +42,11 @@ EXIT_ERROR = 254
 
 def main() -> NoReturn:
     """Entry point of a spawned worker process."""
-    config: dict[str, Any] = json.loads(sys.stdin.buffer.readline() or b"{}")
+    try:
+        config: dict[str, Any] = json.loads(unseal(sys.stdin.buffer.readline()) or b"{}")
+    except (RuntimeError, OSError, ValueError) as exc:
+        print(f"rpc_parallel worker: cannot read the config on stdin: {exc}", file=sys.stderr)
+        os._exit(2)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
@@ -88,6 +92,7 @@ class WorkerProcess(ServerHooks):
         self._channel = open_channel(config["master_address"], merge(RpcSettings(), config["master_settings"]),
                                      ca=config.get("master_ca") or "")
         self._master = master_pb2_grpc.MasterStub(self._channel)
+        install_identity_source(self._identity_from_master)
         self._done = threading.Event()
         self._lock = threading.Lock()
         self._exit_code = 0
@@ -137,14 +142,33 @@ class WorkerProcess(ServerHooks):
         module = self.config["module"]
         path = getattr(sys.modules.get(module), "__file__", None) if module != "__main__" else None
         code = code_facts(module if path else None, os.path.abspath(path) if path else None)
-        reply = self._master.Register(master_pb2.RegisterRequest(
-            worker_id=self.worker_id, address=self.server.address, pid=os.getpid(), fingerprint=spec.fingerprint,
-            functions=fingerprint_messages(spec), code=code, host=host_name()),
-            metadata=self._metadata, timeout=self.connection_timeout, wait_for_ready=True)
+        try:
+            reply = self._master.Register(master_pb2.RegisterRequest(
+                worker_id=self.worker_id, address=self.server.address, pid=os.getpid(),
+                fingerprint=spec.fingerprint, functions=fingerprint_messages(spec), code=code, host=host_name()),
+                metadata=self._metadata, timeout=self.connection_timeout, wait_for_ready=True)
+        except grpc.RpcError as exc:  # say it where the master reads it: a SpawnError there
+            why = (f"could not reach the master at {self.config['master_address']} within connection_timeout "
+                   f"{self.connection_timeout}s ({exc.code().name}: is a firewall in the way, or is the master's "
+                   "listen address one this host cannot reach? see rp.start_app(listen=))")
+            print(SPAWN_ERROR_MARKER + json.dumps(why), file=sys.stderr, flush=True)
+            os._exit(1)
         if not reply.proceed:
             print(f"rpc_parallel: worker {self.label}: the master refused the registration: {reply.reason}",
                   file=sys.stderr)
             os._exit(1)
+
+    def _identity_from_master(self, ca: str) -> Identity | None:
+        """An identity from the CA ``ca``, if the master has one for this worker."""
+        try:
+            reply = self._master.Identity(master_pb2.IdentityRequest(worker_id=self.worker_id, ca=ca),
+                                          metadata=self._metadata, timeout=self.connection_timeout)
+        except grpc.RpcError:
+            return None  # the master is gone or unreachable: no identity
+        if not reply.found:
+            return None
+        return Identity(ca=reply.ca.encode(), cert=reply.cert.encode(), key=reply.key.encode(),
+                        server_name=reply.server_name)
 
     def finish(self, code: int) -> None:
         """End the worker with exit code ``code`` (the first call wins)."""
@@ -237,11 +261,6 @@ class WorkerProcess(ServerHooks):
     def system_exit(self, exc: SystemExit) -> bool:
         self.fail(exc)
         return True
-
-
-def host_name() -> str:
-    """The name of the machine this process runs on (on a Slurm node, the node's name)."""
-    return os.environ.get("SLURMD_NODENAME") or socket.gethostname()
 
 
 def _load_class(config: dict[str, Any]) -> type:

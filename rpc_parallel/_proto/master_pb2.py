@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from rpc_parallel._proto import control_pb2 as rpc__parallel_dot___proto_dot_control__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n rpc_parallel/_proto/master.proto\x12\x0frpc_parallel.v1\x1a!rpc_parallel/_proto/control.proto\"\x85\x02\n\x0fRegisterRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\x03\x12\x13\n\x0b\x66ingerprint\x18\x04 \x01(\t\x12\x37\n\tfunctions\x18\x05 \x03(\x0b\x32$.rpc_parallel.v1.FunctionFingerprint\x12\x38\n\x04\x63ode\x18\x06 \x03(\x0b\x32*.rpc_parallel.v1.RegisterRequest.CodeEntry\x12\x0c\n\x04host\x18\x07 \x01(\t\x1a+\n\tCodeEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"0\n\rRegisterReply\x12\x0f\n\x07proceed\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\"i\n\rFailureReport\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x13\n\x0bworker_name\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x11\n\ttraceback\x18\x05 \x01(\t\"\x0c\n\nFailureAck\"%\n\x10HeartbeatRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"\x10\n\x0eHeartbeatReply2\xf7\x01\n\x06Master\x12L\n\x08Register\x12 .rpc_parallel.v1.RegisterRequest\x1a\x1e.rpc_parallel.v1.RegisterReply\x12L\n\rReportFailure\x12\x1e.rpc_parallel.v1.FailureReport\x1a\x1b.rpc_parallel.v1.FailureAck\x12Q\n\tHeartbeat\x12!.rpc_parallel.v1.HeartbeatRequest\x1a\x1f.rpc_parallel.v1.HeartbeatReply0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n rpc_parallel/_proto/master.proto\x12\x0frpc_parallel.v1\x1a!rpc_parallel/_proto/control.proto\"\x85\x02\n\x0fRegisterRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\x03\x12\x13\n\x0b\x66ingerprint\x18\x04 \x01(\t\x12\x37\n\tfunctions\x18\x05 \x03(\x0b\x32$.rpc_parallel.v1.FunctionFingerprint\x12\x38\n\x04\x63ode\x18\x06 \x03(\x0b\x32*.rpc_parallel.v1.RegisterRequest.CodeEntry\x12\x0c\n\x04host\x18\x07 \x01(\t\x1a+\n\tCodeEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"0\n\rRegisterReply\x12\x0f\n\x07proceed\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\"i\n\rFailureReport\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x13\n\x0bworker_name\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x11\n\ttraceback\x18\x05 \x01(\t\"\x0c\n\nFailureAck\"%\n\x10HeartbeatRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"\x10\n\x0eHeartbeatReply\"0\n\x0fIdentityRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\n\n\x02\x63\x61\x18\x02 \x01(\t\"Z\n\rIdentityReply\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\n\n\x02\x63\x61\x18\x02 \x01(\t\x12\x0c\n\x04\x63\x65rt\x18\x03 \x01(\t\x12\x0b\n\x03key\x18\x04 \x01(\t\x12\x13\n\x0bserver_name\x18\x05 \x01(\t2\xc5\x02\n\x06Master\x12L\n\x08Register\x12 .rpc_parallel.v1.RegisterRequest\x1a\x1e.rpc_parallel.v1.RegisterReply\x12L\n\rReportFailure\x12\x1e.rpc_parallel.v1.FailureReport\x1a\x1b.rpc_parallel.v1.FailureAck\x12Q\n\tHeartbeat\x12!.rpc_parallel.v1.HeartbeatRequest\x1a\x1f.rpc_parallel.v1.HeartbeatReply0\x01\x12L\n\x08Identity\x12 .rpc_parallel.v1.IdentityRequest\x1a\x1e.rpc_parallel.v1.IdentityReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -48,6 +48,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HEARTBEATREQUEST']._serialized_end=560
   _globals['_HEARTBEATREPLY']._serialized_start=562
   _globals['_HEARTBEATREPLY']._serialized_end=578
-  _globals['_MASTER']._serialized_start=581
-  _globals['_MASTER']._serialized_end=828
+  _globals['_IDENTITYREQUEST']._serialized_start=580
+  _globals['_IDENTITYREQUEST']._serialized_end=628
+  _globals['_IDENTITYREPLY']._serialized_start=630
+  _globals['_IDENTITYREPLY']._serialized_end=720
+  _globals['_MASTER']._serialized_start=723
+  _globals['_MASTER']._serialized_end=1048
 # @@protoc_insertion_point(module_scope)

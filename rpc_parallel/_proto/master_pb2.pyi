@@ -67,3 +67,25 @@ class HeartbeatRequest(_message.Message):
 class HeartbeatReply(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class IdentityRequest(_message.Message):
+    __slots__ = ("worker_id", "ca")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    CA_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    ca: str
+    def __init__(self, worker_id: _Optional[str] = ..., ca: _Optional[str] = ...) -> None: ...
+
+class IdentityReply(_message.Message):
+    __slots__ = ("found", "ca", "cert", "key", "server_name")
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    CA_FIELD_NUMBER: _ClassVar[int]
+    CERT_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    SERVER_NAME_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    ca: str
+    cert: str
+    key: str
+    server_name: str
+    def __init__(self, found: _Optional[bool] = ..., ca: _Optional[str] = ..., cert: _Optional[str] = ..., key: _Optional[str] = ..., server_name: _Optional[str] = ...) -> None: ...

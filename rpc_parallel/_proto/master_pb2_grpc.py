@@ -49,6 +49,11 @@ class MasterStub:
                 request_serializer=rpc__parallel_dot___proto_dot_master__pb2.HeartbeatRequest.SerializeToString,
                 response_deserializer=rpc__parallel_dot___proto_dot_master__pb2.HeartbeatReply.FromString,
                 _registered_method=True)
+        self.Identity = channel.unary_unary(
+                '/rpc_parallel.v1.Master/Identity',
+                request_serializer=rpc__parallel_dot___proto_dot_master__pb2.IdentityRequest.SerializeToString,
+                response_deserializer=rpc__parallel_dot___proto_dot_master__pb2.IdentityReply.FromString,
+                _registered_method=True)
 
 
 class MasterServicer:
@@ -75,6 +80,14 @@ class MasterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Identity(self, request, context):
+        """A worker that must reach a mutual-TLS server of a CA it holds no certificate of (it was
+        spawned before the master made that CA) asks its master for one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MasterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -92,6 +105,11 @@ def add_MasterServicer_to_server(servicer, server):
                     servicer.Heartbeat,
                     request_deserializer=rpc__parallel_dot___proto_dot_master__pb2.HeartbeatRequest.FromString,
                     response_serializer=rpc__parallel_dot___proto_dot_master__pb2.HeartbeatReply.SerializeToString,
+            ),
+            'Identity': grpc.unary_unary_rpc_method_handler(
+                    servicer.Identity,
+                    request_deserializer=rpc__parallel_dot___proto_dot_master__pb2.IdentityRequest.FromString,
+                    response_serializer=rpc__parallel_dot___proto_dot_master__pb2.IdentityReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -175,6 +193,33 @@ class Master:
             '/rpc_parallel.v1.Master/Heartbeat',
             rpc__parallel_dot___proto_dot_master__pb2.HeartbeatRequest.SerializeToString,
             rpc__parallel_dot___proto_dot_master__pb2.HeartbeatReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Identity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rpc_parallel.v1.Master/Identity',
+            rpc__parallel_dot___proto_dot_master__pb2.IdentityRequest.SerializeToString,
+            rpc__parallel_dot___proto_dot_master__pb2.IdentityReply.FromString,
             options,
             channel_credentials,
             insecure,

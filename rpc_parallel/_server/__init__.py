@@ -10,11 +10,11 @@ client side.
 from __future__ import annotations
 
 import dataclasses
-import socket
 
 from .._handle import WorkerHandle
 from .._pki import Identity
 from .._proto import control_pb2_grpc
+from .._protocol import host_name
 from .._schema import ServiceSpec
 from .._settings import RpcSettings
 from .._transport import listen, new_server
@@ -52,7 +52,7 @@ class WorkerServer:
 
     def handle(self) -> WorkerHandle:
         """The handle of the worker this server hosts."""
-        return dataclasses.replace(self.core.handle(self.address), ca=self._ca, host=socket.gethostname())
+        return dataclasses.replace(self.core.handle(self.address), ca=self._ca, host=host_name())
 
     def start(self) -> None:
         self._server.start()

@@ -3,8 +3,11 @@ map spread over local, ssh and Slurm workers."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -44,6 +47,39 @@ def test_a_worker_runs_as_a_job_step(on_slurm: SlurmCluster) -> None:
         with Probe.connect(handle) as conn:
             assert conn.run(Probe.incr, 3) == 5
             assert conn.run(Probe.where)["SLURMD_NODENAME"] == handle.host
+    finally:
+        handle.shutdown()
+    assert _no_jobs(on_slurm, 10)
+
+
+def test_credentials_never_cross_the_network_in_the_clear(on_slurm: SlurmCluster) -> None:
+    """srun's I/O to the step is plaintext TCP: the config (the worker's key, the token) is sealed
+    with munge. Every packet on the loopback interface during a spawn is captured and searched."""
+    captured = bytearray()
+    stop = threading.Event()
+    sniffer = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))  # ETH_P_ALL
+    sniffer.bind(("lo", 0))
+    sniffer.settimeout(0.1)
+
+    def sniff() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                captured.extend(sniffer.recv(65535))
+
+    thread = threading.Thread(target=sniff)
+    thread.start()
+    try:
+        handle = Probe.spawn(1, how=rp.Slurm(), env={"SPAWN_ENV": "not-for-the-wire"})
+    finally:
+        stop.set()
+        thread.join()
+        sniffer.close()
+    try:
+        with Probe.connect(handle) as conn:
+            assert conn.run(Probe.where)["SPAWN_ENV"] == "not-for-the-wire"
+        assert len(captured) > 10_000  # the spawn's traffic was seen
+        for secret in (b"PRIVATE KEY", handle.token.encode(), b"not-for-the-wire"):
+            assert secret not in captured
     finally:
         handle.shutdown()
     assert _no_jobs(on_slurm, 10)

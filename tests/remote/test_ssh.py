@@ -196,7 +196,7 @@ def test_a_wrapped_remote_worker_runs_under_its_prefix(hosts: Hosts) -> None:
 
 def test_ssh_failures_are_spawn_errors_with_ssh_s_stderr(hosts: Hosts) -> None:
     h1 = hosts.hosts[0]
-    with pytest.raises(rp.SpawnError, match=r"(?s)ssh failed \(exit code 255\).*Connection refused") as failed:
+    with pytest.raises(rp.SpawnError, match=r"(?s)ssh failed \(exit code 255: ssh's own error.*Connection refused") as failed:
         Probe.spawn(0, how=rp.Ssh(h1.address, port=h1.port + 1, identity_file=h1.identity_file,
                                ssh_options=h1.ssh_options), spawn_timeout=20)
     assert "could not start" in str(failed.value)
@@ -375,3 +375,54 @@ def test_the_remote_hosts_example(hosts: Hosts) -> None:
     assert out[0].startswith(f"root@{h1.address}: worker ") and out[0].endswith(" on h1 (mutual TLS: yes)")
     assert out[1].startswith(f"root@{h2.address}: worker ") and out[1].endswith(" on h2 (mutual TLS: yes)")
     assert out[2] == f"root@{h2.address} -> root@{h1.address}: 2 + 3 = 5"
+
+
+def test_a_worker_spawned_before_the_first_remote_one_reaches_it(hosts: Hosts) -> None:
+    """A local worker got no certificate at its spawn (there was no CA yet): it asks its master."""
+    local = Probe.spawn(0)
+    remote = Probe.spawn(10, how=ssh(hosts.hosts[0]))
+    try:
+        with Probe.connect(local) as conn:
+            assert conn.run(Probe.call_other, remote, 1) == 11
+    finally:
+        local.shutdown()
+        remote.shutdown()
+
+
+def test_start_app_from_a_relative_path_with_a_wildcard_listen_and_a_quiet_exit(hosts: Hosts, tmp_path: Path) -> None:
+    """``cd dir && python master.py``: the remote worker does not look for master.py on its host
+    (it gets the source); listen="0.0.0.0" binds every interface and advertises the routed one;
+    a master that exits normally reports no failure of the workers that end with it."""
+    h1 = hosts.hosts[0]
+    script = master_script(tmp_path, """
+        def main() -> None:
+            handle = Probe.spawn(3, how=how, on_failure=lambda e: print("FAILED", e, flush=True))
+            with Probe.connect(handle) as conn:
+                print(conn.run(Probe.incr, 1), handle.host, flush=True)
+            print(handle.pid, flush=True)
+
+        rp.start_app(main, listen="0.0.0.0")
+    """, h1)
+    done = subprocess.run([sys.executable, script.name], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "TMPDIR": str(tmp_path)}, check=False)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "4 h1"
+    assert gone(h1, int(lines[1]), 10)
+    assert not any(line.startswith("FAILED") for line in lines), done.stdout
+
+
+def test_a_worker_told_to_outlive_its_master_is_not_reported_when_its_ssh_ends(hosts: Hosts) -> None:
+    h1 = hosts.hosts[0]
+    reported = Reported()
+    handle = Probe.spawn(1, how=ssh(h1), on_failure=reported, shutdown_on=rp.ShutdownOn.CALLED_SHUTDOWN_FUNCTION)
+    try:
+        for client in [p for p in psutil.Process().children() if p.name() == "ssh"]:
+            client.kill()
+        time.sleep(3)
+        assert not reported.called.is_set(), reported.got  # it lives: nothing to report
+        with Probe.connect(handle) as conn:
+            assert conn.run(Probe.incr, 1) == 2
+    finally:
+        handle.shutdown()
+    assert gone(h1, handle.pid, 10)

@@ -21,6 +21,9 @@ def test_launchers_check_their_fields() -> None:
     for bad in ("", "-oProxyCommand=x"):
         with pytest.raises(TypeError, match="needs a host name"):
             rp.Ssh(bad)
+    for bad_user in ("-oProxyCommand=x", "a@b", "a b", ""):
+        with pytest.raises(TypeError, match="user must be a user name"):
+            rp.Ssh("h1", user=bad_user)
     with pytest.raises(ValueError, match="port"):
         rp.Ssh("h1", port=0)
     with pytest.raises(TypeError, match="ssh_options must be a list of strings"):
@@ -60,7 +63,7 @@ def test_the_ssh_command_carries_no_secret_and_runs_the_worker_under_its_prefix(
     assert argv[:4] == ["ssh", "-T", "-o", "StrictHostKeyChecking=accept-new"]  # the user's options first: they win
     assert ["-p", "2222"] == argv[argv.index("-p"):argv.index("-p") + 2]
     assert "BatchMode=yes" in argv and "ControlMaster=auto" in argv and "ControlPath=/tmp/cm" in argv
-    assert argv[-2:] == ["me@h1", "REMOTE"]
+    assert argv[-5:] == ["-l", "me", "--", "h1", "REMOTE"]  # neither can pass for an option
     command = _launch._worker_command(how, ["/here/python", "-m", "rpc_parallel._worker_main", "child-of-1"])
     assert command == ["nice", "-n", "5", "/venv/bin/python", "-m", "rpc_parallel._worker_main", "child-of-1"]
     assert shlex.split(shlex.join(command)) == command
@@ -84,6 +87,11 @@ def test_certificates_of_an_ephemeral_authority_and_of_your_own(tmp_path: Path) 
     assert Authority().ca != authority.ca  # each master its own
 
 
+def test_the_slurm_controller_s_address() -> None:
+    assert _launch.controller_address("ctl(10.0.0.9)") == "10.0.0.9"  # a name that may not resolve
+    assert _launch.controller_address("localhost") == "localhost"
+
+
 def test_addresses() -> None:
     assert split_host_port("10.0.0.5") == ("10.0.0.5", 0)
     assert split_host_port("10.0.0.5:7000") == ("10.0.0.5", 7000)
@@ -97,7 +105,7 @@ def test_addresses() -> None:
 
 
 def test_a_tls_server_is_reachable_only_with_a_certificate_of_its_ca() -> None:
-    with pytest.raises(rp.WorkerConnectionError, match="holds none"):
+    with pytest.raises(rp.WorkerConnectionError, match="neither this process nor its master holds one"):
         open_channel("127.0.0.1:1", rp.RpcSettings(), ca="0123456789abcdef")
 
 
