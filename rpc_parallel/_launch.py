@@ -69,7 +69,9 @@ class _SshMux:
             if self._dir is None:
                 # a unix socket's path has at most 107 bytes, and ssh adds 17 while it binds
                 base = tempfile.gettempdir()
-                self._dir = tempfile.mkdtemp(prefix="rpcpar-ssh-", dir=base if len(base) <= 60 else "/tmp")  # 0700
+                base = base if len(base) <= 60 else "/tmp"
+                _remove_stale(base)
+                self._dir = tempfile.mkdtemp(prefix=f"rpcpar-ssh-{os.getpid()}-", dir=base)  # 0700
                 atexit.register(self.close)
             key = repr((how.host, how.user, how.port, os.fspath(how.identity_file or ""), tuple(how.ssh_options)))
             path = os.path.join(self._dir, hashlib.sha256(key.encode()).hexdigest()[:16])
@@ -136,6 +138,28 @@ class _SshMux:
                     pass
         if directory is not None:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+def _remove_stale(base: str) -> None:
+    """Remove the control directories of masters that died without cleaning up (``kill -9``):
+    ours, named after a pid that no longer runs."""
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return
+    for name in names:
+        pid = name.removeprefix("rpcpar-ssh-").split("-", 1)[0]
+        path = os.path.join(base, name)
+        if not name.startswith("rpcpar-ssh-") or not pid.isdigit():
+            continue
+        try:
+            if os.stat(path).st_uid != os.getuid():
+                continue
+            os.kill(int(pid), 0)  # still running: its master's
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            continue
 
 
 _MUX = _SshMux()
