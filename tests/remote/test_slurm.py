@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 import rpc_parallel as rp
@@ -103,6 +104,23 @@ def test_killing_the_master_ends_its_steps(on_slurm: SlurmCluster, tmp_path: Pat
         master.kill()  # kill -9
         master.wait()
         assert _no_jobs(on_slurm, 20)  # the worker's heartbeat ended it, and its step with it
+
+
+def test_killing_srun_ends_the_worker(on_slurm: SlurmCluster) -> None:
+    got: list[BaseException] = []
+    called = threading.Event()
+
+    def on_failure(exc: BaseException) -> None:
+        got.append(exc)
+        called.set()
+
+    handle = Probe.spawn(0, how=rp.Slurm(), on_failure=on_failure)
+    (srun,) = [p for p in psutil.Process().children() if p.name() == "srun"]
+    srun.kill()
+    assert called.wait(20)
+    assert "its launcher (srun) was killed" in str(got[0])
+    assert _no_jobs(on_slurm, 10)
+    assert not psutil.pid_exists(handle.pid) or psutil.Process(handle.pid).status() == psutil.STATUS_ZOMBIE
 
 
 def test_inside_an_allocation_workers_are_steps_of_it(on_slurm: SlurmCluster, tmp_path: Path) -> None:
