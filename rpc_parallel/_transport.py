@@ -159,14 +159,19 @@ class _Reject(_HandlerBase):
         context.abort(grpc.StatusCode.UNAUTHENTICATED, f"missing or wrong {TOKEN_KEY}")
 
 
+_OPEN_PREFIX = "/grpc.health.v1.Health/"
+
+
 class _TokenCheck(_InterceptorBase):
-    """Rejects (``UNAUTHENTICATED``) every call whose metadata lacks the token."""
+    """Rejects (``UNAUTHENTICATED``) every call whose metadata lacks the token, but health checks."""
 
     def __init__(self, token: str) -> None:
         self._token = token
         self._reject = _Reject()
 
     def intercept_service(self, continuation: Callable[[Any], Any], details: grpc.HandlerCallDetails) -> Any:
+        if details.method.startswith(_OPEN_PREFIX):  # health checks: for load balancers, which hold no token
+            return continuation(details)
         for key, value in details.invocation_metadata or ():
             if key == TOKEN_KEY:
                 if value == self._token:

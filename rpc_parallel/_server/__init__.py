@@ -21,6 +21,7 @@ from .._transport import listen, new_server
 from ._control import Control
 from ._core import ServerHooks, WorkerCore
 from ._dispatch import service_handler
+from ._introspection import add_introspection
 from ._loop import on_loop_exception as on_loop_exception
 from ._spliced import spliced_handler
 
@@ -31,7 +32,8 @@ class WorkerServer:
     """One worker instance of ``cls`` behind a gRPC server that listens on loopback (an OS-chosen
     port) or, with ``unix_socket``, on a unix socket in a fresh 0700 directory (removed on
     ``stop``), or (a remote worker) on an OS-chosen port of the interface ``host``, with mutual TLS
-    when it has an ``identity``. It serves the worker type's service, ``Spliced`` and ``Control``;
+    when it has an ``identity``. It serves the worker type's service, ``Spliced``, ``Control``,
+    gRPC health checking and server reflection;
     ``hooks`` hears of its life (init, connections, shutdown requests, background failures)."""
 
     def __init__(self, cls: type, *, worker_id: str, name: str | None, settings: RpcSettings, token: str,
@@ -42,6 +44,7 @@ class WorkerServer:
         self._server = new_server(settings, core.executor, token=token)
         self._server.add_generic_rpc_handlers((service_handler(core), spliced_handler(core)))
         control_pb2_grpc.add_ControlServicer_to_server(Control(core), self._server)
+        add_introspection(self._server, core)
         self._listener = listen(self._server, unix_socket=unix_socket, host=host, identity=identity)
         self.address = self._listener.address
         self._ca = identity.ca_id if identity is not None else ""

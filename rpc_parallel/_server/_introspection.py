@@ -1,0 +1,35 @@
+"""The standard services every worker serves besides its own: gRPC health checking
+(``grpc.health.v1.Health``, open to any caller, as load balancers expect) and server reflection
+(``grpc.reflection.v1alpha.ServerReflection``, behind the token), so that grpcurl and generic
+clients can list a worker's services and build its messages from the reflected descriptors."""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import descriptor_pool
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection, reflection_pb2
+
+from .._proto import control_pb2, errors_pb2
+from .._schema import file_descriptor, file_spec
+from ._core import WorkerCore
+
+__all__ = ("HEALTH_SERVICE", "add_introspection")
+
+HEALTH_SERVICE = health.SERVICE_NAME
+_CONTROL_SERVICE = control_pb2.DESCRIPTOR.services_by_name["Control"].full_name
+
+
+def add_introspection(server: grpc.Server, core: WorkerCore) -> None:
+    """Serve health (``SERVING`` for the server and the worker type's service) and reflection of
+    the worker type's service, ``Control``, health and reflection itself on ``server``."""
+    checks = health.HealthServicer()
+    for name in ("", core.spec.full_name, _CONTROL_SERVICE):
+        checks.set(name, health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(checks, server)
+    pool = descriptor_pool.DescriptorPool()  # a private one: the user's own _pb2 may fill the default
+    for module in (errors_pb2, control_pb2, health_pb2, reflection_pb2):
+        pool.AddSerializedFile(module.DESCRIPTOR.serialized_pb)
+    pool.Add(file_descriptor(file_spec(core.cls.__module__)))
+    reflection.enable_server_reflection(
+        (core.spec.full_name, _CONTROL_SERVICE, HEALTH_SERVICE, reflection.SERVICE_NAME), server, pool=pool)
