@@ -215,3 +215,8 @@ def declared_functions(cls: type) -> tuple[Function[Any], ...]:
 def workers_in_module(module: str) -> list[type]:
     """Worker classes declared in ``module``, in definition order."""
     return list(_BY_MODULE.get(module, ()))
+
+
+def declared_workers() -> list[type]:
+    """Every worker class declared in this process, latest first."""
+    return [cls for classes in reversed(list(_BY_MODULE.values())) for cls in reversed(classes)]

@@ -22,7 +22,7 @@ from google.protobuf.message import DecodeError
 
 from .._codec import MethodCodec, ServiceCodec, codec_for, joined, wire_size
 from .._deadline import expired, remaining
-from .._declaration import is_worker_type
+from .._declaration import declared_workers, is_worker_type
 from .._errors import (
     ConnectionClosedError,
     MessageTooLargeError,
@@ -563,6 +563,31 @@ def _log_records(batch: control_pb2.LogRecords) -> list[LogRecord]:
     return records
 
 
-def connect(cls: type, handle: WorkerHandle, connection_arg: Any = None) -> Connection:
-    """Open a connection to the worker server ``handle`` (of worker type ``cls``)."""
-    return Connection(cls, handle, connection_arg)
+_NOT_GIVEN: Any = object()
+
+
+@overload
+def connect(handle: WorkerHandle, connection_arg: Any = None, /) -> Connection: ...
+@overload
+def connect(cls: type, handle: WorkerHandle, connection_arg: Any = None, /) -> Connection: ...
+def connect(first: Any, second: Any = _NOT_GIVEN, third: Any = None, /) -> Connection:
+    """Open a connection to the worker server ``handle``: ``connect(handle, connection_arg)``
+    finds its worker type among those this process declared (by the handle's fingerprint);
+    ``connect(Worker, handle, connection_arg)`` names it."""
+    if isinstance(first, WorkerHandle):
+        return Connection(worker_type_of(first), first, None if second is _NOT_GIVEN else second)
+    return Connection(first, second, third)
+
+
+def worker_type_of(handle: WorkerHandle) -> type:
+    """The worker type of ``handle`` among those declared in this process (the latest declared of
+    that fingerprint); ``TypeError`` naming the handle if none is."""
+    for cls in declared_workers():
+        try:
+            if service_spec(cls).fingerprint == handle.fingerprint:
+                return cls
+        except RpcParallelError:
+            continue
+    raise TypeError(f"no worker type declared in this process has the fingerprint of worker {worker_label(handle)} "
+                    f"({handle.fingerprint or 'none: the handle carries no fingerprint'}): import the module that "
+                    "declares it, or name it: connect(Worker, handle, arg)")

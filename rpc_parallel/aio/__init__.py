@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import subprocess
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Generic, Literal, ParamSpec, TypeVar, Unpack, overload
@@ -20,14 +22,14 @@ from .._function import (
     StateFunction,
 )
 from .._handle import WorkerHandle
-from .._options import IGNORE_FAILURE, LOG_FAILURE, ShutdownOn, SpawnOptions
+from .._options import IGNORE_FAILURE, LOG_FAILURE, ForegroundOptions, ShutdownOn, SpawnOptions
 from .._pipes import Closed, DirectPipeId, LogRecord, Update
 from .._settings import RpcSettings
 from .._worker import Worker
 from . import map_reduce as map_reduce
 from ._bridge import sync_iter as _sync_iter
 
-__all__ = ("Connection", "Pipe", "connect", "map_reduce", "serve", "spawn")
+__all__ = ("Connection", "Pipe", "connect", "map_reduce", "serve", "shutdown", "spawn", "spawn_in_foreground")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -172,17 +174,28 @@ class Connection:
     async def worker_settings(self) -> RpcSettings:
         return await asyncio.to_thread(self.sync.worker_settings)
 
-    async def aclose(self) -> None:
+    @property
+    def close_reason(self) -> str | None:
+        """Why the connection is closed (see ``rp.Connection.close_reason``); None while open."""
+        return self.sync.close_reason
+
+    async def close(self) -> None:
+        """Close the connection (pending one_ways are flushed first, as ``rp.Connection.close``)."""
         await asyncio.to_thread(self.sync.close)
 
-    async def wait_closed(self) -> None:
-        await asyncio.to_thread(self.sync.wait_closed)
+    async def aclose(self) -> None:
+        """``close()``, under the name of the async-iterator convention."""
+        await self.close()
+
+    async def wait_closed(self, timeout: float | None = None) -> bool:
+        """Wait until the connection is closed; False on timeout."""
+        return await asyncio.to_thread(self.sync.wait_closed, timeout)
 
     async def __aenter__(self) -> Connection:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
+        await self.close()
 
 
 def _on_loop(callback: Callable[[BaseException], None], loop: asyncio.AbstractEventLoop
@@ -229,6 +242,30 @@ async def serve(cls: type[Worker], arg: Any = None, *, settings: RpcSettings | N
     return await asyncio.to_thread(cls.serve, arg, settings=settings, name=name)
 
 
-async def connect(cls: type, handle: WorkerHandle, connection_arg: Any = None) -> Connection:
-    """Open an asyncio connection to the worker server ``handle``."""
-    return Connection(await asyncio.to_thread(_client.connect, cls, handle, connection_arg))
+@overload
+async def connect(handle: WorkerHandle, connection_arg: Any = None, /) -> Connection: ...
+@overload
+async def connect(cls: type, handle: WorkerHandle, connection_arg: Any = None, /) -> Connection: ...
+async def connect(first: Any, second: Any = _client.NOT_GIVEN, third: Any = None, /) -> Connection:
+    """Open an asyncio connection to the worker server ``handle``: ``await connect(handle, arg)``
+    (its worker type found by the handle's fingerprint among those this process declared) or
+    ``await connect(Worker, handle, arg)``."""
+    if isinstance(first, WorkerHandle):
+        args: tuple[Any, ...] = (first, None if second is _client.NOT_GIVEN else second)
+    else:
+        args = (first, second, third)
+    return Connection(await asyncio.to_thread(_client.connect, *args))
+
+
+async def shutdown(handle: WorkerHandle) -> None:
+    """``await rp.aio.shutdown(handle)``: ``handle.shutdown()`` without blocking the event loop."""
+    await asyncio.to_thread(handle.shutdown)
+
+
+async def spawn_in_foreground(cls: type[Worker], arg: Any = None, *,
+                              shutdown_on: ShutdownOn = ShutdownOn.HEARTBEATER_TIMEOUT,
+                              **options: Unpack[ForegroundOptions]) -> tuple[WorkerHandle, subprocess.Popen[bytes]]:
+    """``Worker.spawn_in_foreground`` without blocking the event loop (the caller reads the
+    process's pipes and reaps it)."""
+    return await asyncio.to_thread(functools.partial(cls.spawn_in_foreground, arg, shutdown_on=shutdown_on,
+                                                     **options))

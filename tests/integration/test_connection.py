@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import psutil
 import pytest
 
 import rpc_parallel as rp
@@ -39,3 +42,49 @@ def test_a_remote_error_inside_a_with_block_closes_the_connection_too(calls: rp.
     with pytest.raises(rp.RemoteError, match="no good"), Calls.connect(calls, "t") as conn:
         conn.run(Calls.fail, "no good")
     assert conn.closed
+
+
+def test_connect_finds_the_worker_type_from_the_handle(calls: rp.WorkerHandle) -> None:
+    with rp.connect(calls, "h") as conn:  # the type: the declared one with the handle's fingerprint
+        assert conn.worker_type is Calls
+        assert conn.run(Calls.tagged, 1) == "h:1"
+    with rp.connect(Calls, calls, "n") as conn:  # or named
+        assert conn.run(Calls.tagged, 2) == "n:2"
+    stranger = rp.WorkerHandle(worker_id="w", address=calls.address, token=calls.token, fingerprint="0" * 32)
+    with pytest.raises(TypeError, match="no worker type declared in this process has the fingerprint"):
+        rp.connect(stranger)
+
+
+def test_the_aio_forms_of_connect_shutdown_and_spawn_in_foreground() -> None:
+    async def main() -> None:
+        handle = await rp.aio.spawn(Calls)
+        conn = await rp.aio.connect(handle, "a")
+        assert await conn.run(Calls.tagged, 1) == "a:1"
+        await conn.close()
+        conn = await rp.aio.connect(Calls, handle, "b")
+        assert await conn.run(Calls.tagged, 2) == "b:2"
+        await conn.close()
+        await rp.aio.shutdown(handle)
+        assert await asyncio.to_thread(_gone, handle.pid)
+
+        fg, proc = await rp.aio.spawn_in_foreground(Calls)
+        try:
+            conn = await rp.aio.connect(fg, "f")
+            assert await conn.run(Calls.tagged, 3) == "f:3"
+            await conn.close()
+            await rp.aio.shutdown(fg)
+            assert await asyncio.to_thread(proc.wait, 10) == 0
+        finally:
+            for stream in (proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
+
+    asyncio.run(main())
+
+
+def _gone(pid: int) -> bool:
+    try:
+        psutil.Process(pid).wait(10)
+    except psutil.NoSuchProcess:
+        pass
+    return not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
