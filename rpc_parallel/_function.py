@@ -8,6 +8,7 @@ its own functions directly.
 
 from __future__ import annotations
 
+import copy
 import enum
 import inspect
 from collections.abc import AsyncIterable, Callable, Coroutine, Iterable
@@ -23,6 +24,8 @@ __all__ = (
     "OneWayFunction",
     "Pickled",
     "PipeFunction",
+    "adaptation",
+    "spread",
     "ReversePipeFunction",
     "RpcFunction",
     "StateFunction",
@@ -35,7 +38,10 @@ __all__ = (
 )
 
 P = ParamSpec("P")
+P2 = ParamSpec("P2")
 R = TypeVar("R")
+R2 = TypeVar("R2")
+T2 = TypeVar("T2")
 T = TypeVar("T")
 S = TypeVar("S")
 U = TypeVar("U")
@@ -77,6 +83,8 @@ class Function(Generic[P]):
     """
 
     kind: Kind
+    # (declared function, pre, post) of a function made by map/contra_map
+    _rp_adaptation: tuple[Function[Any], Callable[..., Any] | None, Callable[[Any], Any] | None] | None = None
 
     def __init__(self, impl: Callable[..., Any]) -> None:
         if not callable(impl):
@@ -109,7 +117,64 @@ class Function(Generic[P]):
         return f"{owner}.{self.name}"
 
     def __repr__(self) -> str:
-        return f"<rpc_parallel {self.kind.value} {self.qualname}>"
+        base, pre, post = adaptation(self)
+        adapted = (" contra_mapped" if pre else "") + (" mapped" if post else "")
+        return f"<rpc_parallel {self.kind.value} {base.qualname}{adapted}>"
+
+    def _adapted(self, pre: Callable[..., Any] | None = None, post: Callable[[Any], Any] | None = None) -> Any:
+        """A copy of this function whose arguments go through ``pre`` and whose results (or items)
+        through ``post`` on the caller's side, after the adaptations it already has."""
+        for fn, what in ((pre, "contra_map"), (post, "map")):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{what} takes a function, not {fn!r}")
+        base, old_pre, old_post = adaptation(self)
+        adapted = copy.copy(base)
+        # the new pre runs first (it makes the old one's arguments); the new post runs last
+        new_pre = pre if old_pre is None else (_chain_pre(pre, old_pre) if pre is not None else old_pre)
+        new_post = post if old_post is None else (_chain(old_post, post) if post is not None else old_post)
+        adapted._rp_adaptation = (base, new_pre, new_post)
+        return adapted
+
+
+def adaptation(f: Function[Any]) -> tuple[Function[Any], Callable[..., Any] | None, Callable[[Any], Any] | None]:
+    """``(declared function, pre, post)`` of a function made by ``map``/``contra_map`` (``pre``
+    takes the caller's arguments and returns the declared function's: a single value for a
+    one-parameter function, else a tuple of positional arguments); ``(f, None, None)`` otherwise."""
+    found = f._rp_adaptation
+    return found if found is not None else (f, None, None)
+
+
+def spread(value: Any, single: bool) -> tuple[Any, ...]:
+    """The positional arguments that a contra_map function's ``value`` stands for: itself for a
+    function of one parameter (``single``), else the tuple it must be."""
+    if single:
+        return (value,)
+    if not isinstance(value, tuple):
+        raise TypeError(f"a contra_map function of a function with several parameters must return a tuple of "
+                        f"them, not {value!r}")
+    return value
+
+
+def _one_parameter(fn: Callable[..., Any]) -> bool:
+    try:
+        params = [p for p in inspect.signature(fn).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        return False
+    return len(params) == 1
+
+
+def _chain(first: Callable[[Any], Any], then: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: then(first(value))
+
+
+def _chain_pre(outer: Callable[..., Any], inner: Callable[..., Any]) -> Callable[..., Any]:
+    single = _one_parameter(inner)
+
+    def chained(*args: Any, **kwargs: Any) -> Any:
+        return inner(*spread(outer(*args, **kwargs), single))
+
+    return chained
 
 
 class RpcFunction(Function[P], Generic[P, R]):
@@ -117,11 +182,26 @@ class RpcFunction(Function[P], Generic[P, R]):
 
     kind = Kind.RPC
 
+    def map(self, fn: Callable[[R], R2]) -> RpcFunction[P, R2]:
+        """OCaml ``Function.map``: the same function, its result passed through ``fn`` on the
+        caller's side (``conn.run(Counter.incr.map(str), 1)`` is a str); works with ``run``,
+        ``submit`` and ``rp.aio``."""
+        return self._adapted(post=fn)  # type: ignore[no-any-return]
+
+    def contra_map(self, fn: Callable[P2, Any]) -> RpcFunction[P2, R]:
+        """OCaml ``Function.contra_map``: the same function, called with ``fn(*args, **kwargs)``
+        (the argument of a one-parameter function, else a tuple of its positional arguments)."""
+        return self._adapted(pre=fn)  # type: ignore[no-any-return]
+
 
 class OneWayFunction(Function[P]):
     """A fire-and-forget function: ``run`` returns at once; failures go to ``on_failure``."""
 
     kind = Kind.ONE_WAY
+
+    def contra_map(self, fn: Callable[P2, Any]) -> OneWayFunction[P2]:
+        """The same function, called with ``fn(*args, **kwargs)`` (see ``RpcFunction.contra_map``)."""
+        return self._adapted(pre=fn)  # type: ignore[no-any-return]
 
 
 class PipeFunction(Function[P], Generic[P, T]):
@@ -129,11 +209,23 @@ class PipeFunction(Function[P], Generic[P, T]):
 
     kind = Kind.PIPE
 
+    def map(self, fn: Callable[[T], T2]) -> PipeFunction[P, T2]:
+        """The same function, each item passed through ``fn`` on the caller's side."""
+        return self._adapted(post=fn)  # type: ignore[no-any-return]
+
+    def contra_map(self, fn: Callable[P2, Any]) -> PipeFunction[P2, T]:
+        """The same function, called with ``fn(*args, **kwargs)`` (see ``RpcFunction.contra_map``)."""
+        return self._adapted(pre=fn)  # type: ignore[no-any-return]
+
 
 class StateFunction(Function[P], Generic[P, S, U]):
     """An initial state then a stream of updates: ``run`` returns ``(state, Pipe)``."""
 
     kind = Kind.STATE
+
+    def contra_map(self, fn: Callable[P2, Any]) -> StateFunction[P2, S, U]:
+        """The same function, called with ``fn(*args, **kwargs)`` (see ``RpcFunction.contra_map``)."""
+        return self._adapted(pre=fn)  # type: ignore[no-any-return]
 
 
 class DirectPipeFunction(Function[P], Generic[P, T]):
@@ -141,11 +233,27 @@ class DirectPipeFunction(Function[P], Generic[P, T]):
 
     kind = Kind.DIRECT_PIPE
 
+    def map(self, fn: Callable[[T], T2]) -> DirectPipeFunction[P, T2]:
+        """The same function, each ``Update``'s value passed through ``fn`` before ``on_update``."""
+        return self._adapted(post=fn)  # type: ignore[no-any-return]
+
+    def contra_map(self, fn: Callable[P2, Any]) -> DirectPipeFunction[P2, T]:
+        """The same function, called with ``fn(*args, **kwargs)`` (see ``RpcFunction.contra_map``)."""
+        return self._adapted(pre=fn)  # type: ignore[no-any-return]
+
 
 class ReversePipeFunction(Function[P], Generic[P, R]):
     """The caller streams an iterable to the worker, which returns one result."""
 
     kind = Kind.REVERSE_PIPE
+
+    def map(self, fn: Callable[[R], R2]) -> ReversePipeFunction[P, R2]:
+        """The same function, its result passed through ``fn`` on the caller's side."""
+        return self._adapted(post=fn)  # type: ignore[no-any-return]
+
+    def contra_map(self, fn: Callable[P2, Any]) -> ReversePipeFunction[P2, R]:
+        """The same function, called with ``fn(*args, **kwargs)`` (see ``RpcFunction.contra_map``)."""
+        return self._adapted(pre=fn)  # type: ignore[no-any-return]
 
 
 @overload

@@ -39,6 +39,8 @@ from .._function import (
     ReversePipeFunction,
     RpcFunction,
     StateFunction,
+    adaptation,
+    spread,
 )
 from .._grpc_errors import ErrorBoundary, map_rpc_error
 from .._handle import WorkerHandle
@@ -268,7 +270,14 @@ class Connection:
     def run(self, f: Function[Any], /, *args: Any, **kwargs: Any) -> Any:
         """Run ``f`` on this connection; what it returns depends on ``f``'s kind (DESIGN.md section 2)."""
         self._check_open()
-        m = self._method(f)
+        m, args, kwargs, post = self._adapt(f, args, kwargs)
+        if post is None:
+            return self._run(m, args, kwargs)
+        if m.kind in (Kind.PIPE, Kind.DIRECT_PIPE):
+            return self._run_mapped(m, args, kwargs, post)
+        return post(self._run(m, args, kwargs))  # an rpc's or a reverse pipe's result
+
+    def _run(self, m: _Method, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         kind = m.kind
         timeout = remaining()  # an rp.deadline: the whole call (a pipe's whole stream) must end by then
         if kind is Kind.RPC:
@@ -305,6 +314,39 @@ class Connection:
             return self._direct_pipe(m, data, on_update, timeout)
         return self._reverse_pipe(m, args, kwargs, timeout)
 
+    def _adapt(self, f: Function[Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+               ) -> tuple[_Method, tuple[Any, ...], dict[str, Any], Callable[[Any], Any] | None]:
+        """The declared function's method and arguments for a call of ``f`` (a ``contra_map``
+        applied), and what its results go through (a ``map``), if anything."""
+        base, pre, post = adaptation(f)
+        m = self._method(base)
+        if pre is not None:
+            on_update = kwargs.pop("on_update", None)
+            single = len(self._spec.method(base.name).params) == 1
+            args, kwargs = spread(pre(*args, **kwargs), single), {}
+            if on_update is not None:
+                kwargs["on_update"] = on_update
+        return m, args, kwargs, post
+
+    def _run_mapped(self, m: _Method, args: tuple[Any, ...], kwargs: dict[str, Any], post: Callable[[Any], Any]
+                    ) -> Any:
+        """``run`` of a pipe or direct pipe made by ``map``: each item through ``post``."""
+        timeout = remaining()
+        if m.kind is Kind.PIPE:
+            data = self._request(m, args, kwargs)
+            items = m.codec.decode_items
+            pipe = Pipe(m.call(data, metadata=self._md, timeout=timeout),
+                        lambda d: [post(x) for x in items(d)], self._label)
+            return pipe if in_done_callback() else pipe.wait_started()
+        if m.kind is Kind.DIRECT_PIPE:
+            on_update = kwargs.pop("on_update", None)
+            if on_update is None:
+                raise TypeError(f"{m.name}() is a direct_pipe: pass on_update=callback")
+            deliver = on_update
+            return self._direct_pipe(m, self._request(m, args, kwargs),
+                                     lambda u: deliver(Update(post(u.value)) if isinstance(u, Update) else u), timeout)
+        raise AssertionError(m.kind)
+
     def _send_one_way(self, m: _Method, data: bytes) -> None:
         """Send an encoded one_way request, first waiting while the calls in flight are at their bound."""
         size = len(data)
@@ -322,13 +364,14 @@ class Connection:
         fut.add_done_callback(self._one_way_done)
 
     def _prepare(self, f: Function[Any], args: tuple[Any, ...], kwargs: dict[str, Any], kind: Kind
-                 ) -> tuple[_Method, bytes]:
-        """``f``'s method and encoded request, checked now (for callers that send it later)."""
+                 ) -> tuple[_Method, bytes, Callable[[Any], Any] | None]:
+        """``f``'s method, encoded request (checked now, for callers that send it later) and what
+        its result goes through (a ``map``)."""
         self._check_open()
-        m = self._method(f)
+        m, args, kwargs, post = self._adapt(f, args, kwargs)
         if m.kind is not kind:
             raise TypeError(f"{m.name} is a {m.kind.value}, not a {kind.value}")
-        return m, self._request(m, args, kwargs)
+        return m, self._request(m, args, kwargs), post
 
     def _one_way_done(self, fut: Any) -> None:
         with self._room:
@@ -391,24 +434,27 @@ class Connection:
         stream (docs/function-kinds.md). Until the result is in, ``future.cancel()`` cancels the call
         (a function already running finishes; its result is dropped)."""
         self._check_open()
-        m = self._method(f)
+        m, values, named, post = self._adapt(f, args, kwargs)
         if m.kind is not Kind.RPC:
             raise TypeError(f"submit takes an rpc function; {m.name} is a {m.kind.value}")
-        return self._submit_data(m, self._request(m, args, kwargs))
+        return self._submit_data(m, self._request(m, values, named), post)
 
     def _wait_for_submit_room(self, data: bytes) -> None:
         """Wait until ``_submit_data(m, data)`` would not wait for room."""
         if self._pipelined and len(data) <= PIPELINE_MAX_REQUEST and remaining() is None:
             self._pipe().wait_for_room(len(data))
 
-    def _submit_data(self, m: _Method, data: bytes) -> concurrent.futures.Future[Any]:
-        """Start an encoded rpc request (``submit``)."""
+    def _submit_data(self, m: _Method, data: bytes, post: Callable[[Any], Any] | None = None
+                     ) -> concurrent.futures.Future[Any]:
+        """Start an encoded rpc request (``submit``); its result goes through ``post`` (a ``map``)."""
         timeout = remaining()  # under an rp.deadline, a unary call: gRPC cancels it at the deadline
+        decode: Callable[[bytes], Any] = m.codec.decode_result
+        if post is not None:
+            decode = _chain(decode, post)
         if self._pipelined and len(data) <= PIPELINE_MAX_REQUEST and timeout is None:
-            return self._pipe().submit(m.rpc_name, data, m.codec.decode_result)
+            return self._pipe().submit(m.rpc_name, data, decode)
         result: concurrent.futures.Future[Any] = concurrent.futures.Future()
         call = m.call.future(data, metadata=self._md, timeout=timeout)
-        decode = m.codec.decode_result
         label = self._label
 
         def cancelled(f: concurrent.futures.Future[Any]) -> None:
@@ -564,6 +610,10 @@ def _log_records(batch: control_pb2.LogRecords) -> list[LogRecord]:
 
 
 _NOT_GIVEN: Any = object()
+
+
+def _chain(first: Callable[[Any], Any], then: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: then(first(value))
 
 
 @overload

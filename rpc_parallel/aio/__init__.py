@@ -106,7 +106,7 @@ class Connection:
             rpc: Any = f
             return await self.submit(rpc, *args, **kwargs)
         if kind is Kind.ONE_WAY:
-            m, data = sync._prepare(f, args, kwargs, Kind.ONE_WAY)  # the arguments as they are now
+            m, data, _ = sync._prepare(f, args, kwargs, Kind.ONE_WAY)  # the arguments as they are now
             try:
                 with _client.must_not_wait():
                     return sync._send_one_way(m, data)
@@ -129,14 +129,14 @@ class Connection:
         """Start an rpc call; await the result later. The event loop never blocks: while the
         connection's calls in flight are at their bound, the call waits for room on a thread."""
         sync: Any = self.sync
-        m, data = sync._prepare(f, args, kwargs, Kind.RPC)  # the arguments as they are now
+        m, data, post = sync._prepare(f, args, kwargs, Kind.RPC)  # the arguments as they are now
         try:
             with _client.must_not_wait():
-                return asyncio.wrap_future(sync._submit_data(m, data))
+                return asyncio.wrap_future(sync._submit_data(m, data, post))
         except _client.WouldWait:
-            return asyncio.ensure_future(self._submit_when_there_is_room(m, data))
+            return asyncio.ensure_future(self._submit_when_there_is_room(m, data, post))
 
-    async def _submit_when_there_is_room(self, m: Any, data: bytes) -> Any:
+    async def _submit_when_there_is_room(self, m: Any, data: bytes, post: Any) -> Any:
         """Submit once there is room, on a thread; cancelling this cancels the call, sent or not."""
         sent: list[Any] = []
         cancelled = threading.Event()
@@ -146,7 +146,7 @@ class Connection:
             sync._wait_for_submit_room(data)
             if cancelled.is_set():  # cancelled while it waited: never sent
                 return None
-            future = sync._submit_data(m, data)
+            future = sync._submit_data(m, data, post)
             sent.append(future)
             if cancelled.is_set():
                 future.cancel()

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import psutil
 import pytest
 
 import rpc_parallel as rp
 
-from .workers import Calls
+from .workers import Adapter, Calls
 
 
 def test_the_state_of_an_open_then_closed_connection(calls: rp.WorkerHandle) -> None:
@@ -88,3 +89,47 @@ def _gone(pid: int) -> bool:
     except psutil.NoSuchProcess:
         pass
     return not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_map_and_contra_map_adapt_a_function_on_the_caller_s_side() -> None:
+    """OCaml Function.map / contra_map: with run, submit and rp.aio, on every kind that has a result."""
+    handle = Adapter.spawn()
+    try:
+        as_text = Adapter.incr.map(str)
+        from_text = Adapter.incr.contra_map(int)
+        both = Adapter.incr.contra_map(len).map(lambda n: n * 10)
+        pair = Adapter.add.contra_map(lambda s: (s[0], s[1]))  # several parameters: a tuple of them
+        with Adapter.connect(handle) as conn:
+            assert conn.run(as_text, 1) == "2"
+            assert conn.submit(as_text, 2).result() == "3"
+            assert conn.run(from_text, "41") == 42
+            assert conn.run(both, "abc") == 40
+            assert conn.run(pair, [3, 4]) == 7
+            assert conn.run(Adapter.incr, 1) == 2  # the declared function is untouched
+            assert list(conn.run(Adapter.count.map(lambda i: -i), 3)) == [0, -1, -2]
+            assert conn.run(Adapter.total.map(float), iter([1, 2, 3])) == 6.0
+            got: list[object] = []
+            done = threading.Event()
+
+            def on_update(u: rp.Update[str] | rp.Closed) -> None:
+                got.append(u.value if isinstance(u, rp.Update) else "closed")
+                if isinstance(u, rp.Closed):
+                    done.set()
+
+            conn.run(Adapter.ticks.map(lambda i: f"t{i}"), 2, on_update=on_update)
+            assert done.wait(10) and got == ["t0", "t1", "closed"]
+            with pytest.raises(TypeError, match="must return a tuple"):
+                conn.run(Adapter.add.contra_map(lambda s: s), 1)
+        with pytest.raises(TypeError, match="map takes a function"):
+            Adapter.incr.map(3)  # type: ignore[arg-type]
+        assert "mapped" in repr(as_text) and "Adapter.incr" in repr(as_text)
+
+        async def main() -> None:
+            conn = await rp.aio.connect(handle)
+            assert await conn.run(as_text, 5) == "6"
+            assert await conn.submit(from_text, "6") == 7
+            await conn.close()
+
+        asyncio.run(main())
+    finally:
+        handle.shutdown()

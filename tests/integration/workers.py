@@ -189,3 +189,29 @@ class Journal(rp.Worker):
     @rp.rpc
     def notes(self) -> list[str]:
         return list(self.lines)
+
+
+class Adapter(rp.Worker):
+    """One function of each kind with a result, for map / contra_map."""
+
+    @rp.rpc
+    def incr(self, x: int) -> int:
+        return x + 1
+
+    @rp.rpc
+    def add(self, a: int, b: int) -> int:
+        return a + b
+
+    @rp.pipe
+    def count(self, n: int) -> Iterator[int]:
+        yield from range(n)
+
+    @rp.reverse_pipe
+    def total(self, xs: Iterator[int]) -> int:
+        return sum(xs)
+
+    @rp.direct_pipe
+    def ticks(self, writer: rp.DirectWriter[int], n: int) -> None:
+        for i in range(n):
+            writer.write(i)
+        writer.close()
