@@ -22,8 +22,9 @@ from . import _remote, _report
 from ._workloads import SIZES, WORKLOADS, Env, wait_gone
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_JSON = HERE / "results.json"
-DEFAULT_PNG = HERE / "results.png"
+OUT = HERE / "out"  # git-ignored: a run never changes the work tree
+DEFAULT_JSON = OUT / "results.json"
+DEFAULT_PNG = OUT / "results.png"
 
 
 def _log(message: str) -> None:

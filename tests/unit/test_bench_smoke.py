@@ -16,6 +16,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from bench import _cli, _remote
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,3 +110,11 @@ def test_bench_smoke_writes_every_figure_and_leaves_no_process(tmp_path: Path) -
             break
         assert time.monotonic() < deadline, f"processes left behind: children {children}, tagged {left}"
         time.sleep(0.1)
+
+
+def test_a_run_writes_only_to_an_ignored_folder() -> None:
+    """``make bench`` leaves the work tree clean: its default outputs are in git-ignored bench/out/."""
+    for path in (_cli.DEFAULT_JSON, _cli.DEFAULT_PNG, _remote.OUT):
+        assert path.parent == ROOT / "bench" / "out"
+        ignored = subprocess.run(["git", "check-ignore", "-q", str(path)], cwd=ROOT, check=False)
+        assert ignored.returncode == 0, f"{path} is not git-ignored"
