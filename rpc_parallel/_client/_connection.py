@@ -382,14 +382,31 @@ class Connection:
                      timeout: float | None) -> DirectPipeId:
         call = m.call(data, metadata=self._md, timeout=timeout)
         pipe_id = DirectPipeId(next(self._direct_ids))
-        self._direct[pipe_id.value] = call
         errors = self._errors
+        messages = iter(call)
+        early: list[Any] = []  # items written before the function returned: delivered after run returns
+        ended = False
+        if not in_done_callback():  # (a done-callback must not wait: its run returns at once)
+            # as OCaml's run: once the function returned; its exception before that is raised here
+            while True:
+                try:
+                    with errors:
+                        message = next(messages)
+                except StopIteration:  # the function closed its writer before it returned
+                    ended = True
+                    break
+                items = m.codec.decode_items(message)
+                if not items:  # the mark of its return
+                    break
+                early.extend(items)
+        self._direct[pipe_id.value] = call
 
         def deliver() -> None:
             reason, error = "by_remote_side", None
-            messages = iter(call)
             try:
-                while True:
+                for item in early:
+                    on_update(Update(item))
+                while not ended:
                     try:
                         with errors:  # the stream's errors only: on_update's own propagate
                             message = next(messages)

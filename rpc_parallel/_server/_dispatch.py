@@ -165,6 +165,14 @@ def _stream(core: WorkerCore, m: MethodSpec, codec: MethodCodec,
             _start_producer(core, produced, pump, state)
         try:
             for batch in pump.batches():
+                if kind is Kind.DIRECT_PIPE and any(item is _RETURNED for item in batch):
+                    at = next(i for i, item in enumerate(batch) if item is _RETURNED)
+                    if at:
+                        yield from _split(encode, batch[:at], limit)
+                    yield encode([])  # the function returned: the caller's run returns now
+                    batch = batch[at + 1:]
+                    if not batch:
+                        continue
                 yield from _split(encode, batch, limit)
         except (Exception, SystemExit) as exc:
             core.fail_call(exc, context)
@@ -172,12 +180,20 @@ def _stream(core: WorkerCore, m: MethodSpec, codec: MethodCodec,
     return behavior
 
 
+# In a direct pipe's stream, where its function returned: the caller's run returns there (OCaml's
+# run resolves once the implementation returned), and the items before it reach on_update after
+_RETURNED = object()
+
+
 def _run_direct(core: WorkerCore, impl: Callable[..., Any], state: Any, args: list[Any], pump: Pump) -> None:
-    """Run a direct pipe's function; its exception ends the stream with the caller's error."""
+    """Run a direct pipe's function; its exception ends the stream with the caller's error (before
+    it returned: raised from the caller's run), its return marks the stream."""
     try:
         core.call(impl, state, args)
     except BaseException as exc:
         pump.finish(exc)
+        return
+    pump.put(_RETURNED)
 
 
 def _start_producer(core: WorkerCore, produced: Any, pump: Pump, state: Any) -> None:

@@ -118,9 +118,10 @@ class Connection:
             state, pipe = await asyncio.to_thread(sync.run, f, *args, **kwargs)
             return state, Pipe(pipe)
         loop = asyncio.get_running_loop()
-        if kind is Kind.DIRECT_PIPE:
+        if kind is Kind.DIRECT_PIPE:  # run returns once the function returned: not on the loop
             callback = kwargs.pop("on_update")
-            return sync.run(f, *args, on_update=lambda u: loop.call_soon_threadsafe(callback, u), **kwargs)
+            return await asyncio.to_thread(sync.run, f, *args,
+                                           on_update=lambda u: loop.call_soon_threadsafe(callback, u), **kwargs)
         args = tuple(_sync_iter(a, loop) for a in args)
         kwargs = {k: _sync_iter(v, loop) for k, v in kwargs.items()}
         return await asyncio.to_thread(sync.run, f, *args, **kwargs)

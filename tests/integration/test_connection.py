@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import psutil
 import pytest
 
 import rpc_parallel as rp
 
-from .workers import Adapter, Calls
+from .workers import Adapter, Calls, Direct
 
 
 def test_the_state_of_an_open_then_closed_connection(calls: rp.WorkerHandle) -> None:
@@ -133,3 +134,55 @@ def test_map_and_contra_map_adapt_a_function_on_the_caller_s_side() -> None:
         asyncio.run(main())
     finally:
         handle.shutdown()
+
+
+def test_a_direct_pipe_s_run_returns_once_its_function_returned() -> None:
+    """OCaml's rule: run resolves after the implementation returned; the items written before
+    that reach on_update after run returned; an exception before the return is raised from run."""
+    handle = Direct.spawn()
+    try:
+        with Direct.connect(handle) as conn:
+            events: list[tuple[str, object, float]] = []
+            closed = threading.Event()
+
+            def on_update(u: rp.Update[int] | rp.Closed) -> None:
+                events.append(("update" if isinstance(u, rp.Update) else "closed", u, time.monotonic()))
+                if isinstance(u, rp.Closed):
+                    closed.set()
+
+            started = time.monotonic()
+            conn.run(Direct.then_return, 3, 0.5, on_update=on_update)
+            assert time.monotonic() - started >= 0.5  # it waited for the function's return
+            assert closed.wait(10)
+            assert [e[1].value for e in events if e[0] == "update"] == [0, 1, 2, 3, 4, 5]  # type: ignore[attr-defined]
+            assert all(t >= started + 0.5 for _, _, t in events)  # nothing before the function returned
+            assert events[-1][1] == rp.Closed("by_remote_side")
+
+            calls: list[object] = []
+            with pytest.raises(rp.RemoteError, match="no start") as failed:
+                conn.run(Direct.fail_first, "no start", on_update=calls.append)
+            assert failed.value.remote_type == "ValueError"
+            time.sleep(0.2)
+            assert calls == []  # the pipe never was: no update, no Closed
+    finally:
+        handle.shutdown()
+
+
+def test_a_direct_pipe_closed_by_the_worker_s_death_carries_the_error() -> None:
+    handle = Direct.spawn(on_failure=rp.IGNORE_FAILURE)
+    with Direct.connect(handle) as conn:
+        got: list[rp.Update[int] | rp.Closed] = []
+        closed = threading.Event()
+
+        def on_update(u: rp.Update[int] | rp.Closed) -> None:
+            got.append(u)
+            if isinstance(u, rp.Closed):
+                closed.set()
+
+        conn.run(Direct.then_die, on_update=on_update)
+        assert closed.wait(20)
+    assert got[0] == rp.Update(7)
+    last = got[-1]
+    assert isinstance(last, rp.Closed) and isinstance(last.error, rp.WorkerConnectionError)
+    assert last.reason == str(last.error)
+    assert _gone(handle.pid)

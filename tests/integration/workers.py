@@ -215,3 +215,37 @@ class Adapter(rp.Worker):
         for i in range(n):
             writer.write(i)
         writer.close()
+
+
+class Direct(rp.Worker):
+    """Direct pipes that write before they return, fail before they return, or end the worker."""
+
+    @rp.direct_pipe
+    def then_return(self, writer: rp.DirectWriter[int], n: int, linger: float) -> None:
+        """Write ``n`` items, wait ``linger`` s, return; a thread writes ``n`` more and closes."""
+        for i in range(n):
+            writer.write(i)
+        time.sleep(linger)
+
+        def later() -> None:
+            for i in range(n, 2 * n):
+                writer.write(i)
+            writer.close()
+
+        threading.Thread(target=later).start()
+
+    @rp.direct_pipe
+    def fail_first(self, writer: rp.DirectWriter[int], message: str) -> None:
+        writer.write(1)
+        raise ValueError(message)
+
+    @rp.direct_pipe
+    def then_die(self, writer: rp.DirectWriter[int]) -> None:
+        """Return, then write one item and end the worker process."""
+
+        def later() -> None:
+            writer.write(7)
+            time.sleep(0.3)
+            os._exit(3)
+
+        threading.Thread(target=later).start()
