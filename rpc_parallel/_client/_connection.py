@@ -11,10 +11,12 @@ from __future__ import annotations
 import concurrent.futures
 import itertools
 import logging
+import queue
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar, overload
 
 import grpc
@@ -44,7 +46,7 @@ from .._function import (
 )
 from .._grpc_errors import ErrorBoundary, map_rpc_error
 from .._handle import WorkerHandle
-from .._pipes import Closed, DirectPipeId, LogRecord, Update
+from .._pipes import Closed, DirectPipeId, DirectWriter, LogRecord, Update
 from .._proto import control_pb2, control_pb2_grpc
 from .._protocol import (
     ONE_WAY_MAX_BYTES,
@@ -98,6 +100,95 @@ class _Method:
             self.call = channel.stream_unary(path, None, None)
         else:
             self.call = channel.unary_stream(path, None, None)
+
+
+def _chunks(updates: Iterable[Any]) -> Iterator[list[Any]]:
+    """A reverse pipe's updates in batches of ``_BATCH``."""
+    batch: list[Any] = []
+    for item in updates:
+        batch.append(item)
+        if len(batch) >= _BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class _WriterFeed(DirectWriter[Any]):
+    """The caller's side of a reverse direct pipe: ``writer_fn(writer)`` runs on a thread of its
+    own and writes the updates; ``items()`` yields them to the request stream, through a bounded
+    queue (a writer that runs ahead of the stream waits). The updates end at ``close()`` (not when
+    ``writer_fn`` returns: it may leave the writing to a thread of its own); an
+    exception of ``writer_fn`` before that ends them with it (raised from ``run``)."""
+
+    _CLOSED = object()
+
+    def __init__(self, writer_fn: Callable[[DirectWriter[Any]], object], label: str) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=_BATCH * 4)
+        self._closed = False
+        self._done = threading.Event()  # the call ended: writes are refused
+        self._fn = writer_fn
+        self._thread = threading.Thread(target=self._run, name=f"rpc_parallel-writer-{label}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._fn(self)
+        except BaseException as exc:  # the caller's own failure: ends the updates, raised from run
+            self._closed = True
+            self._put(_Failed(exc))
+
+    def _put(self, item: Any) -> bool:
+        while not self._done.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def write(self, item: Any) -> bool:
+        if self._closed:
+            return False
+        return self._put(item)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._put(self._CLOSED)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed or self._done.is_set()
+
+    def batches(self) -> Iterator[list[Any]]:
+        """What was written so far, as one batch (a lone update leaves at once), until ``close()``."""
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < _BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            for i, item in enumerate(batch):
+                if item is self._CLOSED or isinstance(item, _Failed):
+                    if i:
+                        yield batch[:i]
+                    if isinstance(item, _Failed):
+                        raise item.error
+                    return
+            yield batch
+
+    def end(self) -> None:
+        """The call ended: a waiting or later write returns False."""
+        self._done.set()
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: BaseException
 
 
 class Connection:
@@ -430,18 +521,23 @@ class Connection:
     def _reverse_pipe(self, m: _Method, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> Any:
         values = m.codec.bind(args, kwargs)
         index = m.updates_index
-        updates: Iterable[Any] = values[index]
+        updates: Any = values[index]
+        if callable(updates) and not hasattr(updates, "__iter__"):  # a reverse direct pipe: a writer function
+            feed = _WriterFeed(updates, self._label)
+            values[index] = ()
+            data = self._encode(m, values)
+            feed.start()
+            try:
+                return self._upload(m, data, feed.batches(), timeout)
+            finally:
+                feed.end()
         data = self._encode(m, values)
+        return self._upload(m, data, _chunks(updates), timeout)
 
+    def _upload(self, m: _Method, data: bytes, batches: Iterator[list[Any]], timeout: float | None) -> Any:
         def requests() -> Iterator[bytes]:
             yield data
-            batch: list[Any] = []
-            for item in updates:
-                batch.append(item)
-                if len(batch) >= _BATCH:
-                    yield m.codec.encode_updates(batch)
-                    batch = []
-            if batch:
+            for batch in batches:
                 yield m.codec.encode_updates(batch)
 
         return m.codec.decode_result(upload(m.call, requests(), self._md, self._errors, timeout))

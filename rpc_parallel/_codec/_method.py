@@ -111,10 +111,11 @@ class MethodCodec:
             raise e.error(self.qualname, p.label, p.root, p.declared) from None
         if self._updates_index >= 0:
             v = values[self._updates_index]
-            if not isinstance(v, Iterable | AsyncIterable):
+            if not isinstance(v, Iterable | AsyncIterable) and not callable(v):
                 name = self._params[self._updates_index].name
                 raise TypeError(f"{self.qualname}() argument '{name}' must be an iterable of "
-                                f"{self._updates_elem}, got {type(v).__name__}")
+                                f"{self._updates_elem}, or a function writing them to an rp.DirectWriter, "
+                                f"got {type(v).__name__}")
         return values
 
     def _bind_slow(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:

@@ -186,3 +186,44 @@ def test_a_direct_pipe_closed_by_the_worker_s_death_carries_the_error() -> None:
     assert isinstance(last, rp.Closed) and isinstance(last.error, rp.WorkerConnectionError)
     assert last.reason == str(last.error)
     assert _gone(handle.pid)
+
+
+def test_a_reverse_pipe_fed_through_a_writer() -> None:
+    """OCaml's reverse direct pipe: the caller pushes the updates through a writer."""
+    handle = Adapter.spawn()
+    try:
+        with Adapter.connect(handle) as conn:
+            def five(w: rp.DirectWriter[int]) -> None:
+                for i in range(5):
+                    assert w.write(i)
+                w.close()
+                assert w.closed and not w.write(99)  # closed: refused
+
+            assert conn.run(Adapter.total, five) == 10  # type: ignore[arg-type]
+
+            def in_background(w: rp.DirectWriter[int]) -> None:  # returns at once; a thread writes
+                def later() -> None:
+                    for i in range(10_000):
+                        w.write(i)
+                    w.close()
+
+                threading.Thread(target=later).start()
+
+            assert conn.run(Adapter.total, in_background) == sum(range(10_000))  # type: ignore[arg-type]
+
+            def broken(w: rp.DirectWriter[int]) -> None:
+                w.write(1)
+                raise KeyError("the caller's own")
+
+            with pytest.raises(KeyError, match="the caller's own"):
+                conn.run(Adapter.total, broken)  # type: ignore[arg-type]
+            assert conn.run(Adapter.total, iter([1, 2])) == 3  # the connection and worker live on
+
+        async def main() -> None:
+            aconn = await rp.aio.connect(handle)
+            assert await aconn.run(Adapter.total, five) == 10  # type: ignore[arg-type]
+            await aconn.close()
+
+        asyncio.run(main())
+    finally:
+        handle.shutdown()

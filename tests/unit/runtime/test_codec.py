@@ -228,7 +228,7 @@ def test_bind_leaves_reverse_pipe_updates_in_place(codec: ServiceCodec) -> None:
     assert m.bind(([1, "not checked here"], 1), {})[0] == [1, "not checked here"]
     with pytest.raises(TypeError) as info:
         m.bind((5, 2), {})
-    assert str(info.value) == "Codec.total_of() argument 'updates' must be an iterable of int, got int"
+    assert str(info.value) == "Codec.total_of() argument 'updates' must be an iterable of int, or a function writing them to an rp.DirectWriter, got int"
     with pytest.raises(TypeError, match="argument 'scale' must be int, got str"):
         m.bind(([], "2"), {})
 
