@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import AsyncIterator
 
 import psutil
 import pytest
 
 import rpc_parallel as rp
 
-from .workers import Adapter, Calls, Direct
+from .workers import Adapter, AsyncKinds, Calls, Direct
 
 
 def test_the_state_of_an_open_then_closed_connection(calls: rp.WorkerHandle) -> None:
@@ -227,3 +228,45 @@ def test_a_reverse_pipe_fed_through_a_writer() -> None:
         asyncio.run(main())
     finally:
         handle.shutdown()
+
+
+def test_every_kind_async_on_the_worker_and_through_rp_aio() -> None:
+    async def main() -> None:
+        handle = await rp.aio.spawn(AsyncKinds)
+        try:
+            async with await rp.aio.connect(handle) as conn:
+                assert await conn.run(AsyncKinds.double, 21) == 42
+                assert await conn.submit(AsyncKinds.double, 4) == 8
+                await conn.run(AsyncKinds.note, "a")
+                await conn.run(AsyncKinds.note, "b")
+                deadline = asyncio.get_running_loop().time() + 10
+                while await conn.run(AsyncKinds.notes_so_far) != ["a", "b"]:  # one_ways, in order
+                    assert asyncio.get_running_loop().time() < deadline
+                    await asyncio.sleep(0.02)
+                pipe = await conn.run(AsyncKinds.count, 4)
+                assert [x async for x in pipe] == [0, 1, 2, 3]
+                state, updates = await conn.run(AsyncKinds.watch, 3)
+                assert state == "start" and [u async for u in updates] == [0, 10, 20]
+                got: list[object] = []
+                closed = asyncio.Event()
+
+                def on_update(u: rp.Update[int] | rp.Closed) -> None:  # called on this event loop
+                    got.append(u)
+                    if isinstance(u, rp.Closed):
+                        closed.set()
+
+                await conn.run(AsyncKinds.ticks, 3, on_update=on_update)
+                await asyncio.wait_for(closed.wait(), 10)
+                assert got == [rp.Update(0), rp.Update(1), rp.Update(2), rp.Closed("by_remote_side")]
+
+                async def xs() -> AsyncIterator[int]:  # an async iterable of updates
+                    for i in range(5):
+                        yield i
+
+                assert await conn.run(AsyncKinds.total, xs()) == 10
+                assert await conn.run(AsyncKinds.total, iter([1, 2, 3])) == 6
+            assert conn.closed
+        finally:
+            await rp.aio.shutdown(handle)
+
+    asyncio.run(main())

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import rpc_parallel as rp
 from examples.counter import Counter
@@ -249,3 +250,52 @@ class Direct(rp.Worker):
             os._exit(3)
 
         threading.Thread(target=later).start()
+
+
+class AsyncKinds(rp.Worker):
+    """Every kind with an ``async def`` implementation (run on the worker's event loop)."""
+
+    def init_worker_state(self) -> None:
+        self.notes: list[str] = []
+
+    @rp.rpc
+    async def double(self, x: int) -> int:
+        await asyncio.sleep(0)
+        return 2 * x
+
+    @rp.one_way
+    async def note(self, text: str) -> None:
+        await asyncio.sleep(0)
+        self.notes.append(text)
+
+    @rp.rpc
+    async def notes_so_far(self) -> list[str]:
+        return list(self.notes)
+
+    @rp.pipe
+    async def count(self, n: int) -> AsyncIterator[int]:
+        for i in range(n):
+            await asyncio.sleep(0)
+            yield i
+
+    @rp.state
+    async def watch(self, n: int) -> tuple[str, AsyncIterator[int]]:
+        async def updates() -> AsyncIterator[int]:
+            for i in range(n):
+                yield i * 10
+
+        return "start", updates()
+
+    @rp.direct_pipe
+    async def ticks(self, writer: rp.DirectWriter[int], n: int) -> None:
+        async def later() -> None:
+            for i in range(n):
+                writer.write(i)
+                await asyncio.sleep(0)
+            writer.close()
+
+        self._ticking = asyncio.get_running_loop().create_task(later())
+
+    @rp.reverse_pipe
+    async def total(self, xs: AsyncIterator[int]) -> int:
+        return sum([x async for x in xs])
