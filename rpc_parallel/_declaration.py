@@ -71,6 +71,7 @@ class WorkerMeta(type):
     """Metaclass of ``rp.Worker``: validates the declaration and numbers its functions 1..n."""
 
     _rp_functions: tuple[Function[Any], ...]
+    _rp_foreign: tuple[Function[Any], ...]
     _rp_proto_package: str | None
     _rp_abstract: bool
 
@@ -83,8 +84,16 @@ class WorkerMeta(type):
         cls = super().__new__(mcs, name, bases, dict(namespace), **kwargs)
         cls._rp_abstract = _rp_abstract  # a base class of the framework's (rp.MapFunction): no worker type
         inherited = [f for b in bases for f in getattr(b, "_rp_functions", ())]
-        own = [v for v in namespace.values() if isinstance(v, Function)]
-        functions: dict[str, Function[Any]] = {f.name: f for f in inherited}
+        declared = [v for v in namespace.values() if isinstance(v, Function)]
+        # rpcs implementing methods of an existing .proto service are not the worker type's own
+        own = [f for f in declared if f.foreign is None]
+        foreign = {f.name: f for b in bases for f in getattr(b, "_rp_foreign", ())}
+        for f in declared:
+            if f.foreign is not None:
+                _check_function(name, f)
+                foreign[f.name] = f
+        cls._rp_foreign = tuple(foreign.values())
+        functions: dict[str, Function[Any]] = {f.name: f for f in inherited if f.name not in foreign}
         for f in own:
             _check_function(name, f)
             functions[f.name] = f  # an override keeps the inherited position
@@ -176,6 +185,9 @@ def _check_function(class_name: str, f: Function[Any]) -> None:
         if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
             raise DeclarationError(f"{where}, parameter {p.name}: *args and **kwargs cannot be sent; "
                                    "declare each parameter")
+    if f.foreign is not None and len(params) != 2:
+        raise DeclarationError(f"{where}: it implements {f.foreign.method}, so it takes one parameter, the "
+                               f"request message ({f.foreign.request.__name__}), after self")
 
 
 def _check_init(class_name: str, name: str, impl: Callable[..., Any]) -> None:
@@ -208,8 +220,13 @@ def is_worker_type(obj: object) -> bool:
 
 
 def declared_functions(cls: type) -> tuple[Function[Any], ...]:
-    """The worker functions of ``cls`` in id order."""
+    """The worker functions of ``cls`` in id order (its own service's)."""
     return getattr(cls, "_rp_functions", ())
+
+
+def foreign_functions(cls: type) -> tuple[Function[Any], ...]:
+    """The rpc functions of ``cls`` that implement methods of existing ``.proto`` services."""
+    return getattr(cls, "_rp_foreign", ())
 
 
 def workers_in_module(module: str) -> list[type]:

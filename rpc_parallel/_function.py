@@ -11,7 +11,9 @@ from __future__ import annotations
 import copy
 import enum
 import inspect
+import re
 from collections.abc import AsyncIterable, Callable, Coroutine, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Concatenate, Generic, ParamSpec, TypeAlias, TypeVar, overload
 
 if TYPE_CHECKING:
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = (
     "DirectPipeFunction",
+    "ForeignMethod",
     "Function",
     "Kind",
     "OneWayFunction",
@@ -42,6 +45,8 @@ P2 = ParamSpec("P2")
 R = TypeVar("R")
 R2 = TypeVar("R2")
 T2 = TypeVar("T2")
+M = TypeVar("M")
+N = TypeVar("N")
 T = TypeVar("T")
 S = TypeVar("S")
 U = TypeVar("U")
@@ -83,6 +88,7 @@ class Function(Generic[P]):
     """
 
     kind: Kind
+    foreign: ForeignMethod | None = None  # an rpc implementing a method of an existing .proto service
     # (declared function, pre, post) of a function made by map/contra_map
     _rp_adaptation: tuple[Function[Any], Callable[..., Any] | None, Callable[[Any], Any] | None] | None = None
 
@@ -256,13 +262,83 @@ class ReversePipeFunction(Function[P], Generic[P, R]):
         return self._adapted(pre=fn)  # type: ignore[no-any-return]
 
 
+@dataclass(frozen=True)
+class ForeignMethod:
+    """A method of an existing ``.proto`` service that an ``rpc`` function implements (OCaml
+    ``of_async_rpc``): its full gRPC name and its protobuf request and response classes."""
+
+    method: str
+    request: type[Any]
+    response: type[Any]
+
+    @property
+    def service(self) -> str:
+        return self.method.split("/")[1]
+
+    @property
+    def name(self) -> str:
+        return self.method.split("/")[2]
+
+
+_METHOD_NAME = re.compile(r"/[A-Za-z_][\w.]*/[A-Za-z_]\w*")
+
+
+def _foreign(method: object, request: object, response: object) -> ForeignMethod:
+    if not isinstance(method, str) or not _METHOD_NAME.fullmatch(method):
+        raise TypeError(f"@rp.rpc(method=...) takes a gRPC method name such as '/pkg.Service/Method', not {method!r}")
+    for what, cls in (("request", request), ("response", response)):
+        if not (isinstance(cls, type) and hasattr(cls, "FromString") and hasattr(cls, "DESCRIPTOR")):
+            raise TypeError(f"@rp.rpc({what}=...) takes a generated protobuf message class (a _pb2 module's), "
+                            f"not {cls!r}")
+    found = ForeignMethod(method, request, response)  # type: ignore[arg-type]
+    declared = _declared_method(found)
+    if declared is not None:
+        for what, cls, expected in (("request", request, declared.input_type), ("response", response,
+                                                                                 declared.output_type)):
+            got = getattr(cls, "DESCRIPTOR").full_name  # noqa: B009 - (a message class, checked above)
+            if got != expected.full_name:
+                raise TypeError(f"@rp.rpc(method={method!r}): its .proto declares the {what} "
+                                f"{expected.full_name}, not {got}")
+    return found
+
+
+def _declared_method(f: ForeignMethod) -> Any:
+    """The method's descriptor, where the request's ``.proto`` file (or its pool) declares it."""
+    try:
+        return f.request.DESCRIPTOR.file.pool.FindMethodByName(f"{f.service}.{f.name}")
+    except (KeyError, AttributeError):
+        return None
+
+
 @overload
-def rpc(f: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]]) -> RpcFunction[P, R]: ...
+def rpc(f: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]], /) -> RpcFunction[P, R]: ...
 @overload
-def rpc(f: Callable[Concatenate[Any, P], R]) -> RpcFunction[P, R]: ...
-def rpc(f: Callable[..., Any]) -> RpcFunction[Any, Any]:
-    """Declare a request/response function (unary gRPC method)."""
-    return RpcFunction(f)
+def rpc(f: Callable[Concatenate[Any, P], R], /) -> RpcFunction[P, R]: ...
+@overload
+def rpc(*, method: str, request: type[M], response: type[N]
+        ) -> Callable[[Callable[[Any, M], N | Coroutine[Any, Any, N]]], RpcFunction[[M], N]]: ...
+def rpc(f: Callable[..., Any] | None = None, /, *, method: str | None = None, request: type[Any] | None = None,
+        response: type[Any] | None = None) -> Any:
+    """Declare a request/response function (unary gRPC method).
+
+    ``@rp.rpc(method="/pkg.Service/Method", request=ReqPb2, response=RespPb2)`` implements a
+    method of an existing ``.proto`` service instead (OCaml ``of_async_rpc``): the function takes
+    and returns those protobuf messages, and is served under exactly that name, so the service's
+    own stubs in any language call it (with the token in their metadata). It is not part of the
+    worker type's generated service.
+    """
+    if f is not None:
+        if method is not None or request is not None or response is not None:
+            raise TypeError("@rp.rpc takes either a function or method=, request= and response=")
+        return RpcFunction(f)
+    foreign = _foreign(method, request, response)
+
+    def declare(impl: Callable[..., Any]) -> RpcFunction[Any, Any]:
+        declared: RpcFunction[Any, Any] = RpcFunction(impl)
+        declared.foreign = foreign
+        return declared
+
+    return declare
 
 
 def one_way(f: Callable[Concatenate[Any, P], None | Coroutine[Any, Any, None]]) -> OneWayFunction[P]:

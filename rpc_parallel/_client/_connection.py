@@ -17,7 +17,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import Any, ParamSpec, TypeVar, cast, overload
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -34,6 +34,7 @@ from .._errors import (
 )
 from .._function import (
     DirectPipeFunction,
+    ForeignMethod,
     Function,
     Kind,
     OneWayFunction,
@@ -81,21 +82,57 @@ _SPLICED_CALL_MIN = 1 << 20
 _BATCH = 4096
 
 
+class _ForeignCodec:
+    """The codec of an rpc implementing a method of an existing ``.proto`` service: its one
+    argument is the request message, its result the response message."""
+
+    def __init__(self, f: Function[Any], foreign: ForeignMethod) -> None:
+        self._name = f.qualname
+        self._foreign = foreign
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+        values = [*args, *kwargs.values()]
+        request = self._foreign.request
+        if len(values) != 1 or not isinstance(values[0], request):
+            raise TypeError(f"{self._name}() takes one {request.__name__} (it implements {self._foreign.method})")
+        return values
+
+    def encode_request(self, values: list[Any]) -> bytes:
+        data: bytes = values[0].SerializeToString()
+        return data
+
+    def encode_request_parts(self, values: list[Any]) -> tuple[bytes, list[Any]]:
+        return self.encode_request(values), []
+
+    def decode_result(self, data: bytes) -> Any:
+        return self._foreign.response.FromString(data)
+
+
 class _Method:
     """A method's multicallable and codec on one connection (built on first use)."""
 
-    __slots__ = ("call", "codec", "kind", "name", "rpc_name", "updates_index")
+    __slots__ = ("call", "codec", "foreign", "kind", "name", "rpc_name", "updates_index")
 
     def __init__(self, channel: grpc.Channel, spec: ServiceSpec, codec: ServiceCodec, f: Function[Any]) -> None:
+        self.foreign = f.foreign
+        if f.foreign is not None:  # a method of another service, under its own name; never pipelined
+            # (the rpc calls use only bind, encode_request(_parts) and decode_result, which it has)
+            self.codec: MethodCodec = cast(MethodCodec, _ForeignCodec(f, f.foreign))
+            self.kind = Kind.RPC
+            self.name = f.qualname
+            self.rpc_name = f.foreign.name
+            self.updates_index = -1
+            self.call: Any = channel.unary_unary(f.foreign.method, None, None)
+            return
         m = spec.method(f.name)
         path = spec.method_path(m)
-        self.codec: MethodCodec = codec.method(f.name)
+        self.codec = codec.method(f.name)
         self.kind = m.kind
         self.name = f.qualname
         self.rpc_name = m.rpc_name
         self.updates_index = [p.name for p in m.params].index(m.updates_param) if m.updates_param else -1
         if m.kind in (Kind.RPC, Kind.ONE_WAY):
-            self.call: Any = channel.unary_unary(path, None, None)
+            self.call = channel.unary_unary(path, None, None)
         elif m.kind is Kind.REVERSE_PIPE:
             self.call = channel.stream_unary(path, None, None)
         else:
@@ -413,7 +450,7 @@ class Connection:
         m = self._method(base)
         if pre is not None:
             on_update = kwargs.pop("on_update", None)
-            single = len(self._spec.method(base.name).params) == 1
+            single = base.foreign is not None or len(self._spec.method(base.name).params) == 1
             args, kwargs = spread(pre(*args, **kwargs), single), {}
             if on_update is not None:
                 kwargs["on_update"] = on_update
@@ -564,7 +601,7 @@ class Connection:
         decode: Callable[[bytes], Any] = m.codec.decode_result
         if post is not None:
             decode = _chain(decode, post)
-        if self._pipelined and len(data) <= PIPELINE_MAX_REQUEST and timeout is None:
+        if self._pipelined and len(data) <= PIPELINE_MAX_REQUEST and timeout is None and m.foreign is None:
             return self._pipe().submit(m.rpc_name, data, decode)
         result: concurrent.futures.Future[Any] = concurrent.futures.Future()
         call = m.call.future(data, metadata=self._md, timeout=timeout)

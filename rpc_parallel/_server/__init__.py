@@ -20,7 +20,7 @@ from .._settings import RpcSettings
 from .._transport import listen, new_server
 from ._control import Control
 from ._core import ServerHooks, WorkerCore
-from ._dispatch import service_handler
+from ._dispatch import foreign_handlers, service_handler
 from ._introspection import add_introspection
 from ._loop import on_loop_exception as on_loop_exception
 from ._spliced import spliced_handler
@@ -42,7 +42,7 @@ class WorkerServer:
         self.core = core = WorkerCore(cls, worker_id=worker_id, name=name, settings=settings, token=token,
                                       hooks=hooks or ServerHooks())
         self._server = new_server(settings, core.executor, token=token)
-        self._server.add_generic_rpc_handlers((service_handler(core), spliced_handler(core)))
+        self._server.add_generic_rpc_handlers((service_handler(core), spliced_handler(core), *foreign_handlers(core)))
         control_pb2_grpc.add_ControlServicer_to_server(Control(core), self._server)
         add_introspection(self._server, core)
         self._listener = listen(self._server, unix_socket=unix_socket, host=host, identity=identity)

@@ -17,8 +17,8 @@ from typing import Any
 import grpc
 
 from .._codec import MethodCodec
-from .._declaration import CONNECTION_STATE
-from .._function import Kind
+from .._declaration import CONNECTION_STATE, foreign_functions
+from .._function import ForeignMethod, Kind
 from .._grpc_errors import CallFailed, Kind as ErrKind, abort
 from .._pipes import DirectWriter
 from .._protocol import SEQ_KEY
@@ -27,7 +27,7 @@ from ._core import WorkerCore, connection_id
 from ._loop import worker_loop
 from ._pump import Pump
 
-__all__ = ("service_handler",)
+__all__ = ("foreign_handlers", "service_handler")
 
 _EMPTY = b""
 
@@ -36,6 +36,40 @@ def service_handler(core: WorkerCore) -> grpc.GenericRpcHandler[Any, Any]:
     """The handler of ``core``'s worker type service (``/package.Worker/Method`` for each function)."""
     spec = core.spec
     return grpc.method_handlers_generic_handler(spec.full_name, {m.rpc_name: _handler(core, m) for m in spec.methods})
+
+
+def foreign_handlers(core: WorkerCore) -> list[grpc.GenericRpcHandler[Any, Any]]:
+    """The handlers of the methods of existing ``.proto`` services that ``core``'s worker type
+    implements (``@rp.rpc(method=...)``), one per service, under exactly their names."""
+    by_service: dict[str, dict[str, grpc.RpcMethodHandler[Any, Any]]] = {}
+    for f in foreign_functions(core.cls):
+        foreign = f.foreign
+        assert foreign is not None
+        by_service.setdefault(foreign.service, {})[foreign.name] = grpc.unary_unary_rpc_method_handler(
+            _foreign_rpc(core, foreign, getattr(core.cls, f.name).impl))
+    return [grpc.method_handlers_generic_handler(service, methods) for service, methods in by_service.items()]
+
+
+def _foreign_rpc(core: WorkerCore, foreign: ForeignMethod, impl: Callable[..., Any]) -> Callable[..., bytes]:
+    request_class, response_class = foreign.request, foreign.response
+
+    def decode(data: bytes) -> list[Any]:
+        return [request_class.FromString(data)]
+
+    def encode(result: Any) -> bytes:
+        if not isinstance(result, response_class):
+            raise TypeError(f"{foreign.method} must return a {response_class.__name__}, not {type(result).__name__}")
+        data: bytes = result.SerializeToString()
+        return data
+
+    def behavior(request: bytes, context: grpc.ServicerContext) -> bytes:
+        state = core.state_for(context)
+        try:
+            return core.run_rpc(impl, state, decode, request, encode, len)
+        except CallFailed as failed:
+            abort(context, failed.info)
+
+    return behavior
 
 
 def _handler(core: WorkerCore, m: MethodSpec) -> grpc.RpcMethodHandler[Any, Any]:

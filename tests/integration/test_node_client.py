@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -24,6 +25,8 @@ import pytest
 import rpc_parallel as rp
 from examples.counter import Counter
 from rpc_parallel.codegen import file_descriptor, file_spec, render_proto, service_spec
+
+from .conftest import Legacy
 
 pytestmark = pytest.mark.integration
 
@@ -159,6 +162,18 @@ def test_node_plain_client_needs_no_connection_without_connection_state(node: No
     try:
         out = node.run(RPCPAR_MODE="plain", RPCPAR_TOKEN=handle.token,
                        **_worker_env(handle, proto, spec.service("Plain").full_name))
+        assert out == {"size": len(b"hello, worker"), "echo": "000102ff"}
+    finally:
+        handle.shutdown()
+
+
+@pytest.mark.timeout(180)
+def test_node_calls_a_worker_implementing_a_hand_written_service(node: NodeClient, legacy: Legacy) -> None:
+    """The Node client loads the hand-written legacy/store.proto, not a generated one."""
+    store_worker = importlib.import_module("store_worker")
+    handle = store_worker.StoreWorker.spawn(name="node-legacy")
+    try:
+        out = node.run(RPCPAR_MODE="plain", RPCPAR_TOKEN=handle.token, **_worker_env(handle, legacy.proto, "legacy.Store"))
         assert out == {"size": len(b"hello, worker"), "echo": "000102ff"}
     finally:
         handle.shutdown()
