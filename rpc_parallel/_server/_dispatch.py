@@ -62,14 +62,7 @@ def _foreign_rpc(core: WorkerCore, foreign: ForeignMethod, impl: Callable[..., A
         data: bytes = result.SerializeToString()
         return data
 
-    def behavior(request: bytes, context: grpc.ServicerContext) -> bytes:
-        state = core.state_for(context)
-        try:
-            return core.run_rpc(impl, state, decode, request, encode, len)
-        except CallFailed as failed:
-            abort(context, failed.info)
-
-    return behavior
+    return _unary(core, impl, decode, encode)
 
 
 def _handler(core: WorkerCore, m: MethodSpec) -> grpc.RpcMethodHandler[Any, Any]:
@@ -85,7 +78,12 @@ def _handler(core: WorkerCore, m: MethodSpec) -> grpc.RpcMethodHandler[Any, Any]
 
 
 def _rpc(core: WorkerCore, codec: MethodCodec, impl: Callable[..., Any]) -> Callable[..., bytes]:
-    decode, encode = codec.decode_request, codec.encode_result
+    return _unary(core, impl, codec.decode_request, codec.encode_result)
+
+
+def _unary(core: WorkerCore, impl: Callable[..., Any], decode: Callable[[bytes], list[Any]],
+           encode: Callable[[Any], bytes]) -> Callable[..., bytes]:
+    """The behavior of a unary rpc: ``decode`` the request, run ``impl``, ``encode`` its result."""
 
     def behavior(request: bytes, context: grpc.ServicerContext) -> bytes:
         state = core.state_for(context)
