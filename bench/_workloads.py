@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import json
 import multiprocessing
 import os
 import random
+import subprocess
 import sys
 import threading
 import time
@@ -136,6 +138,7 @@ class Env:
         self._raw_sync: dict[str, list[grpc.Channel]] = {}
         self._raw_aio: dict[str, list[grpc.aio.Channel]] = {}
         self._streamer: tuple[BaseProcess, MpConnection] | None = None
+        self._pool: Any = None
         self.counts: dict[str, list[int]] = {}  # calls (samples, items) each repetition of a figure made
         self.asked: dict[str, int] = {}  # ... of the ones it asked for
 
@@ -212,6 +215,13 @@ class Env:
             self._streamer = (proc, parent)
         return self._streamer[1]
 
+    def mp_pool(self) -> Any:
+        """A multiprocessing.Pool of 4 (spawn context), the calls/s baseline."""
+        if self._pool is None:
+            self._pool = _MP.Pool(N_WORKERS)
+            self._pool.apply(_mp.inc, (0,))  # started
+        return self._pool
+
     def pool_worker_peak_mib(self) -> float | None:
         """VmHWM of pool worker 0 (after whatever the workloads made it do), if the pool exists."""
         return vm_hwm_mib(self._handles[0].pid) if self._handles else None
@@ -240,6 +250,10 @@ class Env:
         for servers in self._raw.values():
             for s in servers:
                 s.stop()
+        if self._pool is not None:
+            self._pool.close()
+            self._pool.join()
+            self._pool = None
         if self._streamer is not None:
             proc, parent = self._streamer
             try:
@@ -459,6 +473,21 @@ def spawn(env: Env, sizes: Sizes) -> dict[str, float]:
     return {"spawn_rpc_parallel_s": rp_s, "spawn_multiprocessing_s": mp_s}
 
 
+def cold_spawn(env: Env, sizes: Sizes) -> dict[str, float]:
+    """A cold spawn of 4 workers, as a user's script pays it: each side in a fresh process
+    (``python -m bench._cold``), rpc_parallel's fork server started there too; its import apart."""
+    out: dict[str, float] = {}
+    for kind, name in (("rp", "rpc_parallel"), ("mp", "multiprocessing")):
+        done = subprocess.run([sys.executable, "-m", "bench._cold", kind], capture_output=True, text=True,
+                              timeout=120, check=False, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        if done.returncode != 0:
+            raise RuntimeError(f"bench._cold {kind} failed: {done.stderr[-2000:]}")
+        got = json.loads(done.stdout.splitlines()[-1])
+        out[f"cold_spawn_{name}_s"] = got["seconds"]
+        out[f"cold_import_{name}_s"] = got["import_s"]
+    return out
+
+
 def rtt(env: Env, sizes: Sizes) -> dict[str, float]:
     """Sequential no-op calls, each timed: rpc_parallel run (blocking and asyncio) vs raw grpcio echo
     (sync and aio server, each with a sync and an aio client); the variants take turns every 100 calls."""
@@ -569,6 +598,14 @@ def calls(env: Env, sizes: Sizes) -> dict[str, float]:
     def rp_aio(i: int) -> Awaitable[int]:
         return aconns[i % N_WORKERS].run(Bench.incr, i)
 
+    pool = env.mp_pool()
+
+    def mp_submit(i: int) -> concurrent.futures.Future[int]:
+        # apply_async as a user pipelines it, its result handed over by the pool's result thread
+        done: concurrent.futures.Future[int] = concurrent.futures.Future()
+        pool.apply_async(_mp.inc, (i,), callback=done.set_result, error_callback=done.set_exception)
+        return done
+
     def raw_future(i: int) -> Any:
         return multis[i % N_WORKERS].future(encode_int(i))
 
@@ -583,6 +620,7 @@ def calls(env: Env, sizes: Sizes) -> dict[str, float]:
         "calls_rpc_parallel_aio_per_s": _aio_pipelined(env, rp_aio, k),
         "calls_grpc_sync_client_per_s": _sync_pipelined(raw_future, raw_result, k),
         "calls_grpc_aio_client_per_s": _aio_pipelined(env, raw_aio, k),
+        "calls_multiprocessing_apply_async_per_s": _sync_pipelined(mp_submit, _result, k),
     }
     _warm(runners, min(n, 4 * k))
     out: dict[str, float] = {}
@@ -810,6 +848,6 @@ def _check_count(got: int, want: int) -> None:
 
 
 WORKLOADS: dict[str, Callable[[Env, Sizes], dict[str, float]]] = {
-    "spawn": spawn, "rtt": rtt, "relay": relay, "calls": calls, "payload": payload, "pipe": pipe, "rss": rss,
+    "spawn": spawn, "cold_spawn": cold_spawn, "rtt": rtt, "relay": relay, "calls": calls, "payload": payload, "pipe": pipe, "rss": rss,
     "memory": memory, "map_reduce": map_reduce,
 }
