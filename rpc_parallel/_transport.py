@@ -32,7 +32,7 @@ from ._protocol import TOKEN_KEY
 from ._settings import RpcSettings, grpc_options
 
 __all__ = ("Listener", "at_thread_exit", "dial", "hold", "identities", "identity_for", "install_identity_source",
-           "listen", "new_server",
+           "listen", "new_server", "open_aio_channel",
            "open_channel", "route_source", "socket_dir_of", "split_host_port")
 
 if TYPE_CHECKING:  # generic only in the type stubs
@@ -95,6 +95,22 @@ def open_channel(address: str, settings: RpcSettings, *, private: bool = False, 
         options.append(("grpc.use_local_subchannel_pool", 1))
     if not ca:
         return grpc.insecure_channel(address, options=options)
+    credentials = _credentials(address, ca, options)
+    return grpc.secure_channel(address, credentials, options=options)
+
+
+def open_aio_channel(address: str, settings: RpcSettings, *, ca: str = "") -> grpc.aio.Channel:
+    """``open_channel`` for ``grpc.aio``, on the running event loop (the same options and credentials)."""
+    options: list[tuple[str, int | str]] = [*grpc_options(settings, server=False)]
+    if not ca:
+        return grpc.aio.insecure_channel(address, options=options)
+    credentials = _credentials(address, ca, options)
+    return grpc.aio.secure_channel(address, credentials, options=options)
+
+
+def _credentials(address: str, ca: str, options: list[tuple[str, int | str]]) -> grpc.ChannelCredentials:
+    """This process's mutual-TLS credentials for a server of the CA ``ca`` (its name check added
+    to ``options``); ``WorkerConnectionError`` if it holds none."""
     identity = identity_for(ca)
     if identity is None:
         raise WorkerConnectionError(
@@ -102,10 +118,9 @@ def open_channel(address: str, settings: RpcSettings, *, private: bool = False, 
             "neither this process nor its master holds one: connect from the master that started that worker or "
             "from one of that master's workers, or through rpcpar, which keeps the credentials of the workers it "
             "spawned")
-    credentials = grpc.ssl_channel_credentials(root_certificates=identity.ca, private_key=identity.key,
-                                               certificate_chain=identity.cert)
     options.append(("grpc.ssl_target_name_override", identity.server_name))
-    return grpc.secure_channel(address, credentials, options=options)
+    return grpc.ssl_channel_credentials(root_certificates=identity.ca, private_key=identity.key,
+                                        certificate_chain=identity.cert)
 
 
 def dial(address: str, settings: RpcSettings, label: str, *, ca: str = "",

@@ -111,7 +111,7 @@ class _ForeignCodec:
 class _Method:
     """A method's multicallable and codec on one connection (built on first use)."""
 
-    __slots__ = ("call", "codec", "foreign", "kind", "name", "rpc_name", "updates_index")
+    __slots__ = ("call", "codec", "foreign", "kind", "name", "path", "rpc_name", "updates_index")
 
     def __init__(self, channel: grpc.Channel, spec: ServiceSpec, codec: ServiceCodec, f: Function[Any]) -> None:
         self.foreign = f.foreign
@@ -122,10 +122,11 @@ class _Method:
             self.name = f.qualname
             self.rpc_name = f.foreign.name
             self.updates_index = -1
+            self.path = f.foreign.method
             self.call: Any = channel.unary_unary(f.foreign.method, None, None)
             return
         m = spec.method(f.name)
-        path = spec.method_path(m)
+        self.path = path = spec.method_path(m)
         self.codec = codec.method(f.name)
         self.kind = m.kind
         self.name = f.qualname

@@ -10,7 +10,11 @@ import threading
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Generic, Literal, ParamSpec, TypeVar, Unpack, overload
 
+import grpc
+
 from .. import _client
+from .._deadline import remaining
+from .._errors import RpcParallelError
 from .._function import (
     DirectPipeFunction,
     Function,
@@ -25,6 +29,7 @@ from .._handle import WorkerHandle
 from .._options import IGNORE_FAILURE, LOG_FAILURE, ForegroundOptions, ShutdownOn, SpawnOptions
 from .._pipes import Closed, DirectPipeId, LogRecord, Update
 from .._settings import RpcSettings
+from .._transport import open_aio_channel
 from .._worker import Worker
 from . import map_reduce as map_reduce
 from ._bridge import sync_iter as _sync_iter
@@ -37,38 +42,85 @@ T = TypeVar("T")
 S = TypeVar("S")
 U = TypeVar("U")
 _END = object()
+_EOF: Any = getattr(grpc.aio, "EOF")  # noqa: B009 - (read() at a stream's end; absent from the type stubs)
+
+
+class _ThreadSource(Generic[T]):
+    """A pipe's batches from a blocking ``rp.Pipe``, each read on a thread."""
+
+    def __init__(self, pipe: _client.Pipe[T]) -> None:
+        self._pipe = pipe
+
+    async def next_batch(self) -> list[T] | None:
+        return await asyncio.to_thread(self._pipe.next_batch)
+
+    def close(self) -> None:
+        self._pipe.close()
+
+
+class _CallSource(Generic[T]):
+    """A pipe's batches read from its ``grpc.aio`` call on this event loop: no thread waits."""
+
+    def __init__(self, call: Any, decode: Callable[[bytes], list[T]], errors: Any) -> None:
+        self._call = call
+        self._decode = decode
+        self._errors = errors
+        self._closed = False
+
+    async def next_batch(self) -> list[T] | None:
+        if self._closed:
+            return None
+        try:
+            with self._errors:
+                data = await self._call.read()
+        except RpcParallelError:
+            self._closed = True
+            if self._call.cancelled():  # close() cancelled it meanwhile: that is its end
+                return None
+            raise
+        if data is _EOF:
+            self._closed = True
+            return None
+        return self._decode(data)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._call.cancel()
 
 
 class Pipe(Generic[T]):
     """The items of a pipe, for ``async for``; ``aclose()`` (or ``close()``) aborts the stream."""
 
-    def __init__(self, pipe: _client.Pipe[T]) -> None:
-        self._pipe = pipe
-        self._batch: Iterator[T] = iter(())
+    def __init__(self, pipe: _client.Pipe[T] | _ThreadSource[T] | _CallSource[T], first: list[T] | None = None
+                 ) -> None:
+        self._source: _ThreadSource[T] | _CallSource[T] = (
+            _ThreadSource(pipe) if isinstance(pipe, _client.Pipe) else pipe)
+        self._batch: Iterator[T] = iter(first or ())
 
     def __aiter__(self) -> Pipe[T]:
         return self
 
     async def __anext__(self) -> T:
-        for item in self._batch:
-            return item
-        batch = await asyncio.to_thread(self._pipe.next_batch)
-        if batch is None:
-            raise StopAsyncIteration
-        self._batch = iter(batch)
-        return await self.__anext__()
+        while True:
+            for item in self._batch:
+                return item
+            batch = await self._source.next_batch()
+            if batch is None:
+                raise StopAsyncIteration
+            self._batch = iter(batch)
 
     def close(self) -> None:
-        self._pipe.close()
+        self._source.close()
 
     async def aclose(self) -> None:
-        self._pipe.close()
+        self._source.close()
 
     async def __aenter__(self) -> Pipe[T]:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self._pipe.close()
+        self._source.close()
 
 
 class Connection:
@@ -76,6 +128,25 @@ class Connection:
 
     def __init__(self, conn: _client.Connection) -> None:
         self.sync = conn
+        self._channel: grpc.aio.Channel | None = None  # for streams: made on first use, on the running loop
+
+    def _aio_channel(self) -> grpc.aio.Channel:
+        if self._channel is None:
+            handle = self.sync.handle
+            self._channel = open_aio_channel(handle.address, handle.settings, ca=handle.ca)
+        return self._channel
+
+    async def _open_stream(self, f: Function[Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """A pipe's or a state's ``grpc.aio`` call, once the worker's function started: its first
+        message read (an error it raised first is raised here), as the blocking ``run`` does."""
+        sync: Any = self.sync
+        sync._check_open()
+        m, args, kwargs, post = sync._adapt(f, args, kwargs)
+        data = sync._request(m, args, kwargs)
+        call = self._aio_channel().unary_stream(m.path, None, None)(data, metadata=sync._md, timeout=remaining())
+        with sync._errors:
+            first = await call.read()
+        return m, call, first, post
 
     @property
     def worker_id(self) -> str:
@@ -112,11 +183,18 @@ class Connection:
                     return sync._send_one_way(m, data)
             except _client.WouldWait:  # the connection's one_way calls in flight are at their bound
                 return await asyncio.to_thread(sync._send_one_way, m, data)
-        if kind is Kind.PIPE:  # run waits for the generator to start
-            return Pipe(await asyncio.to_thread(sync.run, f, *args, **kwargs))
+        if kind is Kind.PIPE:  # run waits for the generator to start; then no thread waits on it
+            m, call, first, post = await self._open_stream(f, args, kwargs)
+            items = m.codec.decode_items
+            decode = items if post is None else (lambda d: [post(x) for x in items(d)])
+            return Pipe(_CallSource(call, decode, sync._errors), [] if first is _EOF else decode(first))
         if kind is Kind.STATE:
-            state, pipe = await asyncio.to_thread(sync.run, f, *args, **kwargs)
-            return state, Pipe(pipe)
+            m, call, first, _ = await self._open_stream(f, args, kwargs)
+            if first is _EOF:
+                raise RpcParallelError(f"{m.name}: the worker's state stream ended before its state")
+            _, state, updates = m.codec.decode_state_message(first)
+            return state, Pipe(_CallSource(call, lambda d: m.codec.decode_state_message(d)[2], sync._errors),
+                               list(updates))
         loop = asyncio.get_running_loop()
         if kind is Kind.DIRECT_PIPE:  # run returns once the function returned: not on the loop
             callback = kwargs.pop("on_update")
@@ -183,6 +261,9 @@ class Connection:
     async def close(self) -> None:
         """Close the connection (pending one_ways are flushed first, as ``rp.Connection.close``)."""
         await asyncio.to_thread(self.sync.close)
+        if self._channel is not None:
+            channel, self._channel = self._channel, None
+            await channel.close(None)
 
     async def aclose(self) -> None:
         """``close()``, under the name of the async-iterator convention."""

@@ -13,7 +13,7 @@ import pytest
 
 import rpc_parallel as rp
 
-from .workers import Adapter, AsyncKinds, Calls, Direct
+from .workers import Adapter, AsyncKinds, Calls, Direct, Streamer
 
 
 def test_the_state_of_an_open_then_closed_connection(calls: rp.WorkerHandle) -> None:
@@ -266,6 +266,35 @@ def test_every_kind_async_on_the_worker_and_through_rp_aio() -> None:
                 assert await conn.run(AsyncKinds.total, xs()) == 10
                 assert await conn.run(AsyncKinds.total, iter([1, 2, 3])) == 6
             assert conn.closed
+        finally:
+            await rp.aio.shutdown(handle)
+
+    asyncio.run(main())
+
+
+def test_idle_aio_pipes_hold_no_thread_of_the_caller() -> None:
+    """rp.aio reads its pipes with grpc.aio on the caller's loop: 200 pipes each with a read
+    pending cost the caller no thread, and calls on the same connection still answer at once
+    (reads on threads would fill the default executor: worker_settings() took seconds)."""
+    async def main() -> None:
+        handle = await rp.aio.spawn(Streamer)
+        try:
+            async with await rp.aio.connect(handle) as conn:
+                await conn.run(Streamer.fast, 1)  # the connection's streams are set up
+                threads = threading.active_count()
+                pipes = [await conn.run(Streamer.one_then_gate) for _ in range(200)]
+                assert [await pipe.__anext__() for pipe in pipes] == [1] * 200
+                waiting = [asyncio.ensure_future(pipe.__anext__()) for pipe in pipes]  # each waits for its 2
+                await asyncio.sleep(0.2)
+                assert not any(w.done() for w in waiting)
+                assert threading.active_count() <= threads + 1  # (grpc.aio's poller, once)
+                started = time.monotonic()
+                assert (await conn.worker_settings()).max_message_size > 0
+                assert [x async for x in await conn.run(Streamer.fast, 3)] == [0, 1, 2]
+                assert time.monotonic() - started < 2.0
+                await conn.run(Streamer.release)
+                assert await asyncio.gather(*waiting) == [2] * 200
+                assert threading.active_count() <= threads + 1
         finally:
             await rp.aio.shutdown(handle)
 
