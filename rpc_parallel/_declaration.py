@@ -91,6 +91,11 @@ class WorkerMeta(type):
         for f in declared:
             if f.foreign is not None:
                 _check_function(name, f)
+                same = [g for g in foreign.values() if g.foreign is not None and g.name != f.name
+                        and g.foreign.method == f.foreign.method]
+                if same:
+                    raise DeclarationError(f"{location(f.impl)}: in class {name}, functions {same[0].name} and "
+                                           f"{f.name} both implement {f.foreign.method}")
                 foreign[f.name] = f
         cls._rp_foreign = tuple(foreign.values())
         functions: dict[str, Function[Any]] = {f.name: f for f in inherited if f.name not in foreign}

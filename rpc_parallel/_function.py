@@ -162,12 +162,16 @@ def spread(value: Any, single: bool) -> tuple[Any, ...]:
 
 
 def _one_parameter(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` (a contra_map function) is called with one argument: it has at most one
+    required positional parameter; a callable whose signature cannot be read (a builtin such as
+    ``int``) counts as one."""
     try:
         params = [p for p in inspect.signature(fn).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
     except (TypeError, ValueError):
-        return False
-    return len(params) == 1
+        return True
+    required = [p for p in params if p.kind is not p.VAR_POSITIONAL and p.default is p.empty]
+    return len(required) <= 1 and not (not required and any(p.kind is p.VAR_POSITIONAL for p in params))
 
 
 def _chain(first: Callable[[Any], Any], then: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -303,11 +307,17 @@ def _foreign(method: object, request: object, response: object) -> ForeignMethod
 
 
 def _declared_method(f: ForeignMethod) -> Any:
-    """The method's descriptor, where the request's ``.proto`` file (or its pool) declares it."""
+    """The method's descriptor, where the request's ``.proto`` file (or its pool) declares its
+    service; ``TypeError`` if that service has no such method (a typo would be UNIMPLEMENTED)."""
     try:
-        return f.request.DESCRIPTOR.file.pool.FindMethodByName(f"{f.service}.{f.name}")
+        service = f.request.DESCRIPTOR.file.pool.FindServiceByName(f.service)
     except (KeyError, AttributeError):
-        return None
+        return None  # a service its _pb2 does not declare: nothing to check against
+    method = service.methods_by_name.get(f.name)
+    if method is None:
+        raise TypeError(f"@rp.rpc(method={f.method!r}): service {f.service} has no method {f.name}; it has "
+                        f"{', '.join(sorted(service.methods_by_name)) or 'none'}")
+    return method
 
 
 @overload

@@ -80,6 +80,7 @@ U = TypeVar("U")
 # smaller one is cheaper copied into one message than streamed (a stream costs gRPC a thread)
 _SPLICED_CALL_MIN = 1 << 20
 _BATCH = 4096
+_LOG = logging.getLogger("rpc_parallel")
 
 
 class _ForeignCodec:
@@ -204,7 +205,12 @@ class _WriterFeed(DirectWriter[Any]):
     def batches(self) -> Iterator[list[Any]]:
         """What was written so far, as one batch (a lone update leaves at once), until ``close()``."""
         while True:
-            batch = [self._queue.get()]
+            try:
+                batch = [self._queue.get(timeout=0.1)]
+            except queue.Empty:
+                if self._done.is_set():  # the call ended first (the worker answered, a deadline)
+                    return
+                continue
             while len(batch) < _BATCH:
                 try:
                     batch.append(self._queue.get_nowait())
@@ -220,8 +226,12 @@ class _WriterFeed(DirectWriter[Any]):
             yield batch
 
     def end(self) -> None:
-        """The call ended: a waiting or later write returns False."""
+        """The call ended: a waiting or later write returns False, and the request stream ends."""
         self._done.set()
+        try:
+            self._queue.put_nowait(self._CLOSED)  # wakes a read at once (else it sees _done within 0.1 s)
+        except queue.Full:
+            pass
 
 
 @dataclass(frozen=True)
@@ -260,6 +270,8 @@ class Connection:
         self._direct: dict[int, Any] = {}
         self._direct_ids = itertools.count(1)
         self._closed_event = threading.Event()
+        self._close_callbacks: list[Callable[[], object]] = []
+        self._close_lock = threading.Lock()
         self._closing = False
         self._close_reason: str | None = None
         self._spliced: Any = None
@@ -303,6 +315,25 @@ class Connection:
         """Wait until the connection is closed; False on timeout."""
         return self._closed_event.wait(timeout)
 
+    def on_closed(self, callback: Callable[[], object]) -> None:
+        """Call ``callback()`` once the connection is closed (at once if it is): from the thread
+        that closed it."""
+        with self._close_lock:
+            if not self._closed_event.is_set():
+                self._close_callbacks.append(callback)
+                return
+        callback()
+
+    def _mark_closed(self) -> None:
+        with self._close_lock:
+            self._closed_event.set()
+            callbacks, self._close_callbacks = self._close_callbacks, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                _LOG.exception("a close callback of %s raised", self._label)
+
     def _session_ended(self, call: Any) -> None:
         if self._close_reason is None:  # not our close(): the worker went away or ended it
             try:
@@ -310,7 +341,7 @@ class Connection:
             except Exception:  # a call that ended without a status (grpc gives none on some paths)
                 status = "the connection's stream ended"
             self._close_reason = f"the worker side ended the connection ({status})"
-        self._closed_event.set()
+        self._mark_closed()
 
     # -- running -------------------------------------------------------------------------------
 
@@ -393,6 +424,8 @@ class Connection:
     def run(self, f: StateFunction[P, S, U], /, *args: P.args, **kwargs: P.kwargs) -> tuple[S, Pipe[U]]: ...
     @overload
     def run(self, f: ReversePipeFunction[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
+    @overload  # a reverse direct pipe: a writer function in place of the updates (not expressible with P)
+    def run(self, f: ReversePipeFunction[..., R], /, *args: Any, **kwargs: Any) -> R: ...
     @overload
     def run(self, f: DirectPipeFunction[P, T], /, *args: Any,
             on_update: Callable[[Update[T] | Closed], object], **kwargs: Any) -> DirectPipeId: ...
@@ -531,13 +564,13 @@ class Connection:
         self._direct[pipe_id.value] = call
 
         def deliver() -> None:
-            reason, error = "by_remote_side", None
+            reason, error = "by_remote_side", cast(BaseException | None, None)
             try:
                 for item in early:
                     on_update(Update(item))
                 while not ended:
                     try:
-                        with errors:  # the stream's errors only: on_update's own propagate
+                        with errors:  # the stream's errors only: on_update's own are handled below
                             message = next(messages)
                     except StopIteration:
                         break
@@ -549,9 +582,18 @@ class Connection:
                         break
                     for item in m.codec.decode_items(message):
                         on_update(Update(item))
+            except Exception as exc:  # on_update (or a map function) raised: the pipe ends with it
+                call.cancel()
+                _LOG.error("on_update of direct pipe %s of %s raised; the pipe was aborted", pipe_id.value,
+                           self._label, exc_info=exc)
+                reason, error = f"on_update raised {type(exc).__name__}: {exc}", exc
             finally:
                 self._direct.pop(pipe_id.value, None)
-            on_update(Closed(reason, error))
+            try:
+                on_update(Closed(reason, error))
+            except Exception as exc:
+                _LOG.error("on_update of direct pipe %s of %s raised on Closed", pipe_id.value, self._label,
+                           exc_info=exc)
 
         threading.Thread(target=deliver, name=f"rpc_parallel-direct-{pipe_id.value}", daemon=True).start()
         return pipe_id
@@ -698,14 +740,14 @@ class Connection:
         # grpcio's close of a channel that carried a stream waits ~200 ms for its polling thread;
         # nothing needs to wait for that, so it happens aside
         threading.Thread(target=self._channel.close, name="rpc_parallel-channel-close", daemon=True).start()
-        self._closed_event.set()
+        self._mark_closed()
 
     def _abandon(self) -> None:
         """At interpreter exit: end the connection and close its channel now, waiting for nothing."""
         if self._begin_close():
             self._session.cancel()
             self._channel.close()
-            self._closed_event.set()
+            self._mark_closed()
 
     def _begin_close(self) -> bool:
         """Mark the connection closing by its caller; False if it already was."""

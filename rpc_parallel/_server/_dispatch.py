@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -149,18 +150,36 @@ def _one_way(core: WorkerCore, codec: MethodCodec, impl: Callable[..., Any]) -> 
 
 
 class _Writer(DirectWriter[Any]):
+    """A direct pipe's writer. Its stream ends once it is closed *and* the function returned, so an
+    exception the function raises after closing it still reaches the caller's run."""
+
     def __init__(self, pump: Pump) -> None:
         self._pump = pump
+        self._lock = threading.Lock()
+        self._closing = False
+        self._returned = False
 
     def write(self, item: Any) -> bool:
+        if self._closing:
+            return False
         return self._pump.put(item)
 
     def close(self) -> None:
-        self._pump.finish()
+        with self._lock:
+            self._closing = True
+            if self._returned:
+                self._pump.finish()
+
+    def returned(self) -> None:
+        """The function returned (after its return mark was queued)."""
+        with self._lock:
+            self._returned = True
+            if self._closing:
+                self._pump.finish()
 
     @property
     def closed(self) -> bool:
-        return self._pump.finished
+        return self._closing or self._pump.finished
 
 
 def _stream(core: WorkerCore, m: MethodSpec, codec: MethodCodec,
@@ -179,7 +198,7 @@ def _stream(core: WorkerCore, m: MethodSpec, codec: MethodCodec,
         if kind is Kind.DIRECT_PIPE:
             # the function runs beside this generator, which sends what it writes as it writes it
             # (items written before it returns too: a bounded queue could not hold them all)
-            core.executor.submit(_run_direct, core, impl, state, [_Writer(pump), *args], pump)
+            core.executor.submit(_run_direct, core, impl, state, _Writer(pump), args, pump)
         else:
             try:
                 produced = core.call(impl, state, args)
@@ -217,15 +236,17 @@ def _stream(core: WorkerCore, m: MethodSpec, codec: MethodCodec,
 _RETURNED = object()
 
 
-def _run_direct(core: WorkerCore, impl: Callable[..., Any], state: Any, args: list[Any], pump: Pump) -> None:
-    """Run a direct pipe's function; its exception ends the stream with the caller's error (before
-    it returned: raised from the caller's run), its return marks the stream."""
+def _run_direct(core: WorkerCore, impl: Callable[..., Any], state: Any, writer: _Writer, args: list[Any],
+                pump: Pump) -> None:
+    """Run a direct pipe's function; its exception ends the stream with the caller's error (raised
+    from the caller's run), its return marks the stream."""
     try:
-        core.call(impl, state, args)
+        core.call(impl, state, [writer, *args])
     except BaseException as exc:
         pump.finish(exc)
         return
     pump.put(_RETURNED)
+    writer.returned()
 
 
 def _start_producer(core: WorkerCore, produced: Any, pump: Pump, state: Any) -> None:

@@ -5,11 +5,14 @@ clients can list a worker's services and build its messages from the reflected d
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
+from .._declaration import foreign_functions
 from .._proto import control_pb2, errors_pb2
 from .._schema import file_descriptor, file_spec
 from ._core import WorkerCore
@@ -23,13 +26,30 @@ _CONTROL_SERVICE = control_pb2.DESCRIPTOR.services_by_name["Control"].full_name
 def add_introspection(server: grpc.Server, core: WorkerCore) -> None:
     """Serve health (``SERVING`` for the server and the worker type's service) and reflection of
     the worker type's service, ``Control``, health and reflection itself on ``server``."""
+    foreign = [f.foreign for f in foreign_functions(core.cls) if f.foreign is not None]
+    services = [core.spec.full_name, _CONTROL_SERVICE, *sorted({m.service for m in foreign})]
     checks = health.HealthServicer()
-    for name in ("", core.spec.full_name, _CONTROL_SERVICE):
+    for name in ("", *services):
         checks.set(name, health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(checks, server)
     pool = descriptor_pool.DescriptorPool()  # a private one: the user's own _pb2 may fill the default
+    added: set[str] = set()
     for module in (errors_pb2, control_pb2, health_pb2, reflection_pb2):
-        pool.AddSerializedFile(module.DESCRIPTOR.serialized_pb)
+        _add_file(pool, module.DESCRIPTOR, added)
     pool.Add(file_descriptor(file_spec(core.cls.__module__)))
-    reflection.enable_server_reflection(
-        (core.spec.full_name, _CONTROL_SERVICE, HEALTH_SERVICE, reflection.SERVICE_NAME), server, pool=pool)
+    for m in foreign:  # the .proto files of the existing services it implements, with their imports
+        _add_file(pool, m.request.DESCRIPTOR.file, added)
+    reflection.enable_server_reflection((*services, HEALTH_SERVICE, reflection.SERVICE_NAME), server, pool=pool)
+
+
+def _add_file(pool: descriptor_pool.DescriptorPool, file: Any, added: set[str]) -> None:
+    """Add ``file`` (a FileDescriptor) to ``pool`` after its dependencies, each once."""
+    if file.name in added:
+        return
+    added.add(file.name)
+    for dependency in file.dependencies:
+        _add_file(pool, dependency, added)
+    try:
+        pool.AddSerializedFile(file.serialized_pb)
+    except (TypeError, ValueError):  # already there under another file's name: reflection still finds it
+        pass

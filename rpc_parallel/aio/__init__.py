@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 import subprocess
 import threading
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, Generic, Literal, ParamSpec, TypeVar, Unpack, overload
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Generic, Literal, ParamSpec, TypeVar, Unpack, cast, overload
 
 import grpc
 
@@ -42,6 +44,22 @@ T = TypeVar("T")
 S = TypeVar("S")
 U = TypeVar("U")
 _END = object()
+_LOG = logging.getLogger("rpc_parallel")
+_EXECUTOR: ThreadPoolExecutor | None = None
+_EXECUTOR_LOCK = threading.Lock()
+
+
+async def _offload(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` on a thread of rp.aio's own pool (in this context: rp.deadline
+    holds there), never the loop's default executor, which the program's own blocking calls may
+    fill: a few waiting calls of ours must not stall every other."""
+    global _EXECUTOR
+    with _EXECUTOR_LOCK:
+        if _EXECUTOR is None:
+            _EXECUTOR = ThreadPoolExecutor(max_workers=64, thread_name_prefix="rpc_parallel-aio")
+    context = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(
+        _EXECUTOR, functools.partial(context.run, fn, *args, **kwargs))
 _EOF: Any = getattr(grpc.aio, "EOF")  # noqa: B009 - (read() at a stream's end; absent from the type stubs)
 
 
@@ -52,7 +70,7 @@ class _ThreadSource(Generic[T]):
         self._pipe = pipe
 
     async def next_batch(self) -> list[T] | None:
-        return await asyncio.to_thread(self._pipe.next_batch)
+        return await _offload(self._pipe.next_batch)
 
     def close(self) -> None:
         self._pipe.close()
@@ -78,10 +96,20 @@ class _CallSource(Generic[T]):
             if self._call.cancelled():  # close() cancelled it meanwhile: that is its end
                 return None
             raise
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self.ended and (task is None or not task.cancelling()):
+                return None  # close() from elsewhere cancelled the read: the pipe's end, not this task's
+            raise
         if data is _EOF:
             self._closed = True
             return None
         return self._decode(data)
+
+    @property
+    def ended(self) -> bool:
+        """Whether the pipe ended (or ``close()`` was called), as seen now."""
+        return self._closed
 
     def close(self) -> None:
         if not self._closed:
@@ -129,6 +157,8 @@ class Connection:
     def __init__(self, conn: _client.Connection) -> None:
         self.sync = conn
         self._channel: grpc.aio.Channel | None = None  # for streams: made on first use, on the running loop
+        self._direct: dict[int, Any] = {}  # direct pipes read on this loop, by id
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def _aio_channel(self) -> grpc.aio.Channel:
         if self._channel is None:
@@ -166,6 +196,8 @@ class Connection:
     async def run(self, f: StateFunction[P, S, U], /, *args: P.args, **kwargs: P.kwargs) -> tuple[S, Pipe[U]]: ...
     @overload
     async def run(self, f: ReversePipeFunction[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
+    @overload  # a reverse direct pipe: a writer function in place of the updates
+    async def run(self, f: ReversePipeFunction[..., R], /, *args: Any, **kwargs: Any) -> R: ...
     @overload
     async def run(self, f: DirectPipeFunction[P, T], /, *args: Any,
                   on_update: Callable[[Update[T] | Closed], object], **kwargs: Any) -> DirectPipeId: ...
@@ -182,7 +214,7 @@ class Connection:
                 with _client.must_not_wait():
                     return sync._send_one_way(m, data)
             except _client.WouldWait:  # the connection's one_way calls in flight are at their bound
-                return await asyncio.to_thread(sync._send_one_way, m, data)
+                return await _offload(sync._send_one_way, m, data)
         if kind is Kind.PIPE:  # run waits for the generator to start; then no thread waits on it
             m, call, first, post = await self._open_stream(f, args, kwargs)
             items = m.codec.decode_items
@@ -196,13 +228,14 @@ class Connection:
             return state, Pipe(_CallSource(call, lambda d: m.codec.decode_state_message(d)[2], sync._errors),
                                list(updates))
         loop = asyncio.get_running_loop()
-        if kind is Kind.DIRECT_PIPE:  # run returns once the function returned: not on the loop
-            callback = kwargs.pop("on_update")
-            return await asyncio.to_thread(sync.run, f, *args,
-                                           on_update=lambda u: loop.call_soon_threadsafe(callback, u), **kwargs)
+        if kind is Kind.DIRECT_PIPE:
+            callback = kwargs.pop("on_update", None)
+            if callback is None:
+                raise TypeError(f"{f.qualname}() is a direct_pipe: pass on_update=callback")
+            return await self._direct_pipe(f, args, kwargs, callback)
         args = tuple(_sync_iter(a, loop) for a in args)
         kwargs = {k: _sync_iter(v, loop) for k, v in kwargs.items()}
-        return await asyncio.to_thread(sync.run, f, *args, **kwargs)
+        return await _offload(sync.run, f, *args, **kwargs)
 
     def submit(self, f: RpcFunction[P, R], *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
         """Start an rpc call; await the result later. The event loop never blocks: while the
@@ -232,7 +265,7 @@ class Connection:
             return future
 
         try:
-            future = await asyncio.to_thread(submit)
+            future = await _offload(submit)
         except asyncio.CancelledError:
             cancelled.set()
             for f in sent:
@@ -241,17 +274,91 @@ class Connection:
         return await asyncio.wrap_future(future)
 
     def abort(self, pipe_id: DirectPipeId) -> None:
-        self.sync.abort(pipe_id)
+        """Cancel a running direct pipe; its ``on_update`` then gets ``Closed("aborted")``."""
+        call = self._direct.get(pipe_id.value)
+        if call is not None:
+            call.cancel()
+        else:
+            self.sync.abort(pipe_id)
+
+    async def _direct_pipe(self, f: Function[Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                           on_update: Callable[[Any], object]) -> DirectPipeId:
+        """A direct pipe read on this loop: ``run`` returns once the function returned (an
+        exception it raised before is raised here), and ``on_update`` runs on this loop from then
+        on, from a task (never before ``run`` returned); no thread waits."""
+        sync: Any = self.sync
+        sync._check_open()
+        m, args, kwargs, post = sync._adapt(f, args, kwargs)
+        data = sync._request(m, args, kwargs)
+        call = self._aio_channel().unary_stream(m.path, None, None)(data, metadata=sync._md, timeout=remaining())
+        early: list[Any] = []
+        ended = False
+        with sync._errors:
+            while True:  # up to the mark of the function's return
+                message = await call.read()
+                if message is _EOF:  # it closed its writer and returned
+                    ended = True
+                    break
+                items = m.codec.decode_items(message)
+                if not items:
+                    break
+                early.extend(items)
+        pipe_id = DirectPipeId(next(sync._direct_ids))
+        self._direct[pipe_id.value] = call
+        errors = sync._errors
+        label = sync._label
+
+        def update(item: Any) -> None:
+            on_update(Update(post(item) if post is not None else item))
+
+        async def deliver() -> None:
+            reason, error = "by_remote_side", cast(BaseException | None, None)
+            try:
+                for item in early:
+                    update(item)
+                while not ended:
+                    try:
+                        with errors:
+                            message = await call.read()
+                    except RpcParallelError as exc:
+                        if call.cancelled():
+                            reason = "aborted"
+                        else:
+                            reason, error = str(exc), exc
+                        break
+                    except asyncio.CancelledError:
+                        reason = "aborted"
+                        break
+                    if message is _EOF:
+                        break
+                    for item in m.codec.decode_items(message):
+                        update(item)
+            except Exception as exc:  # on_update (or a map function) raised: the pipe ends with it
+                call.cancel()
+                _LOG.error("on_update of direct pipe %s of %s raised; the pipe was aborted", pipe_id.value, label,
+                           exc_info=exc)
+                reason, error = f"on_update raised {type(exc).__name__}: {exc}", exc
+            finally:
+                self._direct.pop(pipe_id.value, None)
+            try:
+                on_update(Closed(reason, error))
+            except Exception as exc:
+                _LOG.error("on_update of direct pipe %s of %s raised on Closed", pipe_id.value, label, exc_info=exc)
+
+        task = asyncio.get_running_loop().create_task(deliver())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return pipe_id
 
     async def close_server(self) -> None:
-        await asyncio.to_thread(self.sync.close_server)
+        await _offload(self.sync.close_server)
 
     async def logs(self, level: int = logging.INFO) -> Pipe[LogRecord]:
         """The worker's ``logging`` records from now on (see ``rpc_parallel.Connection.logs``)."""
-        return Pipe(await asyncio.to_thread(self.sync.logs, level))
+        return Pipe(await _offload(self.sync.logs, level))
 
     async def worker_settings(self) -> RpcSettings:
-        return await asyncio.to_thread(self.sync.worker_settings)
+        return await _offload(self.sync.worker_settings)
 
     @property
     def close_reason(self) -> str | None:
@@ -260,7 +367,7 @@ class Connection:
 
     async def close(self) -> None:
         """Close the connection (pending one_ways are flushed first, as ``rp.Connection.close``)."""
-        await asyncio.to_thread(self.sync.close)
+        await _offload(self.sync.close)
         if self._channel is not None:
             channel, self._channel = self._channel, None
             await channel.close(None)
@@ -270,8 +377,19 @@ class Connection:
         await self.close()
 
     async def wait_closed(self, timeout: float | None = None) -> bool:
-        """Wait until the connection is closed; False on timeout."""
-        return await asyncio.to_thread(self.sync.wait_closed, timeout)
+        """Wait until the connection is closed; False on timeout. No thread waits meanwhile."""
+        loop = asyncio.get_running_loop()
+        closed = loop.create_future()
+
+        def mark() -> None:
+            if not closed.done():
+                closed.set_result(True)
+
+        self.sync.on_closed(lambda: loop.call_soon_threadsafe(mark))
+        try:
+            return await asyncio.wait_for(asyncio.shield(closed), timeout)
+        except TimeoutError:
+            return False
 
     async def __aenter__(self) -> Connection:
         return self
@@ -310,18 +428,18 @@ async def spawn(cls: type[Worker], arg: Any = None, *, shutdown_on: ShutdownOn =
         def connected() -> _client.Connection:
             return cls.spawn(arg, shutdown_on=ShutdownOn.CONNECTION_CLOSED, connection_arg=connection_arg, **options)
 
-        return Connection(await asyncio.to_thread(connected))
+        return Connection(await _offload(connected))
 
     def spawned() -> WorkerHandle:
         return cls.spawn(arg, shutdown_on=shutdown_on, **options)
 
-    return await asyncio.to_thread(spawned)
+    return await _offload(spawned)
 
 
 async def serve(cls: type[Worker], arg: Any = None, *, settings: RpcSettings | None = None,
                 name: str | None = None) -> WorkerHandle:
     """``Worker.serve`` without blocking the event loop."""
-    return await asyncio.to_thread(cls.serve, arg, settings=settings, name=name)
+    return await _offload(cls.serve, arg, settings=settings, name=name)
 
 
 @overload
@@ -336,12 +454,12 @@ async def connect(first: Any, second: Any = _client.NOT_GIVEN, third: Any = None
         args: tuple[Any, ...] = (first, None if second is _client.NOT_GIVEN else second)
     else:
         args = (first, second, third)
-    return Connection(await asyncio.to_thread(_client.connect, *args))
+    return Connection(await _offload(_client.connect, *args))
 
 
 async def shutdown(handle: WorkerHandle) -> None:
     """``await rp.aio.shutdown(handle)``: ``handle.shutdown()`` without blocking the event loop."""
-    await asyncio.to_thread(handle.shutdown)
+    await _offload(handle.shutdown)
 
 
 async def spawn_in_foreground(cls: type[Worker], arg: Any = None, *,
@@ -349,5 +467,5 @@ async def spawn_in_foreground(cls: type[Worker], arg: Any = None, *,
                               **options: Unpack[ForegroundOptions]) -> tuple[WorkerHandle, subprocess.Popen[bytes]]:
     """``Worker.spawn_in_foreground`` without blocking the event loop (the caller reads the
     process's pipes and reaps it)."""
-    return await asyncio.to_thread(functools.partial(cls.spawn_in_foreground, arg, shutdown_on=shutdown_on,
+    return await _offload(functools.partial(cls.spawn_in_foreground, arg, shutdown_on=shutdown_on,
                                                      **options))

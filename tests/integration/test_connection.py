@@ -200,7 +200,7 @@ def test_a_reverse_pipe_fed_through_a_writer() -> None:
                 w.close()
                 assert w.closed and not w.write(99)  # closed: refused
 
-            assert conn.run(Adapter.total, five) == 10  # type: ignore[arg-type]
+            assert conn.run(Adapter.total, five) == 10
 
             def in_background(w: rp.DirectWriter[int]) -> None:  # returns at once; a thread writes
                 def later() -> None:
@@ -210,19 +210,19 @@ def test_a_reverse_pipe_fed_through_a_writer() -> None:
 
                 threading.Thread(target=later).start()
 
-            assert conn.run(Adapter.total, in_background) == sum(range(10_000))  # type: ignore[arg-type]
+            assert conn.run(Adapter.total, in_background) == sum(range(10_000))
 
             def broken(w: rp.DirectWriter[int]) -> None:
                 w.write(1)
                 raise KeyError("the caller's own")
 
             with pytest.raises(KeyError, match="the caller's own"):
-                conn.run(Adapter.total, broken)  # type: ignore[arg-type]
+                conn.run(Adapter.total, broken)
             assert conn.run(Adapter.total, iter([1, 2])) == 3  # the connection and worker live on
 
         async def main() -> None:
             aconn = await rp.aio.connect(handle)
-            assert await aconn.run(Adapter.total, five) == 10  # type: ignore[arg-type]
+            assert await aconn.run(Adapter.total, five) == 10
             await aconn.close()
 
         asyncio.run(main())
@@ -297,5 +297,99 @@ def test_idle_aio_pipes_hold_no_thread_of_the_caller() -> None:
                 assert threading.active_count() <= threads + 1
         finally:
             await rp.aio.shutdown(handle)
+
+    asyncio.run(main())
+
+
+def test_review_mends_of_the_new_call_forms() -> None:
+    """A writer whose call ended early leaves no thread; an exception after writer.close() still
+    reaches run; a raising map ends a direct pipe with Closed(error); contra_map chains on a builtin."""
+    adapter, direct = Adapter.spawn(), Direct.spawn()
+    try:
+        with Adapter.connect(adapter) as conn, Direct.connect(direct) as dconn:
+            def slow_writer(w: rp.DirectWriter[int]) -> None:
+                w.write(5)
+                time.sleep(0.2)
+                w.write(6)
+                w.close()
+
+            assert conn.run(Adapter.first_only, iter([4])) == 4  # (the channel's own threads start)
+            threads = threading.active_count()
+            for _ in range(5):
+                assert conn.run(Adapter.first_only, slow_writer) == 5
+            deadline = time.monotonic() + 5
+            while threading.active_count() > threads and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert threading.active_count() <= threads  # no feeding thread left waiting
+
+            with pytest.raises(rp.RemoteError, match="after close"):
+                dconn.run(Direct.close_then_raise, on_update=lambda u: None)
+
+            got: list[object] = []
+            closed = threading.Event()
+
+            def on_update(u: object) -> None:
+                got.append(u)
+                if isinstance(u, rp.Closed):
+                    closed.set()
+
+            dconn.run(Direct.then_return.map(lambda i: 1 // (i - 1)), 3, 0.0, on_update=on_update)
+            assert closed.wait(10)
+            last = got[-1]
+            assert isinstance(last, rp.Closed) and isinstance(last.error, ZeroDivisionError)
+
+            assert conn.run(Adapter.incr.contra_map(int).contra_map(str.strip), " 41 ") == 42
+    finally:
+        adapter.shutdown()
+        direct.shutdown()
+
+
+def test_review_mends_of_rp_aio() -> None:
+    """Pending wait_closed()s hold no thread; an aio direct pipe holds none either and calls
+    on_update only after run returned; a pipe closed from another task ends its reader's loop."""
+    async def main() -> None:
+        handle = await rp.aio.spawn(Direct)
+        streamer = await rp.aio.spawn(Streamer)
+        try:
+            conn = await rp.aio.connect(handle)
+            waits = [asyncio.ensure_future(conn.wait_closed()) for _ in range(8)]
+            assert await conn.wait_closed(0.05) is False
+            assert (await asyncio.wait_for(conn.worker_settings(), 5)).max_message_size > 0
+            warm = asyncio.Event()
+            await conn.run(Direct.then_return, 1, 0.0,  # (grpc.aio's own poller thread starts once)
+                           on_update=lambda u: warm.set() if isinstance(u, rp.Closed) else None)
+            await asyncio.wait_for(warm.wait(), 10)
+            threads = threading.active_count()
+            returned = False
+            early: list[bool] = []
+            done = asyncio.Event()
+
+            def on_update(u: object) -> None:
+                early.append(returned)
+                if isinstance(u, rp.Closed):
+                    done.set()
+
+            await conn.run(Direct.then_return, 3, 0.0, on_update=on_update)
+            returned = True
+            await asyncio.wait_for(done.wait(), 10)
+            assert early and all(early)  # every call came after run returned
+            assert threading.active_count() <= threads
+            await conn.close()
+            assert all(await asyncio.gather(*waits))
+
+            sconn = await rp.aio.connect(streamer)
+            pipe = await sconn.run(Streamer.one_then_gate)
+
+            async def read_all() -> list[int]:
+                return [x async for x in pipe]
+
+            reader = asyncio.ensure_future(read_all())
+            await asyncio.sleep(0.1)
+            await pipe.aclose()
+            assert await reader == [1]  # ended, not cancelled
+            await sconn.close()
+        finally:
+            await rp.aio.shutdown(handle)
+            await rp.aio.shutdown(streamer)
 
     asyncio.run(main())

@@ -11,6 +11,8 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import empty_pb2, wrappers_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 import rpc_parallel as rp
 from rpc_parallel._protocol import TOKEN_KEY
@@ -66,3 +68,28 @@ def test_a_foreign_declaration_is_checked() -> None:
     with pytest.raises(TypeError, match="protobuf message class"):
         rp.rpc(method="/a.B/C", request=bytes, response=empty_pb2.Empty)
     rp.rpc(method="/a.B/C", request=wrappers_pb2.StringValue, response=empty_pb2.Empty)  # an unknown service: fine
+
+
+def test_a_foreign_method_its_service_lacks_is_refused(legacy: Legacy) -> None:
+    store_pb2, _, _ = _modules(legacy)
+    with pytest.raises(TypeError, match="service legacy.Store has no method Sise; it has Echo, Size"):
+        rp.rpc(method="/legacy.Store/Sise", request=store_pb2.SizeRequest, response=store_pb2.SizeReply)
+    with pytest.raises(TypeError, match="declares the request legacy.SizeRequest, not legacy.EchoRequest"):
+        rp.rpc(method="/legacy.Store/Size", request=store_pb2.EchoRequest, response=store_pb2.SizeReply)
+
+
+def test_health_and_reflection_cover_the_foreign_service(legacy: Legacy) -> None:
+    _, _, store_worker = _modules(legacy)
+    handle = store_worker.StoreWorker.spawn()
+    try:
+        with grpc.insecure_channel(handle.address) as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service="legacy.Store"),
+                                                              timeout=5)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+            token = ((TOKEN_KEY, handle.token),)
+            stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+            request = reflection_pb2.ServerReflectionRequest(file_containing_symbol="legacy.Store")
+            (answer,) = list(stub.ServerReflectionInfo(iter([request]), metadata=token, timeout=5))
+            assert answer.WhichOneof("message_response") == "file_descriptor_response"
+    finally:
+        handle.shutdown()

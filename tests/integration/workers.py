@@ -217,6 +217,11 @@ class Adapter(rp.Worker):
             writer.write(i)
         writer.close()
 
+    @rp.reverse_pipe
+    def first_only(self, xs: Iterator[int]) -> int:
+        """Answer after the first update, not reading the rest."""
+        return next(xs)
+
 
 class Direct(rp.Worker):
     """Direct pipes that write before they return, fail before they return, or end the worker."""
@@ -239,6 +244,12 @@ class Direct(rp.Worker):
     def fail_first(self, writer: rp.DirectWriter[int], message: str) -> None:
         writer.write(1)
         raise ValueError(message)
+
+    @rp.direct_pipe
+    def close_then_raise(self, writer: rp.DirectWriter[int]) -> None:
+        writer.write(7)
+        writer.close()
+        raise ValueError("after close")
 
     @rp.direct_pipe
     def then_die(self, writer: rp.DirectWriter[int]) -> None:
