@@ -104,6 +104,7 @@ class WorkerCore:
         self._held: set[threading.Event] = set()
         self._stopping = False
         self.executor = ThreadPoolExecutor(max_workers=_MAX_THREADS, thread_name_prefix="rpc_parallel-worker")
+        self.not_serving_hooks: list[Callable[[], object]] = []  # (the health service's)
         self.one_way_executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="rpc_parallel-one_way")
         self._rpcs: dict[str, tuple[MethodCodec, Callable[..., Any]]] = {  # by method name, for calls that name it
             m.rpc_name: (self.codec.method(m.name), getattr(cls, m.name).impl)
@@ -113,8 +114,14 @@ class WorkerCore:
         return WorkerHandle(worker_id=self.worker_id, address=address, name=self.name, settings=self.settings,
                             token=self.token, fingerprint=self.spec.fingerprint, pid=os.getpid())
 
+    def not_serving(self) -> None:
+        """The server takes no new connections (``close_server``) or stops: what health checks say."""
+        for hook in self.not_serving_hooks:
+            hook()
+
     def stopping(self) -> None:
         """The server is stopping: held streams (connections, Watch) end now, normally."""
+        self.not_serving()
         with self._lock:
             held, self._held = self._held, set()
             self._stopping = True
@@ -320,6 +327,7 @@ class WorkerCore:
 
     def close_server(self) -> None:
         self._closed_server = True
+        self.not_serving()
 
     def describe(self) -> control_pb2.DescribeReply:
         fdp = file_descriptor(file_spec(self.cls.__module__))

@@ -24,7 +24,8 @@ _CONTROL_SERVICE = control_pb2.DESCRIPTOR.services_by_name["Control"].full_name
 
 
 def add_introspection(server: grpc.Server, core: WorkerCore) -> None:
-    """Serve health (``SERVING`` for the server and the worker type's service) and reflection of
+    """Serve health (``SERVING`` for the server and the worker type's service until
+    ``close_server()`` or the server's stop, ``NOT_SERVING`` from then on) and reflection of
     the worker type's service, ``Control``, health and reflection itself on ``server``."""
     foreign = [f.foreign for f in foreign_functions(core.cls) if f.foreign is not None]
     services = [core.spec.full_name, _CONTROL_SERVICE, *sorted({m.service for m in foreign})]
@@ -32,6 +33,7 @@ def add_introspection(server: grpc.Server, core: WorkerCore) -> None:
     for name in ("", *services):
         checks.set(name, health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(checks, server)
+    core.not_serving_hooks.append(checks.enter_graceful_shutdown)  # close_server() or stop: NOT_SERVING
     pool = descriptor_pool.DescriptorPool()  # a private one: the user's own _pb2 may fill the default
     added: set[str] = set()
     for module in (errors_pb2, control_pb2, health_pb2, reflection_pb2):

@@ -79,3 +79,14 @@ def test_a_generic_client_lists_the_services_and_calls_a_method(blob: rp.WorkerH
                                    response_deserializer=response_class.FromString)
         reply = size(request_class(data=b"12345"), timeout=10)
         assert reply.value == 5
+
+
+def test_health_says_not_serving_after_close_server(blob: rp.WorkerHandle) -> None:
+    with grpc.insecure_channel(blob.address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        with Blob.connect(blob) as conn:
+            conn.close_server()  # no new connections: a load balancer must send none
+            for service in ("", "tests.integration.workers.Blob"):
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+                assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
+            assert conn.run(Blob.size, b"abc") == 3  # the open connection goes on
