@@ -13,56 +13,22 @@ WORKERS = 4
 
 def _rp() -> tuple[float, float]:
     t0 = time.perf_counter()
-    import concurrent.futures
+    import rpc_parallel  # noqa: F401 - the import is what is timed, in this fresh process
 
-    import rpc_parallel as rp
-    from bench.workers import Bench
+    imported = time.perf_counter() - t0
+    from bench._workloads import spawn_rp
 
-    imported = time.perf_counter()
-    handles: list[rp.WorkerHandle] = []
-
-    def one(i: int) -> None:
-        handle = Bench.spawn(None, name=f"bench-cold-{i}")
-        handles.append(handle)
-        with Bench.connect(handle) as conn:
-            conn.run(Bench.noop)
-
-    with concurrent.futures.ThreadPoolExecutor(WORKERS) as ex:
-        for f in [ex.submit(one, i) for i in range(WORKERS)]:
-            f.result()
-    seconds = time.perf_counter() - imported
-    for h in handles:
-        h.shutdown()
-    return seconds, imported - t0
+    return spawn_rp(WORKERS, "bench-cold"), imported
 
 
 def _mp() -> tuple[float, float]:
-    t_import = time.perf_counter()
+    t0 = time.perf_counter()
     import multiprocessing
 
-    from bench import _mp as targets
+    imported = time.perf_counter() - t0
+    from bench._mp import spawn_answering
 
-    context = multiprocessing.get_context("spawn")
-    t0 = time.perf_counter()
-    imported = t0 - t_import
-    procs, pipes = [], []
-    for i in range(WORKERS):
-        parent, child = context.Pipe()
-        proc = context.Process(target=targets.answer_once, args=(child,), name=f"bench-cold-mp-{i}", daemon=True)
-        proc.start()
-        child.close()
-        procs.append(proc)
-        pipes.append(parent)
-    for i, p in enumerate(pipes):
-        p.send(i)
-    answers = [p.recv() for p in pipes]
-    seconds = time.perf_counter() - t0
-    assert answers == [i + 1 for i in range(WORKERS)], answers
-    for p in pipes:
-        p.close()
-    for proc in procs:
-        proc.join(10)
-    return seconds, imported
+    return spawn_answering(multiprocessing.get_context("spawn"), WORKERS, "bench-cold-mp"), imported
 
 
 if __name__ == "__main__":

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import time
 from multiprocessing.connection import Connection
+from multiprocessing.context import BaseContext
+from multiprocessing.process import BaseProcess
 
-__all__ = ("answer_once", "inc", "spin", "spin_timed", "stream_ints")
+__all__ = ("answer_once", "inc", "spawn_answering", "spin", "spin_timed", "stream_ints")
 
 
 def answer_once(conn: Connection) -> None:
@@ -16,6 +18,34 @@ def answer_once(conn: Connection) -> None:
         conn.recv()
     except EOFError:
         pass
+
+
+def spawn_answering(context: BaseContext, n: int, name: str) -> float:
+    """Seconds to start ``n`` processes of ``context`` (``answer_once`` over a Pipe each) and get
+    their answers; the processes are joined after."""
+    procs: list[BaseProcess] = []
+    pipes: list[Connection] = []
+    try:
+        t0 = time.perf_counter()
+        for i in range(n):
+            parent, child = context.Pipe()
+            proc = context.Process(target=answer_once, args=(child,), name=f"{name}-{i}", daemon=True)  # type: ignore[attr-defined]
+            proc.start()
+            child.close()
+            procs.append(proc)
+            pipes.append(parent)
+        for i, p in enumerate(pipes):
+            p.send(i)
+        answers = [p.recv() for p in pipes]
+        seconds = time.perf_counter() - t0
+        if answers != [i + 1 for i in range(n)]:
+            raise AssertionError(f"{name}: wrong answers {answers}")
+        return seconds
+    finally:
+        for p in pipes:
+            p.close()
+        for proc in procs:
+            proc.join(10)
 
 
 def stream_ints(conn: Connection) -> None:

@@ -429,47 +429,32 @@ def _check(what: str, got: list[int]) -> None:
 # -- the workloads -----------------------------------------------------------------------------
 
 
-def spawn(env: Env, sizes: Sizes) -> dict[str, float]:
-    """Start 4 workers and get one answer from each: rpc_parallel (spawn in 4 threads, then one rpc
-    each) vs multiprocessing (spawn-context Process + Pipe, one message each)."""
+def spawn_rp(n: int, name: str) -> float:
+    """Seconds to start ``n`` rpc_parallel workers (in ``n`` threads) and get one rpc answered by
+    each; the workers are shut down after."""
     started: list[rp.WorkerHandle] = []
 
     def one(i: int) -> None:
-        handle = Bench.spawn(None, name=f"bench-spawn-{i}")
+        handle = Bench.spawn(None, name=f"{name}-{i}")
         started.append(handle)
         with Bench.connect(handle) as conn:
             conn.run(Bench.noop)
 
     try:
         t0 = time.perf_counter()
-        with concurrent.futures.ThreadPoolExecutor(N_WORKERS) as ex:
-            for f in [ex.submit(one, i) for i in range(N_WORKERS)]:
+        with concurrent.futures.ThreadPoolExecutor(n) as ex:
+            for f in [ex.submit(one, i) for i in range(n)]:
                 f.result()
-        rp_s = time.perf_counter() - t0
+        return time.perf_counter() - t0
     finally:
         shutdown_workers(started)
 
-    procs: list[BaseProcess] = []
-    pipes: list[MpConnection] = []
-    try:
-        t0 = time.perf_counter()
-        for i in range(N_WORKERS):
-            parent, child = _MP.Pipe()
-            proc = _MP.Process(target=_mp.answer_once, args=(child,), name=f"bench-mp-{i}", daemon=True)
-            proc.start()
-            child.close()
-            procs.append(proc)
-            pipes.append(parent)
-        for i, p in enumerate(pipes):
-            p.send(i)
-        answers = [p.recv() for p in pipes]
-        mp_s = time.perf_counter() - t0
-        _check("multiprocessing spawn", answers)
-    finally:
-        for p in pipes:
-            p.close()
-        for child_proc in procs:
-            child_proc.join(10)
+
+def spawn(env: Env, sizes: Sizes) -> dict[str, float]:
+    """Start 4 workers and get one answer from each: rpc_parallel (spawn in 4 threads, then one rpc
+    each) vs multiprocessing (spawn-context Process + Pipe, one message each)."""
+    rp_s = spawn_rp(N_WORKERS, "bench-spawn")
+    mp_s = _mp.spawn_answering(_MP, N_WORKERS, "bench-mp")
     return {"spawn_rpc_parallel_s": rp_s, "spawn_multiprocessing_s": mp_s}
 
 

@@ -28,6 +28,7 @@ __all__ = (
     "Pickled",
     "PipeFunction",
     "adaptation",
+    "chain",
     "spread",
     "ReversePipeFunction",
     "RpcFunction",
@@ -137,7 +138,7 @@ class Function(Generic[P]):
         adapted = copy.copy(base)
         # the new pre runs first (it makes the old one's arguments); the new post runs last
         new_pre = pre if old_pre is None else (_chain_pre(pre, old_pre) if pre is not None else old_pre)
-        new_post = post if old_post is None else (_chain(old_post, post) if post is not None else old_post)
+        new_post = post if old_post is None else (chain(old_post, post) if post is not None else old_post)
         adapted._rp_adaptation = (base, new_pre, new_post)
         return adapted
 
@@ -174,7 +175,8 @@ def _one_parameter(fn: Callable[..., Any]) -> bool:
     return len(required) <= 1 and not (not required and any(p.kind is p.VAR_POSITIONAL for p in params))
 
 
-def _chain(first: Callable[[Any], Any], then: Callable[[Any], Any]) -> Callable[[Any], Any]:
+def chain(first: Callable[[Any], Any], then: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``then(first(value))``, as one function."""
     return lambda value: then(first(value))
 
 

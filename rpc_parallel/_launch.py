@@ -61,8 +61,7 @@ class _SshMux:
     def __init__(self) -> None:
         self._dir: str | None = None
         self._lock = threading.Lock()
-        self._per_host: dict[str, threading.Lock] = {}
-        self._used: set[str] = set()
+        self._per_host: dict[str, threading.Lock] = {}  # control socket path -> its first-spawn lock
 
     def _path(self, how: Ssh) -> str:
         with self._lock:
@@ -76,7 +75,6 @@ class _SshMux:
             key = repr((how.host, how.user, how.port, os.fspath(how.identity_file or ""), tuple(how.ssh_options)))
             path = os.path.join(self._dir, hashlib.sha256(key.encode()).hexdigest()[:16])
             self._per_host.setdefault(path, threading.Lock())
-            self._used.add(path)
             return path
 
     def argv(self, how: Ssh, path: str, remote_command: str) -> list[str]:
@@ -125,9 +123,9 @@ class _SshMux:
     def close(self) -> None:
         """Close every shared connection this master opened (at exit)."""
         with self._lock:
-            directory, used = self._dir, list(self._used)
+            directory, used = self._dir, list(self._per_host)
             self._dir = None
-            self._used.clear()
+            self._per_host.clear()
         for path in used:
             if os.path.exists(path):
                 try:

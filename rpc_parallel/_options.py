@@ -9,7 +9,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeAlias, TypedDict
+from typing import TypeAlias, TypedDict, TypeVar
 
 from ._settings import RpcSettings
 
@@ -131,8 +131,25 @@ def _check_tls(tls: object) -> None:
                         f"key=) or False (plaintext, explicitly), not {tls!r}")
 
 
+W = TypeVar("W", bound="_Wrappable")
+
+
+class _Wrappable:
+    """``wrap`` for the launchers (frozen dataclasses with a ``prefix`` field)."""
+
+    prefix: tuple[str, ...]
+
+    def wrap(self: W, prefix: Sequence[str]) -> W:
+        """The same launcher, running the worker's command under ``prefix`` on the worker's side
+        (OCaml ``How_to_run.wrap``): ``rp.Local().wrap(["nice", "-n", "5"])`` runs ``nice -n 5
+        python ...``, ``rp.Ssh("h1").wrap(["taskset", "-c", "0"])`` runs taskset on h1. Wrapping a
+        wrapped launcher puts the new prefix outside. A wrapped local worker is a fresh
+        interpreter, never forked from the fork server."""
+        return dataclasses.replace(self, prefix=(*_check_prefix(prefix), *self.prefix))  # type: ignore[type-var]
+
+
 @dataclass(frozen=True)
-class Local:
+class Local(_Wrappable):
     """Run the worker as a local subprocess of this interpreter (the default).
 
     Its server listens on a loopback port the OS picks, or with ``unix_socket=True`` on a unix
@@ -147,16 +164,9 @@ class Local:
     fork_server: bool = True
     prefix: tuple[str, ...] = ()
 
-    def wrap(self, prefix: Sequence[str]) -> Local:
-        """The same launcher, running the worker's command under ``prefix`` (OCaml
-        ``How_to_run.wrap``): ``rp.Local().wrap(["nice", "-n", "5"])`` runs ``nice -n 5 python ...``.
-        Wrapping a wrapped launcher puts the new prefix outside. A wrapped worker is a fresh
-        interpreter, never forked from the fork server."""
-        return dataclasses.replace(self, prefix=(*_check_prefix(prefix), *self.prefix))
-
 
 @dataclass(frozen=True)
-class Ssh:
+class Ssh(_Wrappable):
     """Run the worker on ``host`` through the system OpenSSH client (``ssh [user@]host``).
 
     The worker runs ``python`` (default: this interpreter's path, as with a shared virtualenv) in
@@ -194,14 +204,9 @@ class Ssh:
         object.__setattr__(self, "ssh_options", _strings(self.ssh_options, "rp.Ssh ssh_options"))
         _check_tls(self.tls)
 
-    def wrap(self, prefix: Sequence[str]) -> Ssh:
-        """The same launcher, running the worker's command under ``prefix`` on the remote host
-        (e.g. ``["taskset", "-c", "0"]``); see ``Local.wrap``."""
-        return dataclasses.replace(self, prefix=(*_check_prefix(prefix), *self.prefix))
-
 
 @dataclass(frozen=True)
-class Slurm:
+class Slurm(_Wrappable):
     """Run the worker as a Slurm job step: ``srun`` one task on one node, inside the current
     allocation when ``SLURM_JOB_ID`` is set (``salloc``, ``sbatch``), else as a job of its own.
 
@@ -222,10 +227,6 @@ class Slurm:
             raise TypeError(f"rp.Slurm partition must be a partition name or None, not {self.partition!r}")
         object.__setattr__(self, "srun_args", _strings(self.srun_args, "rp.Slurm srun_args"))
         _check_tls(self.tls)
-
-    def wrap(self, prefix: Sequence[str]) -> Slurm:
-        """The same launcher, running the worker's command under ``prefix`` inside the step."""
-        return dataclasses.replace(self, prefix=(*_check_prefix(prefix), *self.prefix))
 
 
 How: TypeAlias = Local | Ssh | Slurm

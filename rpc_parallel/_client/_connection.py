@@ -43,6 +43,7 @@ from .._function import (
     RpcFunction,
     StateFunction,
     adaptation,
+    chain,
     spread,
 )
 from .._grpc_errors import ErrorBoundary, map_rpc_error
@@ -69,7 +70,7 @@ from ._pipeline import Pipeline
 from ._session import call_metadata, delivering, in_done_callback, open_session, wait_allowed, worker_label
 from ._upload import upload
 
-__all__ = ("Connection", "connect")
+__all__ = ("Connection", "connect", "deliver_closed", "update_failed")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -583,17 +584,10 @@ class Connection:
                     for item in m.codec.decode_items(message):
                         on_update(Update(item))
             except Exception as exc:  # on_update (or a map function) raised: the pipe ends with it
-                call.cancel()
-                _LOG.error("on_update of direct pipe %s of %s raised; the pipe was aborted", pipe_id.value,
-                           self._label, exc_info=exc)
-                reason, error = f"on_update raised {type(exc).__name__}: {exc}", exc
+                reason, error = update_failed(call, exc, pipe_id, self._label)
             finally:
                 self._direct.pop(pipe_id.value, None)
-            try:
-                on_update(Closed(reason, error))
-            except Exception as exc:
-                _LOG.error("on_update of direct pipe %s of %s raised on Closed", pipe_id.value, self._label,
-                           exc_info=exc)
+            deliver_closed(on_update, Closed(reason, error), pipe_id, self._label)
 
         threading.Thread(target=deliver, name=f"rpc_parallel-direct-{pipe_id.value}", daemon=True).start()
         return pipe_id
@@ -643,7 +637,7 @@ class Connection:
         timeout = remaining()  # under an rp.deadline, a unary call: gRPC cancels it at the deadline
         decode: Callable[[bytes], Any] = m.codec.decode_result
         if post is not None:
-            decode = _chain(decode, post)
+            decode = chain(decode, post)
         if self._pipelined and len(data) <= PIPELINE_MAX_REQUEST and timeout is None and m.foreign is None:
             return self._pipe().submit(m.rpc_name, data, decode)
         result: concurrent.futures.Future[Any] = concurrent.futures.Future()
@@ -805,8 +799,20 @@ def _log_records(batch: control_pb2.LogRecords) -> list[LogRecord]:
 _NOT_GIVEN: Any = object()
 
 
-def _chain(first: Callable[[Any], Any], then: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    return lambda value: then(first(value))
+def update_failed(call: Any, exc: Exception, pipe_id: DirectPipeId, label: str) -> tuple[str, Exception]:
+    """A direct pipe whose ``on_update`` (or ``map`` function) raised ``exc``: cancel its call, log
+    it; the ``Closed`` reason and error it ends with."""
+    call.cancel()
+    _LOG.error("on_update of direct pipe %s of %s raised; the pipe was aborted", pipe_id.value, label, exc_info=exc)
+    return f"on_update raised {type(exc).__name__}: {exc}", exc
+
+
+def deliver_closed(on_update: Callable[[Any], object], closed: Closed, pipe_id: DirectPipeId, label: str) -> None:
+    """The last call of a direct pipe's ``on_update``; an exception it raises is logged."""
+    try:
+        on_update(closed)
+    except Exception as exc:
+        _LOG.error("on_update of direct pipe %s of %s raised on Closed", pipe_id.value, label, exc_info=exc)
 
 
 @overload

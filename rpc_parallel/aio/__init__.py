@@ -44,7 +44,6 @@ T = TypeVar("T")
 S = TypeVar("S")
 U = TypeVar("U")
 _END = object()
-_LOG = logging.getLogger("rpc_parallel")
 _EXECUTOR: ThreadPoolExecutor | None = None
 _EXECUTOR_LOCK = threading.Lock()
 
@@ -334,16 +333,10 @@ class Connection:
                     for item in m.codec.decode_items(message):
                         update(item)
             except Exception as exc:  # on_update (or a map function) raised: the pipe ends with it
-                call.cancel()
-                _LOG.error("on_update of direct pipe %s of %s raised; the pipe was aborted", pipe_id.value, label,
-                           exc_info=exc)
-                reason, error = f"on_update raised {type(exc).__name__}: {exc}", exc
+                reason, error = _client.update_failed(call, exc, pipe_id, label)
             finally:
                 self._direct.pop(pipe_id.value, None)
-            try:
-                on_update(Closed(reason, error))
-            except Exception as exc:
-                _LOG.error("on_update of direct pipe %s of %s raised on Closed", pipe_id.value, label, exc_info=exc)
+            _client.deliver_closed(on_update, Closed(reason, error), pipe_id, label)
 
         task = asyncio.get_running_loop().create_task(deliver())
         self._tasks.add(task)

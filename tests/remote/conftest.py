@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import psutil
 import pytest
@@ -56,38 +56,33 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Iterator[None]:
         unavailable(str(e))
 
 
-@pytest.fixture(scope="session")
-def hosts() -> Iterator[Hosts]:
-    """Hosts h1 (10.200.0.2) and h2 (10.200.0.3) with sshd on port 22, bridge address 10.200.0.1."""
+def _session_of(start: Callable[[], Hosts | SlurmCluster], slot: str) -> Iterator[Any]:
+    """A session fixture's body: ``start()`` (unavailable: skip, or fail in CI), known to the
+    after-test checks as ``_Session.<slot>`` while it runs, closed at the end, nothing left."""
     try:
-        started = Hosts.start()
+        started = start()
     except Unavailable as e:
         unavailable(str(e))
-    _Session.hosts = started
+    setattr(_Session, slot, started)
     try:
         yield started
     finally:
-        _Session.hosts = None
+        setattr(_Session, slot, None)
         started.close()
     left = started.leftovers()
-    assert not left, f"Hosts.close() left {left}"
+    assert not left, f"{type(started).__name__}.close() left {left}"
+
+
+@pytest.fixture(scope="session")
+def hosts() -> Iterator[Hosts]:
+    """Hosts h1 (10.200.0.2) and h2 (10.200.0.3) with sshd on port 22, bridge address 10.200.0.1."""
+    yield from _session_of(Hosts.start, "hosts")
 
 
 @pytest.fixture(scope="session")
 def slurm() -> Iterator[SlurmCluster]:
     """A two-node Slurm cluster (n1, n2, partition debug); use it through ``slurm.env``."""
-    try:
-        started = SlurmCluster.start()
-    except Unavailable as e:
-        unavailable(str(e))
-    _Session.slurm = started
-    try:
-        yield started
-    finally:
-        _Session.slurm = None
-        started.close()
-    left = started.leftovers()
-    assert not left, f"SlurmCluster.close() left {left}"
+    yield from _session_of(SlurmCluster.start, "slurm")
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 import rpc_parallel as rp
+from tests.integration.conftest import Failures
 
 from .cluster import Hosts, SlurmCluster
 from .masters import line, master_script, running, ssh
@@ -107,18 +108,11 @@ def test_killing_the_master_ends_its_steps(on_slurm: SlurmCluster, tmp_path: Pat
 
 
 def test_killing_srun_ends_the_worker(on_slurm: SlurmCluster) -> None:
-    got: list[BaseException] = []
-    called = threading.Event()
-
-    def on_failure(exc: BaseException) -> None:
-        got.append(exc)
-        called.set()
-
-    handle = Probe.spawn(0, how=rp.Slurm(), on_failure=on_failure)
+    failures = Failures()
+    handle = Probe.spawn(0, how=rp.Slurm(), on_failure=failures)
     (srun,) = [p for p in psutil.Process().children() if p.name() == "srun"]
     srun.kill()
-    assert called.wait(20)
-    assert "its launcher (srun) was killed" in str(got[0])
+    assert "its launcher (srun) was killed" in str(failures.first(20))
     assert _no_jobs(on_slurm, 10)
     assert not psutil.pid_exists(handle.pid) or psutil.Process(handle.pid).status() == psutil.STATUS_ZOMBIE
 

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -21,24 +20,13 @@ from rpc_parallel._pki import Authority
 from rpc_parallel._proto import control_pb2, control_pb2_grpc
 from rpc_parallel._protocol import TOKEN_KEY
 from rpc_parallel._transport import open_channel
+from tests.integration.conftest import Failures
 
 from .cluster import Host, Hosts
 from .masters import REPO, line, master_script, running, ssh
 from .remote_workers import Probe
 
 FAST = rp.RpcSettings(heartbeat=rp.Heartbeat(timeout=3.0, send_every=0.5), handshake_timeout=5.0)
-
-
-class Reported:
-    """An ``on_failure`` that keeps what it gets."""
-
-    def __init__(self) -> None:
-        self.got: list[BaseException] = []
-        self.called = threading.Event()
-
-    def __call__(self, exc: BaseException) -> None:
-        self.got.append(exc)
-        self.called.set()
 
 
 def gone(host: Host, pid: int, within: float) -> bool:
@@ -236,24 +224,22 @@ def test_options_cross_the_host_boundary(hosts: Hosts, tmp_path: Path, capfd: py
 
 def test_on_failure_hears_of_a_remote_crash(hosts: Hosts) -> None:
     h1 = hosts.hosts[0]
-    reported = Reported()
+    reported = Failures()
     handle = Probe.spawn(0, how=ssh(h1), on_failure=reported)
     os.kill(handle.pid, 9)
-    assert reported.called.wait(20)
-    assert isinstance(reported.got[0], rp.WorkerCrashedError)
+    assert isinstance(reported.first(20), rp.WorkerCrashedError)
     assert gone(h1, handle.pid, 5)
 
 
 def test_killing_the_ssh_client_stops_the_worker(hosts: Hosts) -> None:
     h1 = hosts.hosts[0]
-    reported = Reported()
+    reported = Failures()
     handle = Probe.spawn(0, how=ssh(h1), on_failure=reported)
     clients = [p for p in psutil.Process().children() if p.name() == "ssh"]
     assert clients
     for client in clients:
         client.kill()
-    assert reported.called.wait(20)
-    assert "its launcher (ssh) was killed" in str(reported.got[0])
+    assert "its launcher (ssh) was killed" in str(reported.first(20))
     assert gone(h1, handle.pid, 10)
 
 
@@ -414,13 +400,13 @@ def test_start_app_from_a_relative_path_with_a_wildcard_listen_and_a_quiet_exit(
 
 def test_a_worker_told_to_outlive_its_master_is_not_reported_when_its_ssh_ends(hosts: Hosts) -> None:
     h1 = hosts.hosts[0]
-    reported = Reported()
+    reported = Failures()
     handle = Probe.spawn(1, how=ssh(h1), on_failure=reported, shutdown_on=rp.ShutdownOn.CALLED_SHUTDOWN_FUNCTION)
     try:
         for client in [p for p in psutil.Process().children() if p.name() == "ssh"]:
             client.kill()
         time.sleep(3)
-        assert not reported.called.is_set(), reported.got  # it lives: nothing to report
+        assert not reported.got, reported.got  # it lives: nothing to report
         with Probe.connect(handle) as conn:
             assert conn.run(Probe.incr, 1) == 2
     finally:
