@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Any, NoReturn
 
 import grpc
+import grpc.aio
 
 from ._errors import (
     AuthenticationError,
@@ -86,10 +87,10 @@ class CallFailed(Exception):
         self.info = info
 
 
-def abort(context: grpc.ServicerContext, info: errors_pb2.ErrorInfo) -> NoReturn:
-    """End the current call with ``info`` as status and trailer."""
+async def abort(context: grpc.aio.ServicerContext[Any, Any], info: errors_pb2.ErrorInfo) -> NoReturn:
+    """End the current call (of a ``grpc.aio`` server) with ``info`` as status and trailer."""
     context.set_trailing_metadata(((ERROR_KEY, info.SerializeToString()),))
-    context.abort(_STATUS[info.kind], truncate_middle(f"{info.type}: {info.message}", 1000))
+    await context.abort(_STATUS[info.kind], truncate_middle(f"{info.type}: {info.message}", 1000))
     raise AssertionError("unreachable")  # context.abort raises
 
 

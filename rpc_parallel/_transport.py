@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import grpc
+import grpc.aio
 
 from ._errors import WorkerConnectionError
 from ._pki import Identity
@@ -32,15 +33,17 @@ from ._protocol import TOKEN_KEY
 from ._settings import RpcSettings, grpc_options
 
 __all__ = ("Listener", "at_thread_exit", "dial", "hold", "identities", "identity_for", "install_identity_source",
-           "listen", "new_server", "open_aio_channel",
+           "listen", "new_aio_server", "new_server", "open_aio_channel",
            "open_channel", "route_source", "socket_dir_of", "split_host_port")
 
 if TYPE_CHECKING:  # generic only in the type stubs
     _HandlerBase = grpc.RpcMethodHandler[Any, Any]
     _InterceptorBase = grpc.ServerInterceptor[Any, Any]
+    _AioInterceptorBase = grpc.aio.ServerInterceptor[Any, Any]
 else:
     _HandlerBase = grpc.RpcMethodHandler
     _InterceptorBase = grpc.ServerInterceptor
+    _AioInterceptorBase = grpc.aio.ServerInterceptor
 
 
 _IDENTITIES: dict[str, Identity] = {}  # CA id -> this process's identity from that CA
@@ -159,22 +162,36 @@ def dial(address: str, settings: RpcSettings, label: str, *, ca: str = "",
 class _Reject(_HandlerBase):
     """The handler for calls without the right token: rejected before any decoding."""
 
-    def __init__(self) -> None:
+    def __init__(self, reject: Callable[..., Any]) -> None:
         self.request_streaming = False
         self.response_streaming = False
         self.request_deserializer = None
         self.response_serializer = None
-        self.unary_unary = self._reject
+        self.unary_unary = reject
         self.unary_stream = None
         self.stream_unary = None
         self.stream_stream = None
 
-    @staticmethod
-    def _reject(request: Any, context: grpc.ServicerContext) -> None:
-        context.abort(grpc.StatusCode.UNAUTHENTICATED, f"missing or wrong {TOKEN_KEY}")
+
+def _reject(request: Any, context: grpc.ServicerContext) -> None:
+    context.abort(grpc.StatusCode.UNAUTHENTICATED, f"missing or wrong {TOKEN_KEY}")
+
+
+async def _reject_aio(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    await context.abort(grpc.StatusCode.UNAUTHENTICATED, f"missing or wrong {TOKEN_KEY}")
 
 
 _OPEN_PREFIX = "/grpc.health.v1.Health/"
+
+
+def _admits(token: str, details: grpc.HandlerCallDetails) -> bool:
+    """Whether a call carries ``token`` (health checks need none: load balancers hold no token)."""
+    if details.method.startswith(_OPEN_PREFIX):
+        return True
+    for key, value in details.invocation_metadata or ():
+        if key == TOKEN_KEY:
+            return bool(value == token)
+    return False
 
 
 class _TokenCheck(_InterceptorBase):
@@ -182,23 +199,34 @@ class _TokenCheck(_InterceptorBase):
 
     def __init__(self, token: str) -> None:
         self._token = token
-        self._reject = _Reject()
+        self._reject = _Reject(_reject)
 
     def intercept_service(self, continuation: Callable[[Any], Any], details: grpc.HandlerCallDetails) -> Any:
-        if details.method.startswith(_OPEN_PREFIX):  # health checks: for load balancers, which hold no token
-            return continuation(details)
-        for key, value in details.invocation_metadata or ():
-            if key == TOKEN_KEY:
-                if value == self._token:
-                    return continuation(details)
-                break
-        return self._reject
+        return continuation(details) if _admits(self._token, details) else self._reject
+
+
+class _AioTokenCheck(_AioInterceptorBase):
+    """``_TokenCheck`` for a ``grpc.aio`` server."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+        self._reject = _Reject(_reject_aio)
+
+    async def intercept_service(self, continuation: Callable[[Any], Any], details: grpc.HandlerCallDetails) -> Any:
+        return await continuation(details) if _admits(self._token, details) else self._reject
 
 
 def new_server(settings: RpcSettings, executor: ThreadPoolExecutor, *, token: str) -> grpc.Server:
     """A gRPC server configured by ``settings``, running calls on ``executor`` (a sync server: every
     open stream holds one of its threads), that refuses calls without ``token``."""
     return grpc.server(executor, options=grpc_options(settings, server=True), interceptors=[_TokenCheck(token)])
+
+
+def new_aio_server(settings: RpcSettings, executor: ThreadPoolExecutor, *, token: str) -> grpc.aio.Server:
+    """``new_server`` as a ``grpc.aio`` server of the running event loop (its handlers are
+    coroutines; ``executor`` runs any plain ones)."""
+    return grpc.aio.server(executor, options=grpc_options(settings, server=True),
+                           interceptors=[_AioTokenCheck(token)])
 
 
 @dataclass(frozen=True)
@@ -214,7 +242,7 @@ class Listener:
             shutil.rmtree(directory, ignore_errors=True)
 
 
-def listen(server: grpc.Server, *, unix_socket: bool = False, host: str | None = None, port: int = 0,
+def listen(server: grpc.Server | grpc.aio.Server, *, unix_socket: bool = False, host: str | None = None, port: int = 0,
            identity: Identity | None = None) -> Listener:
     """Bind ``server`` to a loopback port the OS picks, or to a unix socket in a fresh 0700 directory
     (only processes of this user can reach it), or to ``port`` (0: one the OS picks) on the

@@ -5,21 +5,27 @@ that run calls, and the rules every call follows: how a function runs (``call``,
 how a failure is described to the caller (``info``, ``fail_call``) and what a connection is
 (``open_connection``). The gRPC handlers of ``_dispatch``, ``_spliced``, ``_pipeline`` and
 ``_control`` are thin adapters over it; ``ServerHooks`` is how its host hears of its life.
+
+The server is a ``grpc.aio`` server on the worker's event loop (``_loop``): handlers are
+coroutines, so an open stream (a connection, a pipe) costs a task, not a thread. ``async def``
+functions run on that loop; plain ones on the thread pool (``executor``), one hop per call.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import os
 import sys
 import threading
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar, cast
 
 import grpc
+import grpc.aio
 
 from .._codec import MethodCodec, codec_for
 from .._declaration import CONNECTION_STATE, init_takes_arg
@@ -32,19 +38,21 @@ from .._protocol import CONN_KEY, ONE_WAY_QUEUE_BYTES, ONE_WAY_QUEUE_CALLS
 from .._schema import MethodSpec, ServiceSpec, differing_functions, file_descriptor, file_spec, service_spec
 from .._settings import RpcSettings
 from ._inorder import InOrder
-from ._loop import run_coroutine
+from ._loop import on_loop, run_coroutine, worker_loop
 
-__all__ = ("ServerHooks", "WorkerCore")
+__all__ = ("Context", "ServerHooks", "WorkerCore", "connection_id", "when_done")
 
-_MAX_THREADS = 512  # every open stream (connection, pipe) holds a thread of a sync gRPC server
-_MISSING: Any = object()
+Context = grpc.aio.ServicerContext[Any, Any]
+_MAX_THREADS = 512  # calls of plain functions running at once (the rest wait for a thread)
 _D = TypeVar("_D")
+_T = TypeVar("_T")
 _E = TypeVar("_E")
 
 
 class ServerHooks:
     """What the host of a worker server (a spawned worker process, or ``Worker.serve``) hears of
-    the server's life. Each method does nothing by default and runs on a gRPC thread."""
+    the server's life. Each method does nothing by default; it may run on the server's event
+    loop, so it must not block for long."""
 
     def init_arrived(self, request: control_pb2.InitWorkerRequest) -> None:
         """``Control/InitWorker`` arrived; ``init_worker_state`` runs next."""
@@ -91,6 +99,7 @@ class WorkerCore:
         self.token = token
         self.hooks = hooks
         self.instance: Any = object.__new__(cls)
+        self.loop = worker_loop()
         self.initialized = threading.Event()
         self.connections: dict[str, Any] = {}
         self._one_ways: dict[str, InOrder] = {}  # by connection, for numbered one_way calls
@@ -101,9 +110,10 @@ class WorkerCore:
         self._connection_init_takes_arg = init_takes_arg(cls, "init_connection_state")
         self._closed_server = False
         self._lock = threading.Lock()
-        self._held: set[threading.Event] = set()
+        self._held: set[asyncio.Future[None]] = set()
         self._stopping = False
         self.executor = ThreadPoolExecutor(max_workers=_MAX_THREADS, thread_name_prefix="rpc_parallel-worker")
+        self._tasks: set[asyncio.Task[Any]] = set()  # background tasks (held: the loop keeps weak references)
         self.not_serving_hooks: list[Callable[[], object]] = []  # (the health service's)
         self.one_way_executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="rpc_parallel-one_way")
         self._rpcs: dict[str, tuple[MethodCodec, Callable[..., Any]]] = {  # by method name, for calls that name it
@@ -125,8 +135,8 @@ class WorkerCore:
         with self._lock:
             held, self._held = self._held, set()
             self._stopping = True
-        for event in held:
-            event.set()
+        for done in held:
+            self.loop.call_soon_threadsafe(_resolve, done)
 
     def release_threads(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -149,9 +159,24 @@ class WorkerCore:
             return run_coroutine(_with_state(result, state))
         return result
 
-    def submit_call(self, fn: Callable[..., Any], /, *args: Any) -> None:
-        """Run ``fn(*args)`` on the thread pool that runs calls."""
-        self.executor.submit(fn, *args)
+    async def call_async(self, impl: Callable[..., Any], state: Any, args: list[Any]) -> Any:
+        """``call`` from the event loop: ``async def`` functions run here, plain ones on the pool."""
+        if inspect.iscoroutinefunction(impl) or inspect.isasyncgenfunction(impl):
+            CONNECTION_STATE.set(state)
+            result = impl(self.instance, *args)
+            return await result if inspect.isawaitable(result) else result
+        return await self.in_thread(self.call, impl, state, args)
+
+    def background(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run ``coro`` as a task of the event loop (from the loop)."""
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def in_thread(self, fn: Callable[..., _T], /, *args: Any) -> asyncio.Future[_T]:
+        """Run ``fn(*args)`` on the thread pool that runs calls (from the event loop)."""
+        return self.loop.run_in_executor(self.executor, fn, *args)
 
     def rpc(self, method: str) -> tuple[MethodCodec, Callable[..., Any]]:
         """The codec and implementation of the ``rpc`` function with gRPC method name ``method``."""
@@ -176,11 +201,32 @@ class WorkerCore:
         except (Exception, SystemExit) as exc:
             self.exit_on_system_exit(exc)
             raise CallFailed(self.info(exc)) from None
+        return self._checked(out, size)
+
+    def _checked(self, out: _E, size: Callable[[_E], int]) -> _E:
         n, limit = size(out), self.settings.max_message_size
         if n > limit:
             raise CallFailed(self.info(ValueError(f"result of {n} bytes exceeds max_message_size {limit}"),
                                        ErrKind.TOO_LARGE, size=n, limit=limit))
         return out
+
+    async def run_rpc_async(self, impl: Callable[..., Any], state: Any, decode: Callable[[_D], list[Any]], data: _D,
+                            encode: Callable[[Any], _E], size: Callable[[_E], int]) -> _E:
+        """``run_rpc`` from the event loop: an ``async def`` function runs here (decoding and
+        encoding too), a plain one on the thread pool."""
+        if not inspect.iscoroutinefunction(impl):
+            return await self.in_thread(self.run_rpc, impl, state, decode, data, encode, size)
+        try:
+            args = decode(data)
+        except Exception as exc:
+            raise CallFailed(self.info(exc, ErrKind.BAD_REQUEST)) from None
+        try:
+            CONNECTION_STATE.set(state)
+            out = encode(await impl(self.instance, *args))
+        except (Exception, SystemExit) as exc:
+            await self.exit_on_system_exit_async(exc)
+            raise CallFailed(self.info(exc)) from None
+        return self._checked(out, size)
 
     # -- failures ------------------------------------------------------------------------------
 
@@ -190,8 +236,11 @@ class WorkerCore:
         return error_info(exc, kind=kind, worker_id=self.worker_id, worker_name=self.name, size=size, limit=limit)
 
     def background_failure(self, exc: BaseException) -> None:
-        """Hand an exception nobody awaits to the host."""
-        self.hooks.background_failure(exc, self.name or self.worker_id)
+        """Hand an exception nobody awaits to the host (on a thread: the host may block)."""
+        if on_loop(self.loop):
+            self.executor.submit(self.hooks.background_failure, exc, self.name or self.worker_id)
+        else:
+            self.hooks.background_failure(exc, self.name or self.worker_id)
 
     def exit_on_system_exit(self, exc: BaseException) -> None:
         """``SystemExit`` from user code, where the host exits the process for it: never return (the
@@ -199,27 +248,32 @@ class WorkerCore:
         if isinstance(exc, SystemExit) and self.hooks.system_exit(exc):
             threading.Event().wait()  # the process is exiting: never answer
 
-    def fail_call(self, exc: BaseException, context: grpc.ServicerContext) -> NoReturn:
+    async def exit_on_system_exit_async(self, exc: BaseException) -> None:
+        """``exit_on_system_exit`` on the event loop: the call waits (unanswered) for the end."""
+        if isinstance(exc, SystemExit) and self.hooks.system_exit(exc):
+            await asyncio.Event().wait()
+
+    async def fail_call(self, exc: BaseException, context: Context) -> NoReturn:
         """End the call for ``exc`` from user code: the caller's ``RemoteError`` (or the process
         exits, for ``SystemExit``)."""
-        self.exit_on_system_exit(exc)
-        abort(context, self.info(exc))
+        await self.exit_on_system_exit_async(exc)
+        await abort(context, self.info(exc))
 
-    def decode_request(self, codec: MethodCodec, data: bytes, context: grpc.ServicerContext) -> list[Any]:
+    async def decode_request(self, codec: MethodCodec, data: bytes, context: Context) -> list[Any]:
         """The arguments of a request; a malformed one ends the call (``BAD_REQUEST``)."""
         try:
             return codec.decode_request(data)
         except Exception as exc:
-            abort(context, self.info(exc, ErrKind.BAD_REQUEST))
+            await abort(context, self.info(exc, ErrKind.BAD_REQUEST))
 
     # -- connections ---------------------------------------------------------------------------
 
-    def state_for(self, context: grpc.ServicerContext) -> Any:
+    async def state_for(self, context: Context) -> Any:
         """The connection state of the call's connection; no (or a closed) connection ends the call."""
         try:
             return self.state_of(connection_id(context))
         except CallFailed as failed:
-            abort(context, failed.info)
+            await abort(context, failed.info)
 
     def state_of(self, conn: str) -> Any:
         """The state of connection ``conn`` (``CallFailed`` if it is closed or, where the worker
@@ -237,77 +291,68 @@ class WorkerCore:
         """The in-order queue of connection ``conn``'s numbered one-way calls (None if it is closed)."""
         return self._one_ways.get(conn)
 
-    def check_hosted(self, worker_id: str, context: grpc.ServicerContext, *, required: bool) -> None:
+    async def check_hosted(self, worker_id: str, context: Context, *, required: bool) -> None:
         """Refuse (``NOT_HOSTED``) a call naming another worker: its handle is stale, the port reused."""
         if worker_id == self.worker_id or (not worker_id and not required):
             return
-        abort(context, self.info(LookupError(
+        await abort(context, self.info(LookupError(
             f"this server hosts worker {self.worker_id}, not {worker_id or '<no worker id>'}: the handle is stale "
             "(that worker is gone and its port was reused)"), ErrKind.NOT_HOSTED))
 
-    def hold(self, context: grpc.ServicerContext) -> threading.Event:
-        """An event set when the caller cancels the call or this server stops: a held stream
-        returns (ending normally) once it is set."""
-        done = threading.Event()
-        context.add_callback(done.set)
+    def hold(self) -> asyncio.Future[None]:
+        """A future resolved when this server stops: a held stream returns (ending normally) then,
+        or when its caller cancels it (its task is cancelled)."""
+        done: asyncio.Future[None] = self.loop.create_future()
         with self._lock:
             if self._stopping:
-                done.set()
+                done.set_result(None)
             else:
                 self._held.add(done)
         return done
 
-    def release(self, done: threading.Event) -> None:
+    def release(self, done: asyncio.Future[None]) -> None:
         with self._lock:
             self._held.discard(done)
 
-    def open_connection(self, request: control_pb2.OpenConnectionRequest, context: grpc.ServicerContext
-                        ) -> Iterator[control_pb2.ConnectionEvent]:
+    async def open_connection(self, request: control_pb2.OpenConnectionRequest, context: Context
+                              ) -> AsyncIterator[control_pb2.ConnectionEvent]:
         """``Control/OpenConnection``: check the caller's schema, run ``init_connection_state``, then
         hold the stream; the connection lasts as long as it does."""
         if self._closed_server:
-            context.abort(grpc.StatusCode.UNAVAILABLE, "the worker server is closed (close_server)")
-        self.check_hosted(request.worker_id, context, required=True)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the worker server is closed (close_server)")
+        await self.check_hosted(request.worker_id, context, required=True)
         if request.fingerprint != self.spec.fingerprint:
-            abort(context, self.info(ProtocolError(self.mismatch(request)), ErrKind.PROTOCOL))
-        if not self.initialized.wait(self.settings.handshake_timeout):
-            abort(context, self.info(RuntimeError("the worker is not initialized")))
+            await abort(context, self.info(ProtocolError(self.mismatch(request)), ErrKind.PROTOCOL))
+        if not self.initialized.is_set() and not await self.in_thread(self.initialized.wait,
+                                                                      self.settings.handshake_timeout):
+            await abort(context, self.info(RuntimeError("the worker is not initialized")))
         try:
             arg = self.codec.decode_connection_init(request.arg)
-            state = self.call(self.instance.init_connection_state.__func__, None,
-                              [arg] if self._connection_init_takes_arg else [])
+            state = await self.call_async(self.instance.init_connection_state.__func__, None,
+                                          [arg] if self._connection_init_takes_arg else [])
         except (Exception, SystemExit) as exc:
-            self.fail_call(exc, context)
+            await self.fail_call(exc, context)
         conn = uuid.uuid4().hex
         with self._lock:
             self.connections[conn] = state
             self._one_ways[conn] = InOrder(self.one_way_executor, ONE_WAY_QUEUE_CALLS, ONE_WAY_QUEUE_BYTES)
             first, self._had_connection = not self._had_connection, True
         self.hooks.connection_opened()
-        done = self.hold(context)
-
-        def ended() -> None:
+        done = self.hold()
+        try:
+            yield control_pb2.ConnectionEvent(connection_id=conn)
+            await done
+        finally:  # it ended, the caller cancelled it, or the server stops
             self.release(done)
             with self._lock:
                 order = self._one_ways.pop(conn, None)
-                if self.connections.pop(conn, _MISSING) is _MISSING:
-                    return  # already ended
+                del self.connections[conn]
             if order is not None:
                 try:
                     order.flush()  # they were acknowledged: they run, even past a number that never came
                 except RuntimeError:
                     pass  # the worker is stopping: its one-way pool is shut down
             self.hooks.connection_closed(first)
-
-        # gRPC may drop a cancelled stream's generator without resuming or closing it, so the end
-        # of the call (a callback) ends the connection too; whichever comes first counts
-        if not context.add_callback(ended):
-            ended()
-        try:
-            yield control_pb2.ConnectionEvent(connection_id=conn)
-            done.wait()
-        finally:
-            ended()
 
     def mismatch(self, request: control_pb2.OpenConnectionRequest) -> str:
         """What differs between this worker's type and the one the caller connects as."""
@@ -351,12 +396,25 @@ def _a(name: str) -> str:
     return f"{'an' if vowel_sound else 'a'} {name}"
 
 
-def connection_id(context: grpc.ServicerContext) -> str:
+def when_done(context: Context, fn: Callable[[], object]) -> None:
+    """Call ``fn()`` once the call ended (answered, failed or cancelled), on the event loop."""
+    def callback(_: object) -> None:
+        fn()
+
+    context.add_done_callback(cast(Any, callback))  # (the stubs type the callback as a class)
+
+
+def connection_id(context: Context) -> str:
     """The call's connection (``rpcpar-conn`` metadata; "" if it has none)."""
-    for key, value in context.invocation_metadata():
+    for key, value in context.invocation_metadata() or ():
         if key == CONN_KEY:
             return str(value)
     return ""
+
+
+def _resolve(done: asyncio.Future[None]) -> None:
+    if not done.done():
+        done.set_result(None)
 
 
 async def _await(awaitable: Any) -> Any:

@@ -2,8 +2,9 @@
 
 rpc and one_way functions are unary methods, pipe, state and direct_pipe ones server-streaming,
 reverse_pipe ones client-streaming; every message is raw bytes the method's codec reads and
-writes. Stream items go through a ``Pump`` (bounded, batching) from the thread or task producing
-them to gRPC's message generator.
+writes. Handlers are coroutines on the server's event loop (``_core``). Stream items go through a
+``Pump`` (bounded, batching) from the thread or task producing them to the handler, an async
+generator of messages.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import functools
 import inspect
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any
 
 import grpc
@@ -24,8 +25,7 @@ from .._grpc_errors import CallFailed, Kind as ErrKind, abort
 from .._pipes import DirectWriter
 from .._protocol import SEQ_KEY
 from .._schema import MethodSpec
-from ._core import WorkerCore, connection_id
-from ._loop import worker_loop
+from ._core import Context, WorkerCore, connection_id, when_done
 from ._pump import Pump
 
 __all__ = ("foreign_handlers", "service_handler")
@@ -51,7 +51,10 @@ def foreign_handlers(core: WorkerCore) -> list[grpc.GenericRpcHandler[Any, Any]]
     return [grpc.method_handlers_generic_handler(service, methods) for service, methods in by_service.items()]
 
 
-def _foreign_rpc(core: WorkerCore, foreign: ForeignMethod, impl: Callable[..., Any]) -> Callable[..., bytes]:
+_Unary = Callable[[bytes, Context], Coroutine[Any, Any, bytes]]
+
+
+def _foreign_rpc(core: WorkerCore, foreign: ForeignMethod, impl: Callable[..., Any]) -> _Unary:
     request_class, response_class = foreign.request, foreign.response
 
     def decode(data: bytes) -> list[Any]:
@@ -78,20 +81,20 @@ def _handler(core: WorkerCore, m: MethodSpec) -> grpc.RpcMethodHandler[Any, Any]
     return grpc.unary_stream_rpc_method_handler(_stream(core, m, codec, impl))
 
 
-def _rpc(core: WorkerCore, codec: MethodCodec, impl: Callable[..., Any]) -> Callable[..., bytes]:
+def _rpc(core: WorkerCore, codec: MethodCodec, impl: Callable[..., Any]) -> _Unary:
     return _unary(core, impl, codec.decode_request, codec.encode_result)
 
 
 def _unary(core: WorkerCore, impl: Callable[..., Any], decode: Callable[[bytes], list[Any]],
-           encode: Callable[[Any], bytes]) -> Callable[..., bytes]:
+           encode: Callable[[Any], bytes]) -> _Unary:
     """The behavior of a unary rpc: ``decode`` the request, run ``impl``, ``encode`` its result."""
 
-    def behavior(request: bytes, context: grpc.ServicerContext) -> bytes:
-        state = core.state_for(context)
+    async def behavior(request: bytes, context: Context) -> bytes:
+        state = await core.state_for(context)
         try:
-            return core.run_rpc(impl, state, decode, request, encode, len)
+            return await core.run_rpc_async(impl, state, decode, request, encode, len)
         except CallFailed as failed:
-            abort(context, failed.info)
+            await abort(context, failed.info)
 
     return behavior
 
@@ -99,9 +102,9 @@ def _unary(core: WorkerCore, impl: Callable[..., Any], decode: Callable[[bytes],
 # -- one_way ---------------------------------------------------------------------------------------
 
 
-def _seq(context: grpc.ServicerContext) -> int | None:
+def _seq(context: Context) -> int | None:
     """The call's one-way number (``rpcpar-seq``), if it has one (``ValueError`` if malformed)."""
-    for key, value in context.invocation_metadata():
+    for key, value in context.invocation_metadata() or ():
         if key == SEQ_KEY:
             if not (isinstance(value, str) and value.isdecimal() and value.isascii()):
                 raise ValueError(f"{SEQ_KEY} metadata must be a number from 0, got {value!r}")
@@ -109,21 +112,21 @@ def _seq(context: grpc.ServicerContext) -> int | None:
     return None
 
 
-def _one_way(core: WorkerCore, codec: MethodCodec, impl: Callable[..., Any]) -> Callable[..., bytes]:
+def _one_way(core: WorkerCore, codec: MethodCodec, impl: Callable[..., Any]) -> _Unary:
     def run(state: Any, args: list[Any]) -> None:
         try:
             core.call(impl, state, args)
         except BaseException as exc:  # whatever it is, the caller is gone: the host hears of it
             core.background_failure(exc)
 
-    def behavior(request: bytes, context: grpc.ServicerContext) -> bytes:
+    async def behavior(request: bytes, context: Context) -> bytes:
         """Acknowledge at once and queue the call: in its connection's order if numbered
         (``_inorder``), else to run as soon as a thread is free."""
-        state = core.state_for(context)
+        state = await core.state_for(context)
         try:
             seq = _seq(context)
         except ValueError as exc:
-            abort(context, core.info(exc, ErrKind.BAD_REQUEST))
+            await abort(context, core.info(exc, ErrKind.BAD_REQUEST))
         order = core.one_way_order(connection_id(context)) if seq is not None else None
         try:
             job = functools.partial(run, state, codec.decode_request(request))
@@ -132,15 +135,18 @@ def _one_way(core: WorkerCore, codec: MethodCodec, impl: Callable[..., Any]) -> 
             job, bad = None, exc
         try:
             if order is not None and seq is not None:
-                order.put(seq, job, len(request))  # a call that cannot run still takes its number
+                # a call that cannot run still takes its number; one that finds the queue full
+                # keeps its place and waits for room on a thread (the caller waits for its answer)
+                if not order.put(seq, job, len(request), wait=False):
+                    await core.in_thread(order.resume, seq, job, len(request))
             elif job is not None:
                 core.one_way_executor.submit(job)
         except ValueError as exc:
-            abort(context, core.info(exc, ErrKind.BAD_REQUEST))
+            await abort(context, core.info(exc, ErrKind.BAD_REQUEST))
         except RuntimeError:  # the executor is shut down
-            abort(context, core.info(ConnectionError("the worker is shutting down"), ErrKind.CONNECTION_CLOSED))
+            await abort(context, core.info(ConnectionError("the worker is shutting down"), ErrKind.CONNECTION_CLOSED))
         if bad is not None:
-            abort(context, core.info(bad, ErrKind.BAD_REQUEST))
+            await abort(context, core.info(bad, ErrKind.BAD_REQUEST))
         return _EMPTY
 
     return behavior
@@ -183,30 +189,30 @@ class _Writer(DirectWriter[Any]):
 
 
 def _stream(core: WorkerCore, m: MethodSpec, codec: MethodCodec,
-            impl: Callable[..., Any]) -> Callable[..., Iterator[bytes]]:
+            impl: Callable[..., Any]) -> Callable[[bytes, Context], AsyncIterator[bytes]]:
     limit = core.settings.max_message_size
     kind = m.kind
     encode = codec.encode_updates_batch if kind is Kind.STATE else codec.encode_items
     # a generator function has started once it yields; a plain function once it returned
     generator = inspect.isgeneratorfunction(impl) or inspect.isasyncgenfunction(impl)
 
-    def behavior(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
-        state = core.state_for(context)
-        args = core.decode_request(codec, request, context)
-        pump = Pump(shared=kind is Kind.DIRECT_PIPE)  # a writer may be used from any thread
-        context.add_callback(pump.stop)
+    async def behavior(request: bytes, context: Context) -> AsyncIterator[bytes]:
+        state = await core.state_for(context)
+        args = await core.decode_request(codec, request, context)
+        pump = Pump(core.loop, shared=kind is Kind.DIRECT_PIPE)  # a writer may be used from any thread
+        when_done(context, pump.stop)  # the call ended (cancelled: the producer stops)
         if kind is Kind.DIRECT_PIPE:
             # the function runs beside this generator, which sends what it writes as it writes it
             # (items written before it returns too: a bounded queue could not hold them all)
-            core.executor.submit(_run_direct, core, impl, state, _Writer(pump), args, pump)
+            core.background(_run_direct(core, impl, state, _Writer(pump), args, pump))
         else:
             try:
-                produced = core.call(impl, state, args)
+                produced = await core.call_async(impl, state, args)
                 if kind is Kind.STATE:
                     initial, produced = produced
                     first = codec.encode_state(initial)
             except (Exception, SystemExit) as exc:
-                core.fail_call(exc, context)
+                await core.fail_call(exc, context)
             if kind is Kind.STATE:
                 yield first
             elif not generator:
@@ -215,18 +221,22 @@ def _stream(core: WorkerCore, m: MethodSpec, codec: MethodCodec,
                 yield encode([])
             _start_producer(core, produced, pump, state)
         try:
-            for batch in pump.batches():
+            async for batch in pump.batches():
                 if kind is Kind.DIRECT_PIPE and any(item is _RETURNED for item in batch):
                     at = next(i for i, item in enumerate(batch) if item is _RETURNED)
                     if at:
-                        yield from _split(encode, batch[:at], limit)
+                        for message in _split(encode, batch[:at], limit):
+                            yield message
                     yield encode([])  # the function returned: the caller's run returns now
                     batch = batch[at + 1:]
                     if not batch:
                         continue
-                yield from _split(encode, batch, limit)
+                for message in _split(encode, batch, limit):
+                    yield message
         except (Exception, SystemExit) as exc:
-            core.fail_call(exc, context)
+            await core.fail_call(exc, context)
+        finally:
+            pump.stop()
 
     return behavior
 
@@ -236,12 +246,12 @@ def _stream(core: WorkerCore, m: MethodSpec, codec: MethodCodec,
 _RETURNED = object()
 
 
-def _run_direct(core: WorkerCore, impl: Callable[..., Any], state: Any, writer: _Writer, args: list[Any],
-                pump: Pump) -> None:
+async def _run_direct(core: WorkerCore, impl: Callable[..., Any], state: Any, writer: _Writer, args: list[Any],
+                      pump: Pump) -> None:
     """Run a direct pipe's function; its exception ends the stream with the caller's error (raised
     from the caller's run), its return marks the stream."""
     try:
-        core.call(impl, state, [writer, *args])
+        await core.call_async(impl, state, [writer, *args])
     except BaseException as exc:
         pump.finish(exc)
         return
@@ -251,9 +261,9 @@ def _run_direct(core: WorkerCore, impl: Callable[..., Any], state: Any, writer: 
 
 def _start_producer(core: WorkerCore, produced: Any, pump: Pump, state: Any) -> None:
     if hasattr(produced, "__aiter__"):
-        worker_loop().call_soon_threadsafe(_start_async_producer, produced, pump, state)
+        core.background(_produce_async(produced, pump, state))
     else:
-        core.executor.submit(_produce, iter(produced), pump)
+        core.executor.submit(_produce, iter(produced), pump, state)
 
 
 def _split(encode: Callable[[list[Any]], bytes], batch: list[Any], limit: int) -> Iterator[bytes]:
@@ -267,8 +277,9 @@ def _split(encode: Callable[[list[Any]], bytes], batch: list[Any], limit: int) -
     yield from _split(encode, batch[half:], limit)
 
 
-def _produce(items: Iterator[Any], pump: Pump) -> None:
+def _produce(items: Iterator[Any], pump: Pump, state: Any) -> None:
     """Run the user's iterator into ``pump``; close it (GeneratorExit) when the caller stops."""
+    CONNECTION_STATE.set(state)
     try:
         for item in items:
             if not pump.put(item):
@@ -282,65 +293,72 @@ def _produce(items: Iterator[Any], pump: Pump) -> None:
     pump.finish()
 
 
-def _start_async_producer(items: Any, pump: Pump, state: Any) -> None:
-    async def produce() -> None:
-        CONNECTION_STATE.set(state)
-        try:
-            async for item in items:
-                while pump.full() and not pump.stopped:
-                    await asyncio.sleep(0.001)
-                if not pump.put(item, block=False) and pump.stopped:
-                    aclose = getattr(items, "aclose", None)
-                    if aclose is not None:
-                        await aclose()
-                    return
-        except BaseException as exc:
-            pump.finish(exc)
-            return
-        pump.finish()
-
-    asyncio.ensure_future(produce())
+async def _produce_async(items: Any, pump: Pump, state: Any) -> None:
+    """``_produce`` for an async iterator, on the event loop."""
+    CONNECTION_STATE.set(state)
+    try:
+        async for item in items:
+            while pump.full() and not pump.stopped:
+                await asyncio.sleep(0.001)
+            if not pump.put(item, block=False) and pump.stopped:
+                aclose = getattr(items, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+                return
+    except BaseException as exc:
+        pump.finish(exc)
+        return
+    pump.finish()
 
 
 # -- reverse_pipe ----------------------------------------------------------------------------------
 
 
-def _reverse(core: WorkerCore, m: MethodSpec, codec: MethodCodec, impl: Callable[..., Any]) -> Callable[..., bytes]:
+def _reverse(core: WorkerCore, m: MethodSpec, codec: MethodCodec,
+             impl: Callable[..., Any]) -> Callable[[AsyncIterator[bytes], Context], Coroutine[Any, Any, bytes]]:
     index = [p.name for p in m.params].index(m.updates_param or "")
-    is_async = m.is_async
+    is_async = inspect.iscoroutinefunction(impl)
 
-    def decode(requests: Iterator[bytes]) -> list[Any]:
-        """The first message's arguments, the updates parameter streaming the rest."""
-        try:
-            first = next(requests)
-        except StopIteration:
-            raise ValueError("empty request stream") from None
-        args = codec.decode_request(first)
-        updates: Iterator[Any] = _updates(args[index], requests, codec)
-        args[index] = _async_updates(updates) if is_async else updates
-        return args
+    async def behavior(requests: AsyncIterator[bytes], context: Context) -> bytes:
+        state = await core.state_for(context)
+        first = await anext(requests, None)
+        loop = core.loop
 
-    def behavior(requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
-        state = core.state_for(context)
+        def decode(data: bytes | None) -> list[Any]:
+            """The first message's arguments, the updates parameter streaming the rest."""
+            if data is None:
+                raise ValueError("empty request stream")
+            args = codec.decode_request(data)
+            args[index] = (_async_updates(args[index], requests, codec) if is_async else
+                           _updates(args[index], requests, codec, loop))
+            return args
+
         try:
-            return core.run_rpc(impl, state, decode, requests, codec.encode_result, len)
+            return await core.run_rpc_async(impl, state, decode, first, codec.encode_result, len)
         except CallFailed as failed:
-            abort(context, failed.info)
+            await abort(context, failed.info)
 
     return behavior
 
 
-def _updates(first: list[Any], requests: Iterator[bytes], codec: MethodCodec) -> Iterator[Any]:
+def _updates(first: list[Any], requests: AsyncIterator[bytes], codec: MethodCodec,
+             loop: asyncio.AbstractEventLoop) -> Iterator[Any]:
+    """The updates for a plain function (on a thread), read from the stream on the event loop."""
     yield from first
-    for data in requests:
+    while True:
+        data = asyncio.run_coroutine_threadsafe(_next(requests), loop).result()
+        if data is None:
+            return
         yield from codec.decode_updates(data)
 
 
-async def _async_updates(updates: Iterator[Any]) -> AsyncIterator[Any]:
-    sentinel = object()
-    loop = asyncio.get_running_loop()
-    while True:
-        item = await loop.run_in_executor(None, next, updates, sentinel)
-        if item is sentinel:
-            return
+async def _next(requests: AsyncIterator[bytes]) -> bytes | None:
+    return await anext(requests, None)
+
+
+async def _async_updates(first: list[Any], requests: AsyncIterator[bytes], codec: MethodCodec) -> AsyncIterator[Any]:
+    for item in first:
         yield item
+    async for data in requests:
+        for item in codec.decode_updates(data):
+            yield item

@@ -51,51 +51,70 @@ class InOrder:
         self._late: list[tuple[int, int, Callable[[], None] | None, int]] = []  # put after flush, by number
         self._late_order = itertools.count()
 
-    def put(self, seq: int, job: Callable[[], None] | None, size: int = 0) -> None:
+    def put(self, seq: int, job: Callable[[], None] | None, size: int = 0, *, wait: bool = True) -> bool:
         """Queue call ``seq`` of ``size`` bytes (``job`` None: the call takes its number but runs
-        nothing), first waiting while the queue is full. ``ValueError`` if ``seq`` was already put;
-        ``RuntimeError`` if the executor is shut down. After ``flush`` (a call that arrived as its
-        connection ended, or waited for room then), the job runs after those queued, in number
-        order among such calls."""
+        nothing), first waiting while the queue is full; with ``wait=False``, return False instead
+        of waiting: the call keeps its place among those waiting, and ``resume`` (on a thread that
+        may wait) queues it. ``ValueError`` if ``seq`` was already put; ``RuntimeError`` if the
+        executor is shut down. After ``flush`` (a call that arrived as its connection ended, or
+        waited for room then), the job runs after those queued, in number order among such calls."""
         with self._lock:
             self._blocked[seq] = self._blocked.get(seq, 0) + 1
-            try:
-                while not self._flushed and (self._full(self._ready, self._ready_bytes, size) or (
-                        seq != self._next and self._full(self._early, self._early_bytes, size))):
-                    self._room.wait()
-            finally:
-                self._blocked[seq] -= 1
-                if not self._blocked[seq]:
-                    del self._blocked[seq]
-            if self._flushed:
-                heapq.heappush(self._late, (seq, next(self._late_order), job, size))
-                # by number, but not past a lower number still waiting to be put (woken after us)
-                while self._late and (not self._blocked or self._late[0][0] < min(self._blocked)):
-                    _, _, late, late_size = heapq.heappop(self._late)
-                    if late is not None:
-                        self._ready.append(late)
-                        self._sizes[late] = late_size
-                        self._ready_bytes += late_size
-                start = self._claim()
-            elif seq < self._next or seq in self._early:
-                raise ValueError(f"one-way call number {seq} was already received on this connection")
-            else:
-                self._early[seq] = job
-                if job is not None:
-                    self._sizes[job] = size
-                    self._early_bytes += size
-                while self._next in self._early:
-                    ready = self._early.pop(self._next)
-                    self._next += 1
-                    if ready is not None:
-                        self._ready.append(ready)
-                        moved = self._sizes.get(ready, 0)
-                        self._early_bytes -= moved
-                        self._ready_bytes += moved
-                    self._room.notify_all()  # a waiting call may be the next one now
-                start = self._claim()
+            if not wait and self._must_wait(seq, size):
+                return False  # still counted as blocked: resume waits on
+            start = self._queue(seq, job, size)
         if start:
             self._submit()
+        return True
+
+    def resume(self, seq: int, job: Callable[[], None] | None, size: int = 0) -> None:
+        """Queue call ``seq`` that ``put(..., wait=False)`` left waiting, once there is room."""
+        with self._lock:
+            start = self._queue(seq, job, size)
+        if start:
+            self._submit()
+
+    def _must_wait(self, seq: int, size: int) -> bool:
+        return not self._flushed and (self._full(self._ready, self._ready_bytes, size) or (
+            seq != self._next and self._full(self._early, self._early_bytes, size)))
+
+    def _queue(self, seq: int, job: Callable[[], None] | None, size: int) -> bool:
+        """With the lock held and ``seq`` counted as blocked: wait for room, then queue the call;
+        whether the caller must start a drain (``_submit``, once it released the lock)."""
+        try:
+            while self._must_wait(seq, size):
+                self._room.wait()
+        finally:
+            self._blocked[seq] -= 1
+            if not self._blocked[seq]:
+                del self._blocked[seq]
+        if self._flushed:
+            heapq.heappush(self._late, (seq, next(self._late_order), job, size))
+            # by number, but not past a lower number still waiting to be put (woken after us)
+            while self._late and (not self._blocked or self._late[0][0] < min(self._blocked)):
+                _, _, late, late_size = heapq.heappop(self._late)
+                if late is not None:
+                    self._ready.append(late)
+                    self._sizes[late] = late_size
+                    self._ready_bytes += late_size
+            return self._claim()
+        elif seq < self._next or seq in self._early:
+            raise ValueError(f"one-way call number {seq} was already received on this connection")
+        else:
+            self._early[seq] = job
+            if job is not None:
+                self._sizes[job] = size
+                self._early_bytes += size
+            while self._next in self._early:
+                ready = self._early.pop(self._next)
+                self._next += 1
+                if ready is not None:
+                    self._ready.append(ready)
+                    moved = self._sizes.get(ready, 0)
+                    self._early_bytes -= moved
+                    self._ready_bytes += moved
+                self._room.notify_all()  # a waiting call may be the next one now
+            return self._claim()
 
     def _full(self, queue: deque[Any] | dict[int, Any], queued_bytes: int, size: int) -> bool:
         """Whether a call of ``size`` bytes finds ``queue`` full (an empty one takes any call)."""

@@ -5,11 +5,12 @@ clients can list a worker's services and build its messages from the reflected d
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-import grpc
+import grpc.aio
 from google.protobuf import descriptor_pool
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import _async as health_aio, health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from .._declaration import foreign_functions
@@ -23,17 +24,18 @@ HEALTH_SERVICE = health.SERVICE_NAME
 _CONTROL_SERVICE = control_pb2.DESCRIPTOR.services_by_name["Control"].full_name
 
 
-def add_introspection(server: grpc.Server, core: WorkerCore) -> None:
+async def add_introspection(server: grpc.aio.Server, core: WorkerCore) -> None:
     """Serve health (``SERVING`` for the server and the worker type's service until
     ``close_server()`` or the server's stop, ``NOT_SERVING`` from then on) and reflection of
     the worker type's service, ``Control``, health and reflection itself on ``server``."""
     foreign = [f.foreign for f in foreign_functions(core.cls) if f.foreign is not None]
     services = [core.spec.full_name, _CONTROL_SERVICE, *sorted({m.service for m in foreign})]
-    checks = health.HealthServicer()
+    checks = health_aio.HealthServicer()
     for name in ("", *services):
-        checks.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await checks.set(name, health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(checks, server)
-    core.not_serving_hooks.append(checks.enter_graceful_shutdown)  # close_server() or stop: NOT_SERVING
+    # close_server() or stop, from any thread: NOT_SERVING
+    core.not_serving_hooks.append(lambda: asyncio.run_coroutine_threadsafe(checks.enter_graceful_shutdown(), core.loop))
     pool = descriptor_pool.DescriptorPool()  # a private one: the user's own _pb2 may fill the default
     added: set[str] = set()
     for module in (errors_pb2, control_pb2, health_pb2, reflection_pb2):

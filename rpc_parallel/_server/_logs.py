@@ -6,13 +6,12 @@ how many. A batch stays within half the worker's max_message_size; a longer mess
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import traceback
 from collections import deque
-from collections.abc import Iterator
-
-import grpc
+from collections.abc import AsyncIterator
 
 from .._proto import control_pb2
 from ._core import WorkerCore
@@ -27,13 +26,25 @@ _RECORD_OVERHEAD = 128  # the bytes of a record besides its message, about (name
 
 
 class _Subscriber:
-    def __init__(self, level: int) -> None:
+    def __init__(self, level: int, loop: asyncio.AbstractEventLoop) -> None:
         self.level = level
         self.records: deque[tuple[control_pb2.LogRecord, int]] = deque()  # with its size
         self.queued_bytes = 0
         self.dropped = 0
-        self.ready = threading.Condition()
-        self.ended = False
+        self.lock = threading.Lock()
+        self.loop = loop
+        self.waiter: asyncio.Future[None] | None = None  # its stream waits for records
+
+    def wake(self) -> None:
+        """With the lock held: a record arrived."""
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None:
+            self.loop.call_soon_threadsafe(_resolve, waiter)
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class LogHub(logging.Handler):
@@ -47,6 +58,7 @@ class LogHub(logging.Handler):
         self._lock = threading.Lock()  # the subscribers; emit takes no other lock of ours or logging's
         self._attach = threading.Lock()  # adding and removing this handler (logging's own lock inside)
         self._saved_level: int | None = None  # the root logger's level, lowered while we listen
+        self._pinned_grpc = False  # the "grpc" logger kept at that level meanwhile
         # a batch (and so one record) fits in half a message
         self._batch_bytes = max(1024, min(_MAX_BATCH_BYTES, core.settings.max_message_size // 2))
 
@@ -70,13 +82,13 @@ class LogHub(logging.Handler):
         out = control_pb2.LogRecord(time=record.created, level=record.levelno, logger=record.name, message=message,
                                     worker_id=self._core.worker_id, worker_name=self._core.name or "")
         for s in targets:
-            with s.ready:
+            with s.lock:
                 if len(s.records) >= _MAX_QUEUED or (s.records and s.queued_bytes + size > _MAX_QUEUED_BYTES):
                     s.dropped += 1
                 else:
                     s.records.append((out, size))
                     s.queued_bytes += size
-                    s.ready.notify()
+                    s.wake()
 
     def _handled_elsewhere(self, record: logging.LogRecord) -> bool:
         """Whether a handler besides this one takes ``record`` (logging's own test before its last
@@ -90,27 +102,23 @@ class LogHub(logging.Handler):
             logger = logger.parent if logger.propagate else None
         return False
 
-    def serve(self, request: control_pb2.LogsRequest, context: grpc.ServicerContext
-              ) -> Iterator[control_pb2.LogRecords]:
-        """One subscription: an empty first reply once it is in place, then batches of records."""
-        s = _Subscriber(request.level)
-
-        def end() -> None:
-            with s.ready:
-                s.ended = True
-                s.ready.notify()
-
-        done = self._core.hold(context)  # ends with the call, or when the server stops
-        context.add_callback(end)
+    async def serve(self, request: control_pb2.LogsRequest) -> AsyncIterator[control_pb2.LogRecords]:
+        """One subscription: an empty first reply once it is in place, then batches of records,
+        until the call ends or the server stops."""
+        s = _Subscriber(request.level, self._core.loop)
+        done = self._core.hold()
         self._subscribe(s)
         try:
             yield control_pb2.LogRecords()
             while True:
-                with s.ready:
-                    while not s.records and not s.ended and not done.is_set():
-                        s.ready.wait(0.5)
-                    if s.ended or done.is_set():
+                with s.lock:
+                    waiter = s.waiter = s.loop.create_future() if not s.records else None
+                if waiter is not None:
+                    await asyncio.wait((waiter, done), return_when=asyncio.FIRST_COMPLETED)
+                    if done.done():
                         return
+                    continue
+                with s.lock:
                     batch: list[control_pb2.LogRecord] = []
                     taken = 0
                     while s.records and len(batch) < _MAX_BATCH and (
@@ -138,6 +146,10 @@ class LogHub(logging.Handler):
             if (self._saved_level is not None or root.handlers == [self]) and root.level > s.level:
                 if self._saved_level is None:
                     self._saved_level = root.level
+                    grpc_logger = logging.getLogger("grpc")
+                    if grpc_logger.level == logging.NOTSET:  # gRPC's own debug records stay out
+                        grpc_logger.setLevel(root.level)
+                        self._pinned_grpc = True
                 root.setLevel(s.level)
 
     def _unsubscribe(self, s: _Subscriber) -> None:
@@ -151,3 +163,6 @@ class LogHub(logging.Handler):
                 if self._saved_level is not None:
                     root.setLevel(self._saved_level)
                     self._saved_level = None
+                    if self._pinned_grpc:
+                        logging.getLogger("grpc").setLevel(logging.NOTSET)
+                        self._pinned_grpc = False

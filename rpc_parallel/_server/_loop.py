@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ("on_loop_exception", "run_coroutine", "worker_loop")
+__all__ = ("on_loop", "on_loop_exception", "run_coroutine", "worker_loop")
 
 T = TypeVar("T")
 _lock = threading.Lock()
@@ -44,3 +44,11 @@ def worker_loop() -> asyncio.AbstractEventLoop:
 def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` on the worker loop and wait for its result from this (non-loop) thread."""
     return asyncio.run_coroutine_threadsafe(coro, worker_loop()).result()
+
+
+def on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether this thread runs ``loop``."""
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False

@@ -7,63 +7,59 @@ back as they finish. The caller's half is ``rpc_parallel._client._pipeline``.
 
 from __future__ import annotations
 
-import queue
-import threading
-from collections.abc import Iterator
-from typing import Any
-
-import grpc
+import inspect
+from collections.abc import AsyncIterator
 
 from .._grpc_errors import CallFailed
 from .._proto import control_pb2, errors_pb2
 from .._protocol import PIPELINE_PART
-from ._core import WorkerCore, connection_id
+from ._core import Context, WorkerCore, connection_id, when_done
+from ._pump import Pump
 
 __all__ = ("serve",)
 
-_END = object()
 
-
-def serve(core: WorkerCore, requests: Iterator[control_pb2.PipelineRequests],
-          context: grpc.ServicerContext) -> Iterator[control_pb2.PipelineReplies]:
-    """Run the calls of one pipeline stream on the thread pool that runs calls; yield their results."""
+async def serve(core: WorkerCore, requests: AsyncIterator[control_pb2.PipelineRequests],
+                context: Context) -> AsyncIterator[control_pb2.PipelineReplies]:
+    """Run the calls of one pipeline stream (plain functions on the thread pool, ``async def``
+    ones on the event loop); yield their results as they finish."""
     conn = connection_id(context)
-    core.state_for(context)  # a stream of no (or a closed) connection ends here
+    await core.state_for(context)  # a stream of no (or a closed) connection ends here
     limit = core.settings.max_message_size
     part = max(1, min(PIPELINE_PART, limit // 2))
-    out: queue.SimpleQueue[Any] = queue.SimpleQueue()
-    if not context.add_callback(lambda: out.put(None)):  # cancelled, or the server stops
-        return
-    submitted = [0]
+    # results (each a list: a result, or the parts of a large one), from threads and tasks; not
+    # bounded: the caller bounds the calls it has in flight
+    out = Pump(core.loop, high_water=1 << 62, high_bytes=1 << 62, shared=True)
+    when_done(context, out.stop)
     live: set[int] = set()  # calls submitted and not answered yet
     cancelled: set[int] = set()  # live calls the caller gave up on: not run if not started yet
+    submitted = [-1]  # known once the caller's requests ended
 
-    def read() -> None:
-        submit = core.submit_call
+    async def read() -> None:
+        count = 0
         try:
-            for batch in requests:
+            async for batch in requests:
                 cancelled.update(cid for cid in batch.cancel if cid in live)  # a late cancel is moot
                 for call in batch.calls:
-                    submitted[0] += 1
+                    count += 1
                     live.add(call.id)
-                    submit(_run, core, conn, call, part, out, live, cancelled)
+                    if _is_async(core, call.method):
+                        core.background(_run_async(core, conn, call, part, out, live, cancelled))
+                    else:
+                        core.executor.submit(_run, core, conn, call, part, out, live, cancelled)
         except Exception:  # the stream failed or the server is stopping: the writer hears of it
             pass
-        out.put((_END, submitted[0]))
+        submitted[0] = count
+        out.put(None)  # (a wake-up: the stream ends once every call is answered)
 
-    threading.Thread(target=read, name="rpc_parallel-pipeline", daemon=True).start()
-    delivered, total = 0, -1
-    get, get_nowait = out.get, out.get_nowait
+    reader = core.background(read())
     batch: list[control_pb2.PipelineResult] = []
-    size = 0
-    while delivered != total:
-        item = get()
-        while True:  # take what is ready; a message never holds more than ``part`` bytes of results
-            if item is None:
-                return
-            if type(item) is tuple:
-                total = item[1]
-            else:
+    size = delivered = 0
+    try:
+        async for ready in out.batches():
+            for item in ready:  # a message never holds more than ``part`` bytes of results
+                if item is None:
+                    continue
                 delivered += 1
                 for result in item:  # a call's result, or the parts of a large one, each <= part
                     more = result.ByteSize() + 8
@@ -72,35 +68,71 @@ def serve(core: WorkerCore, requests: Iterator[control_pb2.PipelineRequests],
                         batch, size = [], 0
                     batch.append(result)
                     size += more
-            try:
-                item = get_nowait()
-            except queue.Empty:
-                break
-        if batch:
-            yield control_pb2.PipelineReplies(results=batch)
-            batch, size = [], 0
+            if batch:
+                yield control_pb2.PipelineReplies(results=batch)
+                batch, size = [], 0
+            if delivered == submitted[0]:
+                return
+    finally:
+        reader.cancel()
 
 
-def _run(core: WorkerCore, conn: str, call: control_pb2.PipelineCall, part: int,
-         out: queue.SimpleQueue[Any], live: set[int], cancelled: set[int]) -> None:
+def _is_async(core: WorkerCore, method: str) -> bool:
+    try:
+        return inspect.iscoroutinefunction(core.rpc(method)[1])
+    except CallFailed:
+        return False  # answered (with the error) on a thread
+
+
+def _run(core: WorkerCore, conn: str, call: control_pb2.PipelineCall, part: int, out: Pump, live: set[int],
+         cancelled: set[int]) -> None:
     """Run one call (unless cancelled before it started); always answer it (the stream ends once
     every call got its answer)."""
     if call.id in cancelled:
-        cancelled.discard(call.id)
-        live.discard(call.id)
-        out.put([control_pb2.PipelineResult(id=call.id, error=errors_pb2.ErrorInfo(
-            type="Cancelled", message="the caller cancelled this call", worker_id=core.worker_id,
-            worker_name=core.name or ""))])
+        _answer(call, [_cancelled(core, call)], out, live, cancelled)
         return
     try:
         results = _outcome(core, conn, call, part)
     except BaseException as exc:  # what _outcome lets through (e.g. an error that cannot describe itself)
-        results = [control_pb2.PipelineResult(id=call.id, error=errors_pb2.ErrorInfo(
-            type=type(exc).__qualname__, message="(the error could not be described)",
-            worker_id=core.worker_id, worker_name=core.name or ""))]
+        results = [_undescribed(core, call, exc)]
+    _answer(call, results, out, live, cancelled)
+
+
+async def _run_async(core: WorkerCore, conn: str, call: control_pb2.PipelineCall, part: int, out: Pump,
+                     live: set[int], cancelled: set[int]) -> None:
+    """``_run`` of an ``async def`` function, on the event loop."""
+    if call.id in cancelled:
+        _answer(call, [_cancelled(core, call)], out, live, cancelled)
+        return
+    try:
+        codec, impl = core.rpc(call.method)
+        state = core.state_of(conn)
+        data = await core.run_rpc_async(impl, state, codec.decode_request, call.request, codec.encode_result, len)
+        results = _results(call, data, part)
+    except CallFailed as failed:
+        results = [control_pb2.PipelineResult(id=call.id, error=failed.info)]
+    except BaseException as exc:
+        results = [_undescribed(core, call, exc)]
+    _answer(call, results, out, live, cancelled)
+
+
+def _answer(call: control_pb2.PipelineCall, results: list[control_pb2.PipelineResult], out: Pump, live: set[int],
+            cancelled: set[int]) -> None:
     live.discard(call.id)
     cancelled.discard(call.id)  # a cancel that came while it ran: the caller drops the result
     out.put(results)
+
+
+def _cancelled(core: WorkerCore, call: control_pb2.PipelineCall) -> control_pb2.PipelineResult:
+    return control_pb2.PipelineResult(id=call.id, error=errors_pb2.ErrorInfo(
+        type="Cancelled", message="the caller cancelled this call", worker_id=core.worker_id,
+        worker_name=core.name or ""))
+
+
+def _undescribed(core: WorkerCore, call: control_pb2.PipelineCall, exc: BaseException) -> control_pb2.PipelineResult:
+    return control_pb2.PipelineResult(id=call.id, error=errors_pb2.ErrorInfo(
+        type=type(exc).__qualname__, message="(the error could not be described)",
+        worker_id=core.worker_id, worker_name=core.name or ""))
 
 
 def _outcome(core: WorkerCore, conn: str, call: control_pb2.PipelineCall,
@@ -112,6 +144,11 @@ def _outcome(core: WorkerCore, conn: str, call: control_pb2.PipelineCall,
         data = core.run_rpc(impl, state, codec.decode_request, call.request, codec.encode_result, len)
     except CallFailed as failed:
         return [control_pb2.PipelineResult(id=call.id, error=failed.info)]
+    return _results(call, data, part)
+
+
+def _results(call: control_pb2.PipelineCall, data: bytes, part: int) -> list[control_pb2.PipelineResult]:
+    """A result as one message, or in parts of at most ``part`` bytes."""
     if len(data) <= part:
         return [control_pb2.PipelineResult(id=call.id, reply=data)]
     view = memoryview(data)

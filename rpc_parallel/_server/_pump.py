@@ -1,20 +1,24 @@
-"""``Pump``: hands stream items from a producer thread to a gRPC message generator in batches.
+"""``Pump``: hands stream items from producers to a gRPC message generator in batches.
 
-The producer (a thread running the user's iterator, or a direct writer) appends items one by one;
-the consumer takes what is queued so far as one batch. Items produced faster than messages go out
+The producer (a thread running the user's iterator, a task on the event loop, or a direct writer)
+appends items one by one; the consumer, an async generator on the server's event loop, takes what
+is queued so far as one batch. Items produced faster than messages go out
 are therefore batched, and a lone item leaves at once. The queue is bounded by items and by bytes
 (``len`` of bytes and str items, ``sys.getsizeof`` of others): a producer that runs ahead waits
-(or, from an event loop, is told to back off), so a caller that stops reading stops the worker
+(a producer on the event loop is never blocked: it is told the queue is full), so a caller that stops reading stops the worker
 from filling its memory. A batch is bounded the same way, so one message never gathers more than
 ``max_batch_bytes`` (but for one larger item).
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
+
+from ._loop import on_loop
 
 __all__ = ("Pump", "item_size")
 
@@ -35,10 +39,12 @@ def item_size(item: Any) -> int:
 
 class Pump:
     """A bounded, batching hand-off of items from one producer (``shared``: several producer
-    threads) to one consumer."""
+    threads) to one consumer on ``loop``."""
 
-    def __init__(self, high_water: int = HIGH_ITEMS, max_batch: int = BATCH_ITEMS, *, high_bytes: int = HIGH_BYTES,
-                 max_batch_bytes: int = BATCH_BYTES, shared: bool = False) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, high_water: int = HIGH_ITEMS, max_batch: int = BATCH_ITEMS,
+                 *, high_bytes: int = HIGH_BYTES, max_batch_bytes: int = BATCH_BYTES, shared: bool = False) -> None:
+        self._loop = loop
+        self._waiter: asyncio.Future[None] | None = None  # the consumer waits on an empty queue
         self._shared = shared  # several producer threads (a direct pipe's writer)
         self._items: deque[Any] = deque()
         # bytes queued = put - taken; each counter has one writer (the producer, the consumer), so
@@ -46,7 +52,6 @@ class Pump:
         self._put_bytes = 0
         self._taken_bytes = 0
         self._lock = threading.Lock()
-        self._ready = threading.Condition(self._lock)  # items arrived, or finished
         self._space = threading.Condition(self._lock)  # the consumer made room, or stopped
         self._high = high_water
         self._high_bytes = high_bytes
@@ -66,8 +71,15 @@ class Pump:
         """True once the consumer gave up (the call was cancelled): producers should stop."""
         return self._stopped
 
+    def _wake(self) -> None:
+        """With the lock held: wake the consumer if it waits."""
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            self._loop.call_soon_threadsafe(_resolve, waiter)
+
     def put(self, item: Any, *, block: bool = True) -> bool:
-        """Queue ``item``; False if the consumer stopped (or, with ``block=False``, if full)."""
+        """Queue ``item``; False if the consumer stopped (or, with ``block=False`` or on the
+        consumer's event loop, if full: a wait there would stop the consumer too)."""
         if self._stopped:
             return False
         size = len(item) + 48 if type(item) in _SIZED else OTHER_WEIGHT  # item_size, inlined
@@ -76,7 +88,7 @@ class Pump:
             with self._lock:
                 items.append(item)
                 self._put_bytes += size
-                self._ready.notify()
+                self._wake()
         else:
             items.append(item)
             self._put_bytes += size
@@ -84,9 +96,9 @@ class Pump:
                 # the consumer waits only on an empty queue, so with one producer only the first
                 # item needs a wake-up (two producers could both see 2 and neither wake it)
                 with self._lock:
-                    self._ready.notify()
+                    self._wake()
         if len(items) > self._high or self._put_bytes - self._taken_bytes > self._high_bytes:  # full()
-            if not block:
+            if not block or on_loop(self._loop):
                 return False
             with self._lock:
                 while self._above(2) and not self._stopped:
@@ -107,23 +119,29 @@ class Pump:
             if not self._finished:
                 self._finished = True
                 self.error = error
-            self._ready.notify_all()
+            self._wake()
 
     def stop(self) -> None:
         """The consumer is gone: release a waiting producer and refuse further items."""
         with self._lock:
             self._stopped = True
             self._finished = True
-            self._ready.notify_all()
+            self._wake()
             self._space.notify_all()
 
-    def batches(self) -> Iterator[list[Any]]:
+    async def batches(self) -> AsyncIterator[list[Any]]:
         """Batches of queued items until finished; raises the producer's error after the last one."""
         items = self._items
         while True:
             with self._lock:
-                while not items and not self._finished:
-                    self._ready.wait()
+                if not items and not self._finished:
+                    waiter = self._waiter = self._loop.create_future()
+                else:
+                    waiter = None
+            if waiter is not None:
+                await waiter
+                continue
+            with self._lock:
                 if not items:
                     break
                 popleft = items.popleft
@@ -139,3 +157,8 @@ class Pump:
             yield batch
         if self.error is not None and not self._stopped:
             raise self.error
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

@@ -10,7 +10,7 @@ reply is the result's large value (header in the same trailer) or its whole mess
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -21,7 +21,7 @@ from .._errors import ProtocolError
 from .._grpc_errors import CallFailed, Kind as ErrKind, abort
 from .._proto import control_pb2
 from .._protocol import SPLICED_HEADER_MAX, SPLICED_KEY, SPLICED_SERVICE
-from ._core import WorkerCore, connection_id
+from ._core import Context, WorkerCore, connection_id
 
 __all__ = ("spliced_handler",)
 
@@ -29,26 +29,26 @@ __all__ = ("spliced_handler",)
 def spliced_handler(core: WorkerCore) -> grpc.GenericRpcHandler[Any, Any]:
     """The handler of the Spliced service on ``core``."""
 
-    def call(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+    async def call(requests: AsyncIterator[bytes], context: Context) -> AsyncIterator[bytes]:
         try:
-            header = control_pb2.SplicedHeader.FromString(next(requests))
-            found = {number: next(requests) for number in header.fields}
-        except (StopIteration, DecodeError) as exc:
-            abort(context, core.info(ProtocolError(f"malformed spliced call: {exc!r}"), ErrKind.BAD_REQUEST))
-        rest, taken = _run(core, header, found, context)
+            header = control_pb2.SplicedHeader.FromString(await anext(requests))
+            found = {number: await anext(requests) for number in header.fields}
+        except (StopAsyncIteration, DecodeError) as exc:
+            await abort(context, core.info(ProtocolError(f"malformed spliced call: {exc!r}"), ErrKind.BAD_REQUEST))
+        rest, taken = await _run(core, header, found, context)
         yield control_pb2.SplicedHeader(message=rest, fields=[number for number, _ in taken]).SerializeToString()
         for _, value in taken:
             yield value
 
-    def one(request: bytes, context: grpc.ServicerContext) -> bytes:
-        raw = next((v for k, v in context.invocation_metadata() if k == SPLICED_KEY), b"")
+    async def one(request: bytes, context: Context) -> bytes:
+        raw = next((v for k, v in (context.invocation_metadata() or ()) if k == SPLICED_KEY), b"")
         try:
             header = control_pb2.SplicedHeader.FromString(raw if isinstance(raw, bytes) else b"")
             if len(header.fields) != 1:
                 raise ValueError(f"{len(header.fields)} large values for Spliced/One")
         except (DecodeError, ValueError) as exc:
-            abort(context, core.info(ProtocolError(f"malformed spliced call: {exc!r}"), ErrKind.BAD_REQUEST))
-        rest, taken = _run(core, header, {header.fields[0]: request}, context)
+            await abort(context, core.info(ProtocolError(f"malformed spliced call: {exc!r}"), ErrKind.BAD_REQUEST))
+        rest, taken = await _run(core, header, {header.fields[0]: request}, context)
         if len(taken) == 1:
             reply = control_pb2.SplicedHeader(message=rest, fields=[taken[0][0]]).SerializeToString()
             if len(reply) <= SPLICED_HEADER_MAX:
@@ -61,8 +61,8 @@ def spliced_handler(core: WorkerCore) -> grpc.GenericRpcHandler[Any, Any]:
         "Call": grpc.stream_stream_rpc_method_handler(call), "One": grpc.unary_unary_rpc_method_handler(one)})
 
 
-def _run(core: WorkerCore, header: control_pb2.SplicedHeader, found: dict[int, bytes],
-         context: grpc.ServicerContext) -> tuple[bytes, list[tuple[int, bytes]]]:
+async def _run(core: WorkerCore, header: control_pb2.SplicedHeader, found: dict[int, bytes],
+               context: Context) -> tuple[bytes, list[tuple[int, bytes]]]:
     """Run the rpc of a spliced call; its result as a message and large values."""
     try:
         codec, impl = core.rpc(header.method)
@@ -71,10 +71,10 @@ def _run(core: WorkerCore, header: control_pb2.SplicedHeader, found: dict[int, b
         if size > limit:  # what gRPC refuses for a unary request (rpc_parallel's clients check first)
             raise CallFailed(core.info(ValueError(f"request of {size} bytes exceeds max_message_size {limit}"),
                                        ErrKind.TOO_LARGE, size=size, limit=limit))
-        return core.run_rpc(impl, state, functools.partial(codec.decode_request_parts, header.message), found,
-                            codec.encode_result_parts, _parts_size)
+        return await core.run_rpc_async(impl, state, functools.partial(codec.decode_request_parts, header.message),
+                                        found, codec.encode_result_parts, _parts_size)
     except CallFailed as failed:
-        abort(context, failed.info)
+        await abort(context, failed.info)
 
 
 def _parts_size(parts: tuple[bytes, list[tuple[int, bytes]]]) -> int:

@@ -272,6 +272,40 @@ def test_every_kind_async_on_the_worker_and_through_rp_aio() -> None:
     asyncio.run(main())
 
 
+def test_a_thousand_idle_aio_pipes_on_one_connection_cost_no_thread_on_either_side() -> None:
+    """DESIGN section 2: a thousand open pipes cost no threads. The worker's server is a grpc.aio
+    server on its event loop, so an open stream is a task there; the caller reads each pipe on its
+    own loop. An rpc on the same connection still answers at normal speed."""
+    async def main() -> None:
+        handle = await rp.aio.spawn(Streamer)
+        try:
+            async with await rp.aio.connect(handle) as conn:
+                assert [x async for x in await conn.run(Streamer.fast, 2)] == [0, 1]
+                mine, theirs = threading.active_count(), await conn.run(Streamer.threads)
+                started = time.monotonic()
+                for _ in range(20):
+                    await conn.run(Streamer.threads)
+                idle_rtt = (time.monotonic() - started) / 20
+                pipes = [await conn.run(Streamer.one_then_wait) for _ in range(1000)]
+                assert await asyncio.gather(*(pipe.__anext__() for pipe in pipes)) == [1] * 1000
+                waiting = [asyncio.ensure_future(pipe.__anext__()) for pipe in pipes]  # each waits for its 2
+                await asyncio.sleep(0.2)
+                assert not any(w.done() for w in waiting)
+                started = time.monotonic()
+                for _ in range(20):
+                    now_theirs = await conn.run(Streamer.threads)
+                busy_rtt = (time.monotonic() - started) / 20
+                assert threading.active_count() <= mine + 1  # (grpc.aio's poller, once)
+                assert now_theirs <= theirs + 2, f"the worker went from {theirs} to {now_theirs} threads"
+                assert busy_rtt < max(10 * idle_rtt, 0.05), (busy_rtt, idle_rtt)
+                await conn.run(Streamer.open_gate)
+                assert await asyncio.gather(*waiting) == [2] * 1000
+        finally:
+            await rp.aio.shutdown(handle)
+
+    asyncio.run(main())
+
+
 def test_idle_aio_pipes_hold_no_thread_of_the_caller() -> None:
     """rp.aio reads its pipes with grpc.aio on the caller's loop: 200 pipes each with a read
     pending cost the caller no thread, and calls on the same connection still answer at once

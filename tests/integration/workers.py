@@ -99,6 +99,23 @@ class Streamer(rp.Worker):
     def fast(self, n: int) -> Iterator[int]:
         yield from range(n)
 
+    @rp.pipe
+    async def one_then_wait(self) -> AsyncIterator[int]:
+        """An idle pipe that holds no thread of the worker: it waits on the worker's event loop."""
+        if not hasattr(self, "opened"):
+            self.opened = asyncio.Event()
+        yield 1
+        await self.opened.wait()
+        yield 2
+
+    @rp.rpc
+    async def open_gate(self) -> None:
+        self.opened.set()
+
+    @rp.rpc
+    def threads(self) -> int:
+        return threading.active_count()
+
 
 class Where(rp.Worker):
     """Where and how its process runs (fork server tests)."""
