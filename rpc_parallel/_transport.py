@@ -222,11 +222,10 @@ def new_server(settings: RpcSettings, executor: ThreadPoolExecutor, *, token: st
     return grpc.server(executor, options=grpc_options(settings, server=True), interceptors=[_TokenCheck(token)])
 
 
-def new_aio_server(settings: RpcSettings, executor: ThreadPoolExecutor, *, token: str) -> grpc.aio.Server:
-    """``new_server`` as a ``grpc.aio`` server of the running event loop (its handlers are
-    coroutines; ``executor`` runs any plain ones)."""
-    return grpc.aio.server(executor, options=grpc_options(settings, server=True),
-                           interceptors=[_AioTokenCheck(token)])
+def new_aio_server(settings: RpcSettings, *, token: str) -> grpc.aio.Server:
+    """``new_server`` as a ``grpc.aio`` server of the running event loop (its handlers must be
+    coroutines)."""
+    return grpc.aio.server(options=grpc_options(settings, server=True), interceptors=[_AioTokenCheck(token)])
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ from .._schema import ServiceSpec, service_spec
 from .._settings import RpcSettings
 from .._transport import at_thread_exit, dial
 from ._pipe import Pipe
-from ._pipeline import Pipeline
+from ._pipeline import CallStream, Pipeline
 from ._session import call_metadata, delivering, in_done_callback, open_session, wait_allowed, worker_label
 from ._upload import upload
 
@@ -291,6 +291,7 @@ class Connection:
             self._channel.close()
             raise
         self._md = call_metadata(handle.token, self.connection_id)
+        self._calls = CallStream(self._channel, self._md, self._label, self._errors)
         self._one_way_seq = itertools.count()
         self._session.add_done_callback(self._session_ended)
         _track(self)
@@ -452,6 +453,14 @@ class Connection:
                 rest = joined(rest, taken)
             else:
                 self._check_size(m, len(rest))
+            # on the connection's call stream (about half a unary call), but under a deadline
+            # (gRPC cancels a unary call at it), while another call holds the stream, or on the
+            # thread that brings the stream's replies (a done-callback)
+            if (timeout is None and self._pipelined and m.foreign is None and len(rest) <= PIPELINE_MAX_REQUEST
+                    and not in_done_callback()):
+                reply = self._calls.call(m.rpc_name, rest)
+                if reply is not None:
+                    return m.codec.decode_result(reply)
             with self._errors:
                 return m.codec.decode_result(m.call(rest, metadata=self._md, timeout=timeout))
         if kind is Kind.ONE_WAY:
@@ -730,6 +739,7 @@ class Connection:
             pipe, self._pipeline = self._pipeline, None
         if pipe is not None:
             pipe.close()
+        self._calls.close()
         self._session.cancel()  # the worker sees the connection end now
         # grpcio's close of a channel that carried a stream waits ~200 ms for its polling thread;
         # nothing needs to wait for that, so it happens aside

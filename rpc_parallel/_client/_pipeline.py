@@ -1,5 +1,6 @@
-"""The caller's half of pipelined ``rpc`` calls: the calls ``submit`` makes on a connection,
-multiplexed on one ``Control/Pipeline`` stream instead of one gRPC call each.
+"""The caller's half of a connection's ``rpc`` calls on its streams: its blocking ``run`` calls one
+at a time on a ``Control/Call`` stream (``CallStream``), and the calls ``submit`` makes,
+multiplexed on one ``Control/Pipeline`` stream (``Pipeline``), instead of one gRPC call each.
 
 A gRPC call costs both processes far more CPU than a message on an open stream (call set-up,
 metadata, HTTP/2 stream, completion-queue wake-ups in each process), so many small calls in flight
@@ -21,12 +22,12 @@ from typing import Any
 import grpc
 
 from .._errors import ConnectionClosedError, RpcParallelError, WorkerConnectionError
-from .._grpc_errors import map_error_info, map_rpc_error
+from .._grpc_errors import ErrorBoundary, map_error_info, map_rpc_error
 from .._proto import control_pb2, control_pb2_grpc
 from .._protocol import PIPELINE_BATCH, SUBMIT_MAX_BYTES, SUBMIT_MAX_CALLS
 from ._session import delivering, in_done_callback, wait_allowed
 
-__all__ = ("Pipeline",)
+__all__ = ("CallStream", "Pipeline")
 
 _END = object()
 
@@ -199,3 +200,67 @@ class Pipeline:
 
 def _closed() -> RpcParallelError:
     return ConnectionClosedError("the connection was closed while this call was in flight")
+
+
+class CallStream:
+    """One connection's ``Control/Call`` stream, opened on first use: a blocking call writes its
+    request and reads its reply on the calling thread, one call at a time (a call that finds one
+    in flight is not made here: ``call`` says so, and it goes as a unary call)."""
+
+    def __init__(self, channel: grpc.Channel, metadata: tuple[tuple[str, str], ...], label: str,
+                 errors: ErrorBoundary) -> None:
+        self._open: Any = control_pb2_grpc.ControlStub(channel).Call
+        self._metadata = metadata
+        self._label = label
+        self._errors = errors
+        self._lock = threading.Lock()
+        self._requests: queue.SimpleQueue[Any] | None = None
+        self._replies: Any = None
+        self._closed = False
+
+    def call(self, method: str, request: bytes) -> bytes | None:
+        """The reply of a call of ``method``, or None if another call is in flight; the call's
+        error (as a unary call of the method would raise it) if it failed."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            if self._closed:
+                return None
+            if self._replies is None:
+                requests = self._requests = queue.SimpleQueue()
+                self._replies = self._open(iter(requests.get, _END), metadata=self._metadata)
+            assert self._requests is not None
+            self._requests.put(control_pb2.PipelineCall(method=method, request=request))
+            parts: list[bytes] = []
+            try:
+                with self._errors:
+                    result = next(self._replies)
+                    while result.more:
+                        parts.append(result.reply)
+                        result = next(self._replies)
+            except BaseException:
+                self._end()  # the stream is broken (the next call opens another)
+                raise
+        except StopIteration:
+            raise WorkerConnectionError(f"{self._label} ended the call stream") from None
+        finally:
+            self._lock.release()
+        if result.HasField("error"):
+            raise map_error_info(result.error, worker=self._label)
+        return b"".join((*parts, result.reply)) if parts else result.reply
+
+    def _end(self) -> None:
+        if self._requests is not None:
+            self._requests.put(_END)
+        if self._replies is not None:
+            self._replies.cancel()
+        self._requests = self._replies = None
+
+    def close(self) -> None:
+        """End the stream (a call in flight fails as the connection's close makes it)."""
+        self._closed = True
+        requests, replies = self._requests, self._replies
+        if requests is not None:
+            requests.put(_END)
+        if replies is not None:
+            replies.cancel()

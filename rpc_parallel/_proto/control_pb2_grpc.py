@@ -79,6 +79,11 @@ class ControlStub:
                 request_serializer=rpc__parallel_dot___proto_dot_control__pb2.LogsRequest.SerializeToString,
                 response_deserializer=rpc__parallel_dot___proto_dot_control__pb2.LogRecords.FromString,
                 _registered_method=True)
+        self.Call = channel.stream_stream(
+                '/rpc_parallel.v1.Control/Call',
+                request_serializer=rpc__parallel_dot___proto_dot_control__pb2.PipelineCall.SerializeToString,
+                response_deserializer=rpc__parallel_dot___proto_dot_control__pb2.PipelineResult.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -153,6 +158,17 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Call(self, request_iterator, context):
+        """A connection's blocking `rpc` calls (`run`), one at a time on one stream (carries
+        `rpcpar-conn` like any call of the connection): each PipelineCall is answered by its
+        PipelineResult (a large one in parts, as in Pipeline) before the caller sends the next. Each
+        call behaves as a unary call of its method; a message on an open stream costs about half as
+        much as a unary call.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -200,6 +216,11 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.Logs,
                     request_deserializer=rpc__parallel_dot___proto_dot_control__pb2.LogsRequest.FromString,
                     response_serializer=rpc__parallel_dot___proto_dot_control__pb2.LogRecords.SerializeToString,
+            ),
+            'Call': grpc.stream_stream_rpc_method_handler(
+                    servicer.Call,
+                    request_deserializer=rpc__parallel_dot___proto_dot_control__pb2.PipelineCall.FromString,
+                    response_serializer=rpc__parallel_dot___proto_dot_control__pb2.PipelineResult.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -445,6 +466,33 @@ class Control:
             '/rpc_parallel.v1.Control/Logs',
             rpc__parallel_dot___proto_dot_control__pb2.LogsRequest.SerializeToString,
             rpc__parallel_dot___proto_dot_control__pb2.LogRecords.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Call(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/rpc_parallel.v1.Control/Call',
+            rpc__parallel_dot___proto_dot_control__pb2.PipelineCall.SerializeToString,
+            rpc__parallel_dot___proto_dot_control__pb2.PipelineResult.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,7 +3,7 @@
 
 Modules import downward in this order: ``__init__`` (assembly) -> ``_control`` -> ``_pipeline``;
 ``_dispatch`` (the worker type's service, per kind), ``_spliced`` (large values) -> ``_core``
-(the worker and its connections) -> ``_inorder``, ``_pump`` -> ``_loop`` (the event loop the
+(the worker and its connections) -> ``_inorder``, ``_pump``, ``_threads`` -> ``_loop`` (the event loop the
 ``grpc.aio`` server and ``async def`` functions run on). Nothing here imports the client side.
 """
 
@@ -52,7 +52,7 @@ class WorkerServer:
                                       hooks=hooks or ServerHooks())
 
         async def build() -> tuple[grpc.aio.Server, Listener]:
-            server = new_aio_server(settings, core.executor, token=token)
+            server = new_aio_server(settings, token=token)
             server.add_generic_rpc_handlers((service_handler(core), spliced_handler(core), *foreign_handlers(core)))
             control_pb2_grpc.add_ControlServicer_to_server(Control(core), server)
             await add_introspection(server, core)

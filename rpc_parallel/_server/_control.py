@@ -65,6 +65,11 @@ class Control(control_pb2_grpc.ControlServicer):
         async for replies in pipeline.serve(self._core, request_iterator, context):
             yield replies
 
+    async def Call(self, request_iterator: AsyncIterator[control_pb2.PipelineCall],
+                   context: Context) -> AsyncIterator[control_pb2.PipelineResult]:
+        async for result in pipeline.serve_calls(self._core, request_iterator, context):
+            yield result
+
     async def Logs(self, request: control_pb2.LogsRequest, context: Context
                    ) -> AsyncIterator[control_pb2.LogRecords]:
         await self._core.check_hosted(request.worker_id, context, required=False)

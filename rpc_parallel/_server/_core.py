@@ -8,7 +8,7 @@ how a failure is described to the caller (``info``, ``fail_call``) and what a co
 
 The server is a ``grpc.aio`` server on the worker's event loop (``_loop``): handlers are
 coroutines, so an open stream (a connection, a pipe) costs a task, not a thread. ``async def``
-functions run on that loop; plain ones on the thread pool (``executor``), one hop per call.
+functions run on that loop; plain ones on its threads (``threads``), one hop per call.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from .._schema import MethodSpec, ServiceSpec, differing_functions, file_descrip
 from .._settings import RpcSettings
 from ._inorder import InOrder
 from ._loop import on_loop, run_coroutine, worker_loop
+from ._threads import Threads
 
 __all__ = ("Context", "ServerHooks", "WorkerCore", "connection_id", "when_done")
 
@@ -112,7 +113,7 @@ class WorkerCore:
         self._lock = threading.Lock()
         self._held: set[asyncio.Future[None]] = set()
         self._stopping = False
-        self.executor = ThreadPoolExecutor(max_workers=_MAX_THREADS, thread_name_prefix="rpc_parallel-worker")
+        self.threads = Threads(self.loop, _MAX_THREADS, "rpc_parallel-worker")
         self._tasks: set[asyncio.Task[Any]] = set()  # background tasks (held: the loop keeps weak references)
         self.not_serving_hooks: list[Callable[[], object]] = []  # (the health service's)
         self.one_way_executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="rpc_parallel-one_way")
@@ -139,7 +140,7 @@ class WorkerCore:
             self.loop.call_soon_threadsafe(_resolve, done)
 
     def release_threads(self) -> None:
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.threads.shutdown()
         self.one_way_executor.shutdown(wait=False, cancel_futures=True)
 
     def init_worker_state(self, arg: Any) -> None:
@@ -176,7 +177,7 @@ class WorkerCore:
 
     def in_thread(self, fn: Callable[..., _T], /, *args: Any) -> asyncio.Future[_T]:
         """Run ``fn(*args)`` on the thread pool that runs calls (from the event loop)."""
-        return self.loop.run_in_executor(self.executor, fn, *args)
+        return self.threads.run(fn, *args)
 
     def rpc(self, method: str) -> tuple[MethodCodec, Callable[..., Any]]:
         """The codec and implementation of the ``rpc`` function with gRPC method name ``method``."""
@@ -238,7 +239,7 @@ class WorkerCore:
     def background_failure(self, exc: BaseException) -> None:
         """Hand an exception nobody awaits to the host (on a thread: the host may block)."""
         if on_loop(self.loop):
-            self.executor.submit(self.hooks.background_failure, exc, self.name or self.worker_id)
+            self.threads.submit(self.hooks.background_failure, exc, self.name or self.worker_id)
         else:
             self.hooks.background_failure(exc, self.name or self.worker_id)
 

@@ -143,7 +143,7 @@ def _one_way(core: WorkerCore, codec: MethodCodec, impl: Callable[..., Any]) -> 
                 core.one_way_executor.submit(job)
         except ValueError as exc:
             await abort(context, core.info(exc, ErrKind.BAD_REQUEST))
-        except RuntimeError:  # the executor is shut down
+        except RuntimeError:  # the one-way pool is shut down
             await abort(context, core.info(ConnectionError("the worker is shutting down"), ErrKind.CONNECTION_CLOSED))
         if bad is not None:
             await abort(context, core.info(bad, ErrKind.BAD_REQUEST))
@@ -263,7 +263,7 @@ def _start_producer(core: WorkerCore, produced: Any, pump: Pump, state: Any) -> 
     if hasattr(produced, "__aiter__"):
         core.background(_produce_async(produced, pump, state))
     else:
-        core.executor.submit(_produce, iter(produced), pump, state)
+        core.threads.submit(_produce, iter(produced), pump, state)
 
 
 def _split(encode: Callable[[list[Any]], bytes], batch: list[Any], limit: int) -> Iterator[bytes]:

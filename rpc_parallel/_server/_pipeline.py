@@ -1,4 +1,5 @@
-"""The worker's half of pipelined ``rpc`` calls: one ``Control/Pipeline`` stream carries a
+"""The worker's half of a connection's ``rpc`` calls on its streams: ``Control/Call`` carries its
+blocking ``run`` calls one at a time. Pipelined calls: one ``Control/Pipeline`` stream carries a
 connection's ``submit`` calls in batches (``PipelineRequests``) and their results back in batches
 (``PipelineReplies``), a large result in parts. Each call runs exactly as a unary call of its
 method would (same connection state, same errors, on the thread pool that runs calls); results go
@@ -16,7 +17,7 @@ from .._protocol import PIPELINE_PART
 from ._core import Context, WorkerCore, connection_id, when_done
 from ._pump import Pump
 
-__all__ = ("serve",)
+__all__ = ("serve", "serve_calls")
 
 
 async def serve(core: WorkerCore, requests: AsyncIterator[control_pb2.PipelineRequests],
@@ -46,7 +47,7 @@ async def serve(core: WorkerCore, requests: AsyncIterator[control_pb2.PipelineRe
                     if _is_async(core, call.method):
                         core.background(_run_async(core, conn, call, part, out, live, cancelled))
                     else:
-                        core.executor.submit(_run, core, conn, call, part, out, live, cancelled)
+                        core.threads.submit(_run, core, conn, call, part, out, live, cancelled)
         except Exception:  # the stream failed or the server is stopping: the writer hears of it
             pass
         submitted[0] = count
@@ -77,6 +78,18 @@ async def serve(core: WorkerCore, requests: AsyncIterator[control_pb2.PipelineRe
         reader.cancel()
 
 
+async def serve_calls(core: WorkerCore, requests: AsyncIterator[control_pb2.PipelineCall],
+                      context: Context) -> AsyncIterator[control_pb2.PipelineResult]:
+    """``Control/Call``: a connection's blocking calls, each answered (its result, or the parts of
+    a large one) before the caller sends the next."""
+    conn = connection_id(context)
+    await core.state_for(context)  # a stream of no (or a closed) connection ends here
+    part = max(1, min(PIPELINE_PART, core.settings.max_message_size // 2))
+    async for call in requests:
+        for result in await outcome(core, conn, call, part):
+            yield result
+
+
 def _is_async(core: WorkerCore, method: str) -> bool:
     try:
         return inspect.iscoroutinefunction(core.rpc(method)[1])
@@ -88,31 +101,14 @@ def _run(core: WorkerCore, conn: str, call: control_pb2.PipelineCall, part: int,
          cancelled: set[int]) -> None:
     """Run one call (unless cancelled before it started); always answer it (the stream ends once
     every call got its answer)."""
-    if call.id in cancelled:
-        _answer(call, [_cancelled(core, call)], out, live, cancelled)
-        return
-    try:
-        results = _outcome(core, conn, call, part)
-    except BaseException as exc:  # what _outcome lets through (e.g. an error that cannot describe itself)
-        results = [_undescribed(core, call, exc)]
+    results = [_cancelled(core, call)] if call.id in cancelled else _outcome(core, conn, call, part)
     _answer(call, results, out, live, cancelled)
 
 
 async def _run_async(core: WorkerCore, conn: str, call: control_pb2.PipelineCall, part: int, out: Pump,
                      live: set[int], cancelled: set[int]) -> None:
     """``_run`` of an ``async def`` function, on the event loop."""
-    if call.id in cancelled:
-        _answer(call, [_cancelled(core, call)], out, live, cancelled)
-        return
-    try:
-        codec, impl = core.rpc(call.method)
-        state = core.state_of(conn)
-        data = await core.run_rpc_async(impl, state, codec.decode_request, call.request, codec.encode_result, len)
-        results = _results(call, data, part)
-    except CallFailed as failed:
-        results = [control_pb2.PipelineResult(id=call.id, error=failed.info)]
-    except BaseException as exc:
-        results = [_undescribed(core, call, exc)]
+    results = [_cancelled(core, call)] if call.id in cancelled else await outcome(core, conn, call, part)
     _answer(call, results, out, live, cancelled)
 
 
@@ -137,14 +133,34 @@ def _undescribed(core: WorkerCore, call: control_pb2.PipelineCall, exc: BaseExce
 
 def _outcome(core: WorkerCore, conn: str, call: control_pb2.PipelineCall,
              part: int) -> list[control_pb2.PipelineResult]:
-    """What a unary call of ``call.method`` would have answered, as results (parts) or an error."""
+    """What a unary call of ``call.method`` would have answered, as results (parts) or an error
+    (on a thread)."""
     try:
         codec, impl = core.rpc(call.method)
         state = core.state_of(conn)
-        data = core.run_rpc(impl, state, codec.decode_request, call.request, codec.encode_result, len)
+        return _results(call, core.run_rpc(impl, state, codec.decode_request, call.request, codec.encode_result, len),
+                        part)
     except CallFailed as failed:
         return [control_pb2.PipelineResult(id=call.id, error=failed.info)]
-    return _results(call, data, part)
+    except BaseException as exc:  # what run_rpc lets through (e.g. an error that cannot describe itself)
+        return [_undescribed(core, call, exc)]
+
+
+async def outcome(core: WorkerCore, conn: str, call: control_pb2.PipelineCall,
+                  part: int) -> list[control_pb2.PipelineResult]:
+    """``_outcome`` from the event loop: an ``async def`` function runs there, a plain one on the
+    thread pool."""
+    if not _is_async(core, call.method):
+        return await core.in_thread(_outcome, core, conn, call, part)
+    try:
+        codec, impl = core.rpc(call.method)
+        state = core.state_of(conn)
+        data = await core.run_rpc_async(impl, state, codec.decode_request, call.request, codec.encode_result, len)
+        return _results(call, data, part)
+    except CallFailed as failed:
+        return [control_pb2.PipelineResult(id=call.id, error=failed.info)]
+    except Exception as exc:
+        return [_undescribed(core, call, exc)]
 
 
 def _results(call: control_pb2.PipelineCall, data: bytes, part: int) -> list[control_pb2.PipelineResult]:

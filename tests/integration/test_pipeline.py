@@ -31,7 +31,7 @@ def test_many_calls_in_flight_get_their_own_results_with_their_connection_state(
         for expected, f in futures:
             assert f.result(30) == expected
         assert _pipeline_of(a) is not None and _pipeline_of(b) is not None  # submit went pipelined
-        assert a.run(Calls.tagged, 7) == "a:7"  # run stays unary beside it
+        assert a.run(Calls.tagged, 7) == "a:7"  # run rides its own stream beside it
 
 
 def test_errors_are_those_of_unary_calls(calls: rp.WorkerHandle) -> None:
