@@ -13,7 +13,8 @@ from ._connection import (
 )
 from ._dynamic import NOT_GIVEN as NOT_GIVEN, DynamicClient as DynamicClient
 from ._pipe import Pipe as Pipe
+from ._pipeline import AioCallStream as AioCallStream
 from ._session import WouldWait as WouldWait, must_not_wait as must_not_wait, worker_label as worker_label
 
-__all__ = ("NOT_GIVEN", "Connection", "DynamicClient", "Pipe", "WouldWait", "connect", "deliver_closed",
+__all__ = ("NOT_GIVEN", "AioCallStream", "Connection", "DynamicClient", "Pipe", "WouldWait", "connect", "deliver_closed",
            "must_not_wait", "update_failed", "worker_label")

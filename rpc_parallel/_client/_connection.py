@@ -456,8 +456,7 @@ class Connection:
             # on the connection's call stream (about half a unary call), but under a deadline
             # (gRPC cancels a unary call at it), while another call holds the stream, or on the
             # thread that brings the stream's replies (a done-callback)
-            if (timeout is None and self._pipelined and m.foreign is None and len(rest) <= PIPELINE_MAX_REQUEST
-                    and not in_done_callback()):
+            if timeout is None and self.streams(m, rest) and not in_done_callback():
                 reply = self._calls.call(m.rpc_name, rest)
                 if reply is not None:
                     return m.codec.decode_result(reply)
@@ -534,6 +533,11 @@ class Connection:
             self._pending[fut] = size
             self._pending_bytes += size
         fut.add_done_callback(self._one_way_done)
+
+    def streams(self, m: _Method, request: bytes) -> bool:
+        """Whether an rpc call with this encoded request may ride one of the connection's streams
+        (Call, Pipeline) rather than a unary call of its own."""
+        return self._pipelined and m.foreign is None and len(request) <= PIPELINE_MAX_REQUEST
 
     def _prepare(self, f: Function[Any], args: tuple[Any, ...], kwargs: dict[str, Any], kind: Kind
                  ) -> tuple[_Method, bytes, Callable[[Any], Any] | None]:
@@ -647,7 +651,7 @@ class Connection:
         decode: Callable[[bytes], Any] = m.codec.decode_result
         if post is not None:
             decode = chain(decode, post)
-        if self._pipelined and len(data) <= PIPELINE_MAX_REQUEST and timeout is None and m.foreign is None:
+        if timeout is None and self.streams(m, data):
             return self._pipe().submit(m.rpc_name, data, decode)
         result: concurrent.futures.Future[Any] = concurrent.futures.Future()
         call = m.call.future(data, metadata=self._md, timeout=timeout)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
+import grpc.aio
 
 from .._errors import ConnectionClosedError, RpcParallelError, WorkerConnectionError
 from .._grpc_errors import ErrorBoundary, map_error_info, map_rpc_error
@@ -27,7 +28,7 @@ from .._proto import control_pb2, control_pb2_grpc
 from .._protocol import PIPELINE_BATCH, SUBMIT_MAX_BYTES, SUBMIT_MAX_CALLS
 from ._session import delivering, in_done_callback, wait_allowed
 
-__all__ = ("CallStream", "Pipeline")
+__all__ = ("AioCallStream", "CallStream", "Pipeline")
 
 _END = object()
 
@@ -245,9 +246,7 @@ class CallStream:
             raise WorkerConnectionError(f"{self._label} ended the call stream") from None
         finally:
             self._lock.release()
-        if result.HasField("error"):
-            raise map_error_info(result.error, worker=self._label)
-        return b"".join((*parts, result.reply)) if parts else result.reply
+        return _reply(result, parts, self._label)
 
     def _end(self) -> None:
         if self._requests is not None:
@@ -264,3 +263,66 @@ class CallStream:
             requests.put(_END)
         if replies is not None:
             replies.cancel()
+
+
+class AioCallStream:
+    """``CallStream`` for ``rp.aio``: the stream is a ``grpc.aio`` call on the caller's event loop,
+    and a call that finds another task's call in flight is not made here (``call`` says so)."""
+
+    def __init__(self, channel: grpc.aio.Channel, metadata: tuple[tuple[str, str], ...], label: str,
+                 errors: ErrorBoundary) -> None:
+        self._open = channel.stream_stream(_CALL, request_serializer=control_pb2.PipelineCall.SerializeToString,
+                                           response_deserializer=control_pb2.PipelineResult.FromString)
+        self._metadata = metadata
+        self._label = label
+        self._errors = errors
+        self._busy = False
+        self._call: Any = None
+        self._closed = False
+
+    async def call(self, method: str, request: bytes) -> bytes | None:
+        """As ``CallStream.call``. Cancelling the awaiting task cancels the stream, and so the call."""
+        if self._busy or self._closed:
+            return None
+        self._busy = True
+        try:
+            if self._call is None:
+                self._call = self._open(None, metadata=self._metadata)  # (written to)
+            call = self._call
+            parts: list[bytes] = []
+            try:
+                with self._errors:
+                    await call.write(control_pb2.PipelineCall(method=method, request=request))
+                    result = await call.read()
+                    while result is not _AIO_EOF and result.more:
+                        parts.append(result.reply)
+                        result = await call.read()
+            except BaseException:
+                self._end()  # broken, or its reply unread (cancelled): the next call opens another
+                raise
+            if result is _AIO_EOF:
+                self._end()
+                raise WorkerConnectionError(f"{self._label} ended the call stream")
+        finally:
+            self._busy = False
+        return _reply(result, parts, self._label)
+
+    def _end(self) -> None:
+        call, self._call = self._call, None
+        if call is not None:
+            call.cancel()
+
+    def close(self) -> None:
+        self._closed = True
+        self._end()
+
+
+def _reply(result: control_pb2.PipelineResult, parts: list[bytes], label: str) -> bytes:
+    """A call's reply from its last result (and earlier parts); its error raised."""
+    if result.HasField("error"):
+        raise map_error_info(result.error, worker=label)
+    return b"".join((*parts, result.reply)) if parts else result.reply
+
+
+_CALL = "/rpc_parallel.v1.Control/Call"
+_AIO_EOF: Any = getattr(grpc.aio, "EOF")  # noqa: B009 - (read() at a stream's end; absent from the type stubs)

@@ -156,6 +156,7 @@ class Connection:
     def __init__(self, conn: _client.Connection) -> None:
         self.sync = conn
         self._channel: grpc.aio.Channel | None = None  # for streams: made on first use, on the running loop
+        self._calls: _client.AioCallStream | None = None
         self._direct: dict[int, Any] = {}  # direct pipes read on this loop, by id
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -164,6 +165,12 @@ class Connection:
             handle = self.sync.handle
             self._channel = open_aio_channel(handle.address, handle.settings, ca=handle.ca)
         return self._channel
+
+    def _call_stream(self) -> _client.AioCallStream:
+        if self._calls is None:
+            sync: Any = self.sync
+            self._calls = _client.AioCallStream(self._aio_channel(), sync._md, sync._label, sync._errors)
+        return self._calls
 
     async def _open_stream(self, f: Function[Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """A pipe's or a state's ``grpc.aio`` call, once the worker's function started: its first
@@ -204,9 +211,14 @@ class Connection:
         """Run ``f``; results as in the blocking API, pipes as ``rp.aio.Pipe``."""
         kind = f.kind
         sync: Any = self.sync
-        if kind is Kind.RPC:
-            rpc: Any = f
-            return await self.submit(rpc, *args, **kwargs)
+        if kind is Kind.RPC:  # on the connection's call stream if free, else pipelined with others
+            m, data, post = sync._prepare(f, args, kwargs, Kind.RPC)
+            if remaining() is None and sync.streams(m, data):
+                reply = await self._call_stream().call(m.rpc_name, data)
+                if reply is not None:
+                    value = m.codec.decode_result(reply)
+                    return value if post is None else post(value)
+            return await self._submit_prepared(m, data, post)
         if kind is Kind.ONE_WAY:
             m, data, _ = sync._prepare(f, args, kwargs, Kind.ONE_WAY)  # the arguments as they are now
             try:
@@ -240,7 +252,10 @@ class Connection:
         """Start an rpc call; await the result later. The event loop never blocks: while the
         connection's calls in flight are at their bound, the call waits for room on a thread."""
         sync: Any = self.sync
-        m, data, post = sync._prepare(f, args, kwargs, Kind.RPC)  # the arguments as they are now
+        return self._submit_prepared(*sync._prepare(f, args, kwargs, Kind.RPC))  # the arguments as they are now
+
+    def _submit_prepared(self, m: Any, data: bytes, post: Any) -> Awaitable[Any]:
+        sync: Any = self.sync
         try:
             with _client.must_not_wait():
                 return asyncio.wrap_future(sync._submit_data(m, data, post))
@@ -360,6 +375,8 @@ class Connection:
 
     async def close(self) -> None:
         """Close the connection (pending one_ways are flushed first, as ``rp.Connection.close``)."""
+        if self._calls is not None:
+            self._calls.close()
         await _offload(self.sync.close)
         if self._channel is not None:
             channel, self._channel = self._channel, None

@@ -5,6 +5,7 @@ method, and a call that finds the stream busy (another thread's call), or that r
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import threading
@@ -106,3 +107,33 @@ def test_a_dead_worker_fails_the_call_in_flight_as_a_unary_call_would(failures: 
         with pytest.raises(rp.RpcParallelError):
             conn.run(Calls.tagged, 2)
     assert isinstance(failures.first(), rp.WorkerCrashedError)
+
+
+def test_rp_aio_calls_ride_a_grpc_aio_call_stream_and_a_cancelled_one_ends_it(calls: rp.WorkerHandle) -> None:
+    """rp.aio's run of an rpc rides the same kind of stream, a grpc.aio call on the caller's loop;
+    calls that find it busy (other tasks') are pipelined. Cancelling the task of a call in flight
+    cancels the stream (its reply would otherwise answer the next call), and the next call opens
+    another."""
+    async def main() -> None:
+        async with await rp.aio.connect(Calls, calls, "a") as conn:
+            assert await conn.run(Calls.tagged, 1) == "a:1"
+            stream = conn._calls
+            assert stream is not None and stream._call is not None
+            assert await asyncio.gather(*(conn.run(Calls.tagged, i) for i in range(50))) == [
+                f"a:{i}" for i in range(50)]
+            with pytest.raises(rp.RemoteError) as failed:
+                await conn.run(Calls.fail, "boom")
+            assert (failed.value.remote_type, failed.value.remote_message) == ("ValueError", "boom")
+            held = asyncio.ensure_future(conn.run(Calls.held))
+            await asyncio.sleep(0.3)
+            first = stream._call
+            held.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await held
+            assert stream._call is None and first.cancelled()
+            await conn.run(Calls.release)
+            assert await conn.run(Calls.tagged, 2) == "a:2"
+            assert stream._call is not None and stream._call is not first
+            assert await conn.run(Calls.make, 3 * PIPELINE_PART) == conn.sync.run(Calls.make, 3 * PIPELINE_PART)
+
+    asyncio.run(main())
