@@ -42,6 +42,7 @@ ECHO = f"/{SERVICE}/Echo"
 INCR = f"/{SERVICE}/Incr"
 SIZE = f"/{SERVICE}/Size"
 INTS = f"/{SERVICE}/Ints"
+PINGPONG = f"/{SERVICE}/PingPong"  # a bidi stream answering each message with itself
 
 
 def encode_int(x: int) -> bytes:
@@ -55,13 +56,14 @@ def decode_int(data: bytes) -> int:
 # -- server ------------------------------------------------------------------------------------
 
 
-def _service(echo: Any, incr: Any, size: Any, ints: Any) -> grpc.GenericRpcHandler[Any, Any]:
-    """The service of the four methods (sync or async implementations alike)."""
+def _service(echo: Any, incr: Any, size: Any, ints: Any, pingpong: Any) -> grpc.GenericRpcHandler[Any, Any]:
+    """The service of the five methods (sync or async implementations alike)."""
     return grpc.method_handlers_generic_handler(SERVICE, {
         "Echo": grpc.unary_unary_rpc_method_handler(echo),
         "Incr": grpc.unary_unary_rpc_method_handler(incr),
         "Size": grpc.unary_unary_rpc_method_handler(size),
         "Ints": grpc.unary_stream_rpc_method_handler(ints),
+        "PingPong": grpc.stream_stream_rpc_method_handler(pingpong),
     })
 
 
@@ -79,7 +81,10 @@ def _sync_handler() -> grpc.GenericRpcHandler[Any, Any]:
         for i in range(decode_int(request)):
             yield encode_int(i)
 
-    return _service(echo, incr, size, ints)
+    def pingpong(requests: Iterator[bytes], context: Any) -> Iterator[bytes]:
+        yield from requests
+
+    return _service(echo, incr, size, ints, pingpong)
 
 
 def _aio_handler() -> grpc.GenericRpcHandler[Any, Any]:
@@ -96,7 +101,11 @@ def _aio_handler() -> grpc.GenericRpcHandler[Any, Any]:
         for i in range(decode_int(request)):
             yield encode_int(i)
 
-    return _service(echo, incr, size, ints)
+    async def pingpong(requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
+        async for request in requests:
+            yield request
+
+    return _service(echo, incr, size, ints, pingpong)
 
 
 def _announce(port: int) -> None:

@@ -40,9 +40,14 @@ FIGURES: list[Fig] = [
     Fig("rtt_rpc_parallel_sync_p99_us", "rtt", "rpc_parallel", "conn.run (blocking), p99", "µs"),
     Fig("rtt_rpc_parallel_aio_median_us", "rtt", "rpc_parallel", "await rp.aio conn.run", "µs"),
     Fig("rtt_rpc_parallel_aio_p99_us", "rtt", "rpc_parallel", "await rp.aio conn.run, p99", "µs"),
+    Fig("rtt_rpc_parallel_sync_async_fn_median_us", "rtt", "rpc_parallel", "conn.run of an async def (blocking)", "µs"),
+    Fig("rtt_rpc_parallel_aio_async_fn_median_us", "rtt", "rpc_parallel", "await rp.aio conn.run of an async def",
+        "µs"),
     *[f for s in ("sync", "aio") for c in ("sync", "aio") for f in (
         Fig(f"rtt_grpc_{s}_server_{c}_client_median_us", "rtt", "grpc", f"{s} server, {c} client", "µs"),
-        Fig(f"rtt_grpc_{s}_server_{c}_client_p99_us", "rtt", "grpc", f"{s} server, {c} client, p99", "µs"))],
+        Fig(f"rtt_grpc_{s}_server_{c}_client_p99_us", "rtt", "grpc", f"{s} server, {c} client, p99", "µs"),
+        Fig(f"rtt_grpc_{s}_server_{c}_client_stream_median_us", "rtt", "grpc",
+            f"{s} server, {c} client, ping-pong on an open bidi stream", "µs"))],
     Fig("relay_rtt_quiet_median_us", "relay", "rpc_parallel", "conn.run, the worker quiet", "µs"),
     Fig("relay_rtt_printing_median_us", "relay", "rpc_parallel", "conn.run, the worker printing 1,000 lines/s (relayed)",
         "µs"),
@@ -88,6 +93,7 @@ FIGURES: list[Fig] = [
 DERIVED: list[Fig] = [
     Fig("rtt_grpc_floor_median_us", "rtt", "grpc", "floor: best raw variant", "µs"),
     Fig("rtt_grpc_aio_floor_median_us", "rtt", "grpc", "aio floor: best raw variant with a grpc.aio client", "µs"),
+    Fig("rtt_grpc_stream_floor_median_us", "rtt", "grpc", "stream floor: best raw bidi ping-pong", "µs"),
     Fig("calls_grpc_best_per_s", "calls", "grpc", "best raw variant", "calls/s"),
     Fig("payload_grpc_best_mb_s", "payload", "grpc", "best raw variant", "MB/s"),
     Fig("rss_master_peak_mib", "rss", "rpc_parallel", "master peak RSS (whole run)", "MiB"),
@@ -137,6 +143,12 @@ TARGETS: list[Target] = [
 # Ratios without a target, reported for context.
 INFO_RATIOS: list[tuple[str, str, str]] = [
     ("rtt_aio_ratio_vs_grpc_floor", "rtt_rpc_parallel_aio_median_us", "rtt_grpc_floor_median_us"),
+    # what any call on an open stream can reach here, and how close to it each variant comes
+    ("rtt_grpc_stream_floor_vs_grpc_floor", "rtt_grpc_stream_floor_median_us", "rtt_grpc_floor_median_us"),
+    ("rtt_ratio_vs_grpc_stream_floor", "rtt_rpc_parallel_sync_median_us", "rtt_grpc_stream_floor_median_us"),
+    ("rtt_async_fn_ratio_vs_grpc_floor", "rtt_rpc_parallel_sync_async_fn_median_us", "rtt_grpc_floor_median_us"),
+    ("rtt_aio_async_fn_ratio_vs_grpc_aio_floor", "rtt_rpc_parallel_aio_async_fn_median_us",
+     "rtt_grpc_aio_floor_median_us"),
     ("spawn_ratio_vs_multiprocessing", "spawn_rpc_parallel_s", "spawn_multiprocessing_s"),
     ("submit_ratio_vs_best_grpc", "calls_rpc_parallel_submit_per_s", "calls_grpc_best_per_s"),
     ("relay_rtt_ratio_printing_vs_quiet", "relay_rtt_printing_median_us", "relay_rtt_quiet_median_us"),
@@ -162,8 +174,11 @@ def _pick(figures: Mapping[str, float], workload: str, unit_suffix: str, best: A
 def derive(figures: dict[str, float]) -> tuple[dict[str, float], dict[str, dict[str, Any]]]:
     """Add the derived figures to ``figures``; return (ratios, targets)."""
     aio = [v for name, v in figures.items() if name.startswith("rtt_grpc_") and name.endswith("_aio_client_median_us")]
+    stream = [v for name, v in figures.items()
+              if name.startswith("rtt_grpc_") and name.endswith("_client_stream_median_us")]
     best = {"rtt_grpc_floor_median_us": _pick(figures, "rtt", "median_us", min),
             "rtt_grpc_aio_floor_median_us": min(aio) if aio else None,
+            "rtt_grpc_stream_floor_median_us": min(stream) if stream else None,
             "calls_grpc_best_per_s": _pick(figures, "calls", "per_s", max),
             "payload_grpc_best_mb_s": _pick(figures, "payload", "mb_s", max)}
     figures.update({name: value for name, value in best.items() if value is not None})

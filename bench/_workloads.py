@@ -14,12 +14,13 @@ import functools
 import json
 import multiprocessing
 import os
+import queue
 import random
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection as MpConnection
 from multiprocessing.process import BaseProcess
@@ -32,7 +33,7 @@ import rpc_parallel as rp
 from rpc_parallel._forkserver import stop as fork_server_stop
 
 from . import _mp
-from ._raw_grpc import ECHO, INCR, INTS, SIZE, RawServer, aio_channel, decode_int, encode_int, sync_channel
+from ._raw_grpc import ECHO, INCR, INTS, PINGPONG, SIZE, RawServer, aio_channel, decode_int, encode_int, sync_channel
 from .workers import Bench, BenchInc, BenchSpin
 
 __all__ = ("CALLS_SERVER_MODE", "MODES", "N_WORKERS", "SIZES", "WORKLOADS", "Env", "Sizes")
@@ -313,6 +314,18 @@ def _interleave(runners: dict[str, Runner], n: int, slice_size: int, cap_s: floa
     return tallies
 
 
+def _ping(requests: queue.SimpleQueue[bytes | None], replies: Iterator[bytes]) -> None:
+    requests.put(b"")
+    next(replies)
+
+
+async def _aio_ping(channel: grpc.aio.Channel, call: list[Any]) -> None:
+    if call[0] is None:  # opened on first use, on the loop that runs the calls
+        call[0] = channel.stream_stream(PINGPONG, None, None)()
+    await call[0].write(b"")
+    await call[0].read()
+
+
 def _sync_rtt(call: Callable[[], object]) -> Runner:
     def run(first: int, count: int, cap_s: float) -> tuple[int, float, list[Any]]:
         clock = time.perf_counter_ns
@@ -479,21 +492,42 @@ def rtt(env: Env, sizes: Sizes) -> dict[str, float]:
     n = sizes.rtt_calls
     conn = env.conns()[0]
     aconn = env.aio_conns()[0]
+    streams: list[tuple[queue.SimpleQueue[bytes | None], Any]] = []
+    aio_streams: list[list[Any]] = []
     runners = {
         "rtt_rpc_parallel_sync": _sync_rtt(lambda: conn.run(Bench.noop)),
+        "rtt_rpc_parallel_sync_async_fn": _sync_rtt(lambda: conn.run(Bench.anoop)),
         "rtt_rpc_parallel_aio": _aio_rtt(env, lambda: aconn.run(Bench.noop)),
+        "rtt_rpc_parallel_aio_async_fn": _aio_rtt(env, lambda: aconn.run(Bench.anoop)),
     }
     for mode in MODES:
         call: Callable[[bytes], Any] = env.raw_sync(mode)[0].unary_unary(ECHO, None, None)
         runners[f"rtt_grpc_{mode}_server_sync_client"] = _sync_rtt(functools.partial(call, b""))
         acall: Callable[[bytes], Awaitable[bytes]] = env.raw_aio(mode)[0].unary_unary(ECHO, None, None)
         runners[f"rtt_grpc_{mode}_server_aio_client"] = _aio_rtt(env, functools.partial(acall, b""))
-    _warm(runners, sizes.rtt_warmup)
-    out: dict[str, float] = {}
-    for name, t in _interleave(runners, n, _RTT_SLICE, sizes.cap_s).items():
-        out.update(_percentiles(name, t.results))
-        env.record(f"{name}_median_us", t.done, n)
-    return out
+        # the floor of any call on an open stream: one message each way on a bidi stream
+        requests: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        replies = env.raw_sync(mode)[0].stream_stream(PINGPONG, None, None)(iter(requests.get, None))
+        streams.append((requests, replies))
+        runners[f"rtt_grpc_{mode}_server_sync_client_stream"] = _sync_rtt(
+            functools.partial(_ping, requests, replies))
+        aio_streams.append([None])
+        runners[f"rtt_grpc_{mode}_server_aio_client_stream"] = _aio_rtt(
+            env, functools.partial(_aio_ping, env.raw_aio(mode)[0], aio_streams[-1]))
+    try:
+        _warm(runners, sizes.rtt_warmup)
+        out: dict[str, float] = {}
+        for name, t in _interleave(runners, n, _RTT_SLICE, sizes.cap_s).items():
+            out.update(_percentiles(name, t.results))
+            env.record(f"{name}_median_us", t.done, n)
+        return out
+    finally:
+        for requests, replies in streams:
+            requests.put(None)
+            replies.cancel()
+        for call in aio_streams:
+            if call[0] is not None:
+                call[0].cancel()
 
 
 class _Sink:

@@ -21,6 +21,11 @@ class Bench(rp.Worker):
         return None
 
     @rp.rpc
+    async def anoop(self) -> None:
+        """``noop`` as an ``async def``: it runs on the worker's event loop, with no thread hop."""
+        return None
+
+    @rp.rpc
     def incr(self, x: int) -> int:
         return x + 1
 
