@@ -19,11 +19,18 @@ class DirectWriter(abc.ABC, Generic[T]):
     until it returns; a bounded queue could not). A writer whose caller reads slowly waits when the
     stream holds ~8 MiB (or 65,536 items) unsent. ``close()`` ends the stream; ``closed`` turns true
     when it ended on either side (``conn.abort`` on the caller's side). Any thread may write.
+
+    In an ``async def`` function, ``write`` never waits (a wait would stop the worker's event loop
+    with it): ``await writer.drain()`` waits while the stream holds that much unsent.
     """
 
     @abc.abstractmethod
     def write(self, item: T) -> bool:
         """Send one item; False (and nothing sent) once the stream is closed."""
+
+    async def drain(self) -> None:
+        """Wait while the stream holds its bound of unsent items (from an ``async def`` function,
+        whose ``write`` never waits); at once if it does not, or once the stream has ended."""
 
     @abc.abstractmethod
     def close(self) -> None:

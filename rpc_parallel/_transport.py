@@ -162,12 +162,12 @@ def dial(address: str, settings: RpcSettings, label: str, *, ca: str = "",
 class _Reject(_HandlerBase):
     """The handler for calls without the right token: rejected before any decoding."""
 
-    def __init__(self, reject: Callable[..., Any]) -> None:
+    def __init__(self) -> None:
         self.request_streaming = False
         self.response_streaming = False
         self.request_deserializer = None
         self.response_serializer = None
-        self.unary_unary = reject
+        self.unary_unary = _reject
         self.unary_stream = None
         self.stream_unary = None
         self.stream_stream = None
@@ -199,18 +199,20 @@ class _TokenCheck(_InterceptorBase):
 
     def __init__(self, token: str) -> None:
         self._token = token
-        self._reject = _Reject(_reject)
+        self._reject = _Reject()
 
     def intercept_service(self, continuation: Callable[[Any], Any], details: grpc.HandlerCallDetails) -> Any:
         return continuation(details) if _admits(self._token, details) else self._reject
 
 
 class _AioTokenCheck(_AioInterceptorBase):
-    """``_TokenCheck`` for a ``grpc.aio`` server."""
+    """``_TokenCheck`` for a ``grpc.aio`` server. Its rejection is a streaming handler that reads
+    nothing, so a call of any shape is refused at once (a unary one would first wait for a request
+    message, which a streaming call may never send)."""
 
     def __init__(self, token: str) -> None:
         self._token = token
-        self._reject = _Reject(_reject_aio)
+        self._reject = grpc.stream_stream_rpc_method_handler(_reject_aio)
 
     async def intercept_service(self, continuation: Callable[[Any], Any], details: grpc.HandlerCallDetails) -> Any:
         return await continuation(details) if _admits(self._token, details) else self._reject

@@ -11,6 +11,7 @@ they finish, a large result in parts. Unary calls stay for everything else, and 
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import functools
 import itertools
@@ -297,8 +298,14 @@ class AioCallStream:
                     while result is not _AIO_EOF and result.more:
                         parts.append(result.reply)
                         result = await call.read()
+            except asyncio.CancelledError:
+                self._end()  # its reply unread: the next call opens another stream
+                task = asyncio.current_task()
+                if self.is_closed() and task is not None and not task.cancelling():  # close() cancelled the stream
+                    raise ConnectionClosedError("the connection was closed while this call was in flight") from None
+                raise
             except BaseException:
-                self._end()  # broken, or its reply unread (cancelled): the next call opens another
+                self._end()  # broken: the next call opens another
                 raise
             if result is _AIO_EOF:
                 self._end()
@@ -306,6 +313,9 @@ class AioCallStream:
         finally:
             self._busy = False
         return _reply(result, parts, self._label)
+
+    def is_closed(self) -> bool:
+        return self._closed
 
     def _end(self) -> None:
         call, self._call = self._call, None

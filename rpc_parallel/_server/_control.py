@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from .._proto import control_pb2, control_pb2_grpc
 from . import _pipeline as pipeline
-from ._core import Context, WorkerCore, when_done
+from ._core import Context, WorkerCore, cancelled_here, when_done
 from ._logs import LogHub
 
 __all__ = ("Control",)
@@ -26,7 +26,9 @@ class Control(control_pb2_grpc.ControlServicer):
         core.hooks.init_arrived(request)
         try:
             await core.in_thread(core.init_worker_state, core.codec.decode_init(request.arg))
-        except (Exception, SystemExit) as exc:
+        except BaseException as exc:
+            if cancelled_here(exc):
+                raise
             if not isinstance(exc, SystemExit):
                 when_done(context, core.hooks.init_failed)
             await core.fail_call(exc, context)

@@ -41,7 +41,7 @@ from ._inorder import InOrder
 from ._loop import on_loop, run_coroutine, worker_loop
 from ._threads import Threads
 
-__all__ = ("Context", "ServerHooks", "WorkerCore", "connection_id", "when_done")
+__all__ = ("Context", "ServerHooks", "WorkerCore", "cancelled_here", "connection_id", "when_done")
 
 Context = grpc.aio.ServicerContext[Any, Any]
 _MAX_THREADS = 512  # calls of plain functions running at once (the rest wait for a thread)
@@ -199,7 +199,7 @@ class WorkerCore:
             raise CallFailed(self.info(exc, ErrKind.BAD_REQUEST)) from None
         try:
             out = encode(self.call(impl, state, args))
-        except (Exception, SystemExit) as exc:
+        except BaseException as exc:  # (on a thread: even a CancelledError is the function's own)
             self.exit_on_system_exit(exc)
             raise CallFailed(self.info(exc)) from None
         return self._checked(out, size)
@@ -224,7 +224,9 @@ class WorkerCore:
         try:
             CONNECTION_STATE.set(state)
             out = encode(await impl(self.instance, *args))
-        except (Exception, SystemExit) as exc:
+        except BaseException as exc:
+            if cancelled_here(exc):
+                raise
             await self.exit_on_system_exit_async(exc)
             raise CallFailed(self.info(exc)) from None
         return self._checked(out, size)
@@ -331,7 +333,9 @@ class WorkerCore:
             arg = self.codec.decode_connection_init(request.arg)
             state = await self.call_async(self.instance.init_connection_state.__func__, None,
                                           [arg] if self._connection_init_takes_arg else [])
-        except (Exception, SystemExit) as exc:
+        except BaseException as exc:
+            if cancelled_here(exc):
+                raise
             await self.fail_call(exc, context)
         conn = uuid.uuid4().hex
         with self._lock:
@@ -395,6 +399,19 @@ def _a(name: str) -> str:
     lower = name.lower()
     vowel_sound = lower[:1] in "aeiou" and not lower.startswith(("uni", "usa", "use", "usi", "usu", "uti", "eu", "one"))
     return f"{'an' if vowel_sound else 'a'} {name}"
+
+
+def cancelled_here(exc: BaseException) -> bool:
+    """Whether ``exc`` is the running task being cancelled (its caller gone, or the server
+    stopping) or the handler's generator being closed, not a failure of user code, which may
+    raise ``CancelledError`` too (awaiting a task something else cancelled): that one is the
+    caller's error like any other."""
+    if isinstance(exc, GeneratorExit):
+        return True
+    if not isinstance(exc, asyncio.CancelledError):
+        return False
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def when_done(context: Context, fn: Callable[[], object]) -> None:

@@ -25,7 +25,7 @@ from .._grpc_errors import CallFailed, Kind as ErrKind, abort
 from .._pipes import DirectWriter
 from .._protocol import SEQ_KEY
 from .._schema import MethodSpec
-from ._core import Context, WorkerCore, connection_id, when_done
+from ._core import Context, WorkerCore, cancelled_here, connection_id, when_done
 from ._pump import Pump
 
 __all__ = ("foreign_handlers", "service_handler")
@@ -168,7 +168,12 @@ class _Writer(DirectWriter[Any]):
     def write(self, item: Any) -> bool:
         if self._closing:
             return False
-        return self._pump.put(item)
+        self._pump.put(item)  # (on the loop, a full queue takes it without waiting: drain() waits)
+        return not self._pump.stopped
+
+    async def drain(self) -> None:
+        if self._pump.full():
+            await self._pump.room()
 
     def close(self) -> None:
         with self._lock:
@@ -211,7 +216,9 @@ def _stream(core: WorkerCore, m: MethodSpec, codec: MethodCodec,
                 if kind is Kind.STATE:
                     initial, produced = produced
                     first = codec.encode_state(initial)
-            except (Exception, SystemExit) as exc:
+            except BaseException as exc:
+                if cancelled_here(exc):
+                    raise
                 await core.fail_call(exc, context)
             if kind is Kind.STATE:
                 yield first
@@ -233,7 +240,9 @@ def _stream(core: WorkerCore, m: MethodSpec, codec: MethodCodec,
                         continue
                 for message in _split(encode, batch, limit):
                     yield message
-        except (Exception, SystemExit) as exc:
+        except BaseException as exc:  # the producer's (raised by batches), or of encoding
+            if cancelled_here(exc):
+                raise
             await core.fail_call(exc, context)
         finally:
             pump.stop()
@@ -298,8 +307,8 @@ async def _produce_async(items: Any, pump: Pump, state: Any) -> None:
     CONNECTION_STATE.set(state)
     try:
         async for item in items:
-            while pump.full() and not pump.stopped:
-                await asyncio.sleep(0.001)
+            if pump.full():
+                await pump.room()
             if not pump.put(item, block=False) and pump.stopped:
                 aclose = getattr(items, "aclose", None)
                 if aclose is not None:

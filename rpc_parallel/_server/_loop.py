@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
+import traceback
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 __all__ = ("on_loop", "on_loop_exception", "run_coroutine", "worker_loop")
 
@@ -36,14 +38,40 @@ def worker_loop() -> asyncio.AbstractEventLoop:
         if _loop is None:
             loop = asyncio.new_event_loop()
             loop.set_exception_handler(_handle)
-            threading.Thread(target=loop.run_forever, name="rpc_parallel-loop", daemon=True).start()
+            threading.Thread(target=_run, args=(loop,), name="rpc_parallel-loop", daemon=True).start()
             _loop = loop
         return _loop
 
 
+def _run(loop: asyncio.AbstractEventLoop) -> None:
+    """Run ``loop`` for good. asyncio lets ``SystemExit`` (``sys.exit()`` in a task) out of
+    ``run_forever``: it goes to the hook (a worker exits with its code) and the loop goes on, so
+    the server on it, and every other worker served in this process, keeps answering meanwhile."""
+    while True:
+        try:
+            loop.run_forever()
+            return
+        except (SystemExit, KeyboardInterrupt) as exc:
+            if _exception_hook is not None:
+                _exception_hook(exc)
+            else:
+                traceback.print_exception(exc, file=sys.stderr)
+
+
 def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` on the worker loop and wait for its result from this (non-loop) thread."""
-    return asyncio.run_coroutine_threadsafe(coro, worker_loop()).result()
+    """Run ``coro`` on the worker loop and wait for its result from this (non-loop) thread; what
+    it raises, ``SystemExit`` included, is raised here (and does not reach the loop)."""
+    ok, value = asyncio.run_coroutine_threadsafe(_contained(coro), worker_loop()).result()
+    if not ok:
+        raise value
+    return cast(T, value)
+
+
+async def _contained(coro: Coroutine[Any, Any, Any]) -> tuple[bool, Any]:
+    try:
+        return True, await coro
+    except BaseException as exc:  # handed to the waiting thread, which raises it
+        return False, exc
 
 
 def on_loop(loop: asyncio.AbstractEventLoop) -> bool:

@@ -8,13 +8,15 @@ back as they finish. The caller's half is ``rpc_parallel._client._pipeline``.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import inspect
 from collections.abc import AsyncIterator
 
 from .._grpc_errors import CallFailed
 from .._proto import control_pb2, errors_pb2
 from .._protocol import PIPELINE_PART
-from ._core import Context, WorkerCore, connection_id, when_done
+from ._core import Context, WorkerCore, cancelled_here, connection_id, when_done
 from ._pump import Pump
 
 __all__ = ("serve", "serve_calls")
@@ -85,8 +87,13 @@ async def serve_calls(core: WorkerCore, requests: AsyncIterator[control_pb2.Pipe
     conn = connection_id(context)
     await core.state_for(context)  # a stream of no (or a closed) connection ends here
     part = max(1, min(PIPELINE_PART, core.settings.max_message_size // 2))
+    base = contextvars.copy_context()
     async for call in requests:
-        for result in await outcome(core, conn, call, part):
+        if _is_async(core, call.method):  # a task of its own, as a unary call's: no call sees another's context
+            results = await asyncio.create_task(outcome(core, conn, call, part), context=base.copy())
+        else:
+            results = await outcome(core, conn, call, part)  # (on a thread, in a copy of this context)
+        for result in results:
             yield result
 
 
@@ -159,7 +166,9 @@ async def outcome(core: WorkerCore, conn: str, call: control_pb2.PipelineCall,
         return _results(call, data, part)
     except CallFailed as failed:
         return [control_pb2.PipelineResult(id=call.id, error=failed.info)]
-    except Exception as exc:
+    except BaseException as exc:  # as _outcome
+        if cancelled_here(exc):
+            raise
         return [_undescribed(core, call, exc)]
 
 

@@ -45,6 +45,7 @@ class Pump:
                  *, high_bytes: int = HIGH_BYTES, max_batch_bytes: int = BATCH_BYTES, shared: bool = False) -> None:
         self._loop = loop
         self._waiter: asyncio.Future[None] | None = None  # the consumer waits on an empty queue
+        self._room: asyncio.Future[None] | None = None  # a producer on the loop waits for room (``room``)
         self._shared = shared  # several producer threads (a direct pipe's writer)
         self._items: deque[Any] = deque()
         # bytes queued = put - taken; each counter has one writer (the producer, the consumer), so
@@ -128,6 +129,19 @@ class Pump:
             self._finished = True
             self._wake()
             self._space.notify_all()
+            room, self._room = self._room, None
+        if room is not None:
+            self._loop.call_soon_threadsafe(_resolve, room)
+
+    async def room(self) -> None:
+        """Wait (on the loop) while the queue is above half its bounds, as a producer thread's
+        ``put`` would; at once if the consumer stopped."""
+        while True:
+            with self._lock:
+                if self._stopped or not self._above(2):
+                    return
+                room = self._room = self._room or self._loop.create_future()
+            await room
 
     async def batches(self) -> AsyncIterator[list[Any]]:
         """Batches of queued items until finished; raises the producer's error after the last one."""
@@ -154,6 +168,9 @@ class Pump:
                 self._taken_bytes += taken
                 if not self._above(2):
                     self._space.notify_all()
+                    room, self._room = self._room, None
+                    if room is not None:
+                        _resolve(room)  # (the consumer runs on the loop)
             yield batch
         if self.error is not None and not self._stopped:
             raise self.error

@@ -156,20 +156,27 @@ class Connection:
     def __init__(self, conn: _client.Connection) -> None:
         self.sync = conn
         self._channel: grpc.aio.Channel | None = None  # for streams: made on first use, on the running loop
+        self._channel_loop: asyncio.AbstractEventLoop | None = None
         self._calls: _client.AioCallStream | None = None
         self._direct: dict[int, Any] = {}  # direct pipes read on this loop, by id
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _aio_channel(self) -> grpc.aio.Channel:
-        if self._channel is None:
+        """The connection's grpc.aio channel on the running loop (a connection used from another
+        loop later, as a fixture shared by tests each with their own, gets a channel there)."""
+        loop = asyncio.get_running_loop()
+        if self._channel is None or self._channel_loop is not loop:
             handle = self.sync.handle
             self._channel = open_aio_channel(handle.address, handle.settings, ca=handle.ca)
+            self._channel_loop = loop
+            self._calls = None  # (its stream was on the other loop's channel)
         return self._channel
 
     def _call_stream(self) -> _client.AioCallStream:
+        channel = self._aio_channel()
         if self._calls is None:
             sync: Any = self.sync
-            self._calls = _client.AioCallStream(self._aio_channel(), sync._md, sync._label, sync._errors)
+            self._calls = _client.AioCallStream(channel, sync._md, sync._label, sync._errors)
         return self._calls
 
     async def _open_stream(self, f: Function[Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -380,7 +387,8 @@ class Connection:
         await _offload(self.sync.close)
         if self._channel is not None:
             channel, self._channel = self._channel, None
-            await channel.close(None)
+            if self._channel_loop is asyncio.get_running_loop():  # (one of another loop goes with it)
+                await channel.close(None)
 
     async def aclose(self) -> None:
         """``close()``, under the name of the async-iterator convention."""

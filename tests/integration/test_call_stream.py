@@ -137,3 +137,19 @@ def test_rp_aio_calls_ride_a_grpc_aio_call_stream_and_a_cancelled_one_ends_it(ca
             assert await conn.run(Calls.make, 3 * PIPELINE_PART) == conn.sync.run(Calls.make, 3 * PIPELINE_PART)
 
     asyncio.run(main())
+
+
+def test_rp_aio_close_fails_a_call_in_flight_on_the_stream_with_connection_closed(calls: rp.WorkerHandle) -> None:
+    """Not a bare CancelledError, which gather and TaskGroup would take for a cancellation."""
+    async def main() -> None:
+        conn = await rp.aio.connect(Calls, calls, "a")
+        assert await conn.run(Calls.tagged, 1) == "a:1"
+        held = asyncio.ensure_future(conn.run(Calls.held))  # on the call stream
+        await asyncio.sleep(0.3)
+        await conn.close()
+        with pytest.raises(rp.ConnectionClosedError):
+            await held
+        async with await rp.aio.connect(Calls, calls, "b") as again:
+            await again.run(Calls.release)
+
+    asyncio.run(main())

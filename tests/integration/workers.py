@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import sys
 import threading
@@ -327,3 +328,74 @@ class AsyncKinds(rp.Worker):
     @rp.reverse_pipe
     async def total(self, xs: AsyncIterator[int]) -> int:
         return sum([x async for x in xs])
+
+
+_REQUEST: contextvars.ContextVar[str] = contextvars.ContextVar("bench_request", default="unset")
+
+
+class Odd(BaseException):
+    """Not an Exception: user code may raise one all the same."""
+
+
+class Edges(rp.Worker):
+    """The edges of the worker's event loop (its server is a grpc.aio server there): user code
+    raising CancelledError or other BaseExceptions, sys.exit in async code, context variables,
+    async direct pipes that write a lot, async generators closed mid-stream."""
+
+    @rp.rpc
+    async def cancelled(self) -> int:
+        """Awaits a task that something else cancelled: its CancelledError is this call's error."""
+        task = asyncio.ensure_future(asyncio.sleep(10))
+        asyncio.get_running_loop().call_soon(task.cancel)
+        await task
+        return 1
+
+    @rp.rpc
+    async def odd_async(self) -> int:
+        raise Odd("async odd")
+
+    @rp.rpc
+    def odd(self) -> int:
+        raise Odd("plain odd")
+
+    @rp.rpc
+    async def set_async(self, value: str) -> str:
+        seen = _REQUEST.get()
+        _REQUEST.set(value)
+        return seen
+
+    @rp.rpc
+    def set_plain(self, value: str) -> str:
+        seen = _REQUEST.get()
+        _REQUEST.set(value)
+        return seen
+
+    @rp.one_way
+    async def exit_later(self, code: int) -> None:
+        sys.exit(code)
+
+    @rp.direct_pipe
+    async def many(self, writer: rp.DirectWriter[int], n: int) -> None:
+        refused = 0
+        for i in range(n):
+            refused += not writer.write(i)
+            await writer.drain()
+        writer.write(-refused - 1)  # -1: none refused
+        writer.close()
+
+    @rp.pipe
+    async def endless(self) -> AsyncIterator[int]:
+        i = 0
+        while True:
+            yield i
+            i += 1
+            await asyncio.sleep(0)
+
+    @rp.rpc
+    def alive(self) -> bool:
+        return True
+
+
+class ExitsInInit(rp.Worker):
+    async def init_worker_state(self, code: int) -> None:
+        sys.exit(code)
