@@ -9,7 +9,10 @@ Modules import downward in this order: ``__init__`` (assembly) -> ``_control`` -
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import dataclasses
+import sys
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -32,6 +35,7 @@ from ._spliced import spliced_handler
 __all__ = ("ServerHooks", "WorkerServer", "on_loop_exception")
 
 _T = TypeVar("_T")
+_STOP_WAIT = 5.0  # seconds the loop may take to stop the server beyond its grace
 
 
 class WorkerServer:
@@ -81,8 +85,18 @@ class WorkerServer:
 
     def stop(self, grace: float | None = 0.5) -> None:
         """Stop serving (calls in progress get ``grace`` seconds) and release the threads. Held
-        streams (connections, Watch) end first, normally, so they need no grace."""
+        streams (connections, Watch) end first, normally, so they need no grace. An ``async def``
+        function that holds the event loop (a blocking call in it) cannot hold up the stop for
+        more than a few seconds: the server is then left to the process's exit."""
         self.core.stopping()
-        self._on_loop(self._server.stop(grace))
+        if on_loop(self.core.loop):
+            raise RuntimeError("a worker server cannot be stopped from its own event loop")
+        stopped = asyncio.run_coroutine_threadsafe(self._server.stop(grace), self.core.loop)
+        try:
+            stopped.result((grace or 0) + _STOP_WAIT)
+        except concurrent.futures.TimeoutError:
+            print(f"rpc_parallel: worker {self.core.name or self.core.worker_id}: its event loop did not answer "
+                  f"within {(grace or 0) + _STOP_WAIT:.1f}s (an async def function blocking it?); stopping anyway",
+                  file=sys.stderr)
         self.core.release_threads()
         self._listener.close()
