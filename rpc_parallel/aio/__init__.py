@@ -157,6 +157,7 @@ class Connection:
         self.sync = conn
         self._channel: grpc.aio.Channel | None = None  # for streams: made on first use, on the running loop
         self._channel_loop: asyncio.AbstractEventLoop | None = None
+        self._running = 0  # rpc calls of run in flight
         self._calls: _client.AioCallStream | None = None
         self._direct: dict[int, Any] = {}  # direct pipes read on this loop, by id
         self._tasks: set[asyncio.Task[None]] = set()
@@ -218,14 +219,24 @@ class Connection:
         """Run ``f``; results as in the blocking API, pipes as ``rp.aio.Pipe``."""
         kind = f.kind
         sync: Any = self.sync
-        if kind is Kind.RPC:  # on the connection's call stream if free, else pipelined with others
+        if kind is Kind.RPC:
             m, data, post = sync._prepare(f, args, kwargs, Kind.RPC)
-            if remaining() is None and sync.streams(m, data):
-                reply = await self._call_stream().call(m.rpc_name, data)
+            # a call alone on its connection rides the call stream (the shortest round trip);
+            # calls made together are pipelined, which carries many at once for less CPU
+            if not self._running and remaining() is None and sync.streams(m, data):
+                self._running += 1
+                try:
+                    reply = await self._call_stream().call(m.rpc_name, data)
+                finally:
+                    self._running -= 1
                 if reply is not None:
                     value = m.codec.decode_result(reply)
                     return value if post is None else post(value)
-            return await self._submit_prepared(m, data, post)
+            self._running += 1
+            try:
+                return await self._submit_prepared(m, data, post)
+            finally:
+                self._running -= 1
         if kind is Kind.ONE_WAY:
             m, data, _ = sync._prepare(f, args, kwargs, Kind.ONE_WAY)  # the arguments as they are now
             try:
