@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,6 +41,26 @@ class Failures:
         """The first failure reported, waiting up to ``timeout`` for it."""
         assert self._called.wait(timeout), f"on_failure was not called within {timeout}s"
         return self.got[0]
+
+
+class Updates:
+    """A direct pipe's ``on_update``: the values it got, and its ``Closed`` (``wait`` for it)."""
+
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+        self.closed: list[rp.Closed] = []
+        self._ended = threading.Event()
+
+    def __call__(self, update: rp.Update[Any] | rp.Closed) -> None:
+        if isinstance(update, rp.Closed):
+            self.closed.append(update)
+            self._ended.set()
+        else:
+            self.values.append(update.value)
+
+    def wait(self, timeout: float) -> bool:
+        """Whether the pipe closed within ``timeout`` seconds."""
+        return self._ended.wait(timeout)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 import rpc_parallel as rp
 from rpc_parallel._schema import service_spec
 
-from .conftest import Failures
+from .conftest import Failures, Updates
 from .workers import Calls, Edges, ExitsInInit, Streamer
 
 
@@ -85,21 +85,11 @@ def test_an_async_direct_pipe_writer_accepts_every_item_while_open_and_drains() 
     handle = Edges.spawn()
     try:
         with Edges.connect(handle) as conn:
-            got: list[int] = []
-            closed: list[rp.Closed] = []
-
-            def on_update(u: rp.Update[int] | rp.Closed) -> None:
-                if isinstance(u, rp.Closed):
-                    closed.append(u)
-                else:
-                    got.append(u.value)
-
-            conn.run(Edges.many, 200_000, on_update=on_update)
-            deadline = time.monotonic() + 60
-            while not closed and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert closed and got[-1] == -1, "a write was refused while the stream was open"
-            assert got[:-1] == list(range(200_000))
+            updates = Updates()
+            conn.run(Edges.many, 200_000, on_update=updates)
+            assert updates.wait(60)
+            assert updates.values[-1] == -1, "a write was refused while the stream was open"
+            assert updates.values[:-1] == list(range(200_000))
     finally:
         handle.shutdown()
 

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 import rpc_parallel as rp
 from rpc_parallel._protocol import ONE_WAY_MAX_CALLS, ONE_WAY_QUEUE_CALLS, SUBMIT_MAX_CALLS
 
+from .conftest import Updates
 from .flow_workers import Flow
 
 MIB = 1 << 20
@@ -34,23 +35,13 @@ def test_a_pipe_whose_consumer_stopped_stops_its_producer() -> None:
 
 def test_a_direct_pipe_that_writes_everything_before_returning_delivers_it() -> None:
     handle = Flow.spawn()
-    got: list[int] = []
-    closed: list[rp.Closed] = []
-
-    def on_update(u: rp.Update[int] | rp.Closed) -> None:
-        if isinstance(u, rp.Closed):
-            closed.append(u)
-        else:
-            got.append(u.value)
-
+    updates = Updates()
     try:
         with Flow.connect(handle) as conn:
-            conn.run(Flow.many_before_return, 100_000, on_update=on_update)
-            deadline = time.monotonic() + 30
-            while not closed and time.monotonic() < deadline:
-                time.sleep(0.02)
-        assert [c.reason for c in closed] == ["by_remote_side"]
-        assert got == list(range(100_000))
+            conn.run(Flow.many_before_return, 100_000, on_update=updates)
+            updates.wait(30)
+        assert [c.reason for c in updates.closed] == ["by_remote_side"]
+        assert updates.values == list(range(100_000))
     finally:
         handle.shutdown()
 
