@@ -467,7 +467,7 @@ class Connection:
         if kind is Kind.PIPE:
             data = self._request(m, args, kwargs)
             # returns once the generator started, as OCaml's f has returned its pipe (subscribe, then trigger)
-            pipe = Pipe(m.call(data, metadata=self._md, timeout=timeout), m.codec.decode_items, self._label)
+            pipe = Pipe(m.call(data, metadata=self._md, timeout=timeout), m.codec.decode_items, self._errors)
             # (in a done-callback, waiting for the first message could block the thread that brings it)
             return pipe if in_done_callback() else pipe.wait_started()
         if kind is Kind.STATE:
@@ -476,7 +476,7 @@ class Connection:
             with self._errors:
                 first = next(call)
             _, state, _ = m.codec.decode_state_message(first)
-            return state, Pipe(call, lambda d: m.codec.decode_state_message(d)[2], self._label)
+            return state, Pipe(call, lambda d: m.codec.decode_state_message(d)[2], self._errors)
         if kind is Kind.DIRECT_PIPE:
             on_update = kwargs.pop("on_update", None)
             if on_update is None:
@@ -507,7 +507,7 @@ class Connection:
             data = self._request(m, args, kwargs)
             items = m.codec.decode_items
             pipe = Pipe(m.call(data, metadata=self._md, timeout=timeout),
-                        lambda d: [post(x) for x in items(d)], self._label)
+                        lambda d: [post(x) for x in items(d)], self._errors)
             return pipe if in_done_callback() else pipe.wait_started()
         if m.kind is Kind.DIRECT_PIPE:
             on_update = kwargs.pop("on_update", None)
@@ -711,7 +711,7 @@ class Connection:
         self._check_open()
         call = self._control.Logs(control_pb2.LogsRequest(worker_id=self.handle.worker_id, level=level),
                                   metadata=self._md, timeout=remaining())
-        return Pipe(call, _log_records, self._label).wait_started()
+        return Pipe(call, _log_records, self._errors).wait_started()
 
     def worker_settings(self) -> RpcSettings:
         """The settings the worker's server really uses."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
-from .._deadline import expired
 from .._errors import RpcParallelError
 from .._grpc_errors import ErrorBoundary
 
@@ -18,10 +17,10 @@ class Pipe(Generic[T]):
     """The items of a ``pipe`` (or a ``state``'s updates), in order. Iterate it; ``close()``
     aborts the stream (the worker's generator then sees ``GeneratorExit``); a context manager."""
 
-    def __init__(self, call: Any, decode: Callable[[Any], list[T]], label: str) -> None:
+    def __init__(self, call: Any, decode: Callable[[Any], list[T]], errors: ErrorBoundary) -> None:
         self._call = call
         self._decode = decode
-        self._errors = ErrorBoundary(label, timeout=expired)  # DEADLINE_EXCEEDED: an rp.deadline passed
+        self._errors = errors  # its connection's: an rp.deadline passed, or the connection's own close()
         self._batch: Iterator[T] = iter(())
         self._closed = False
 

@@ -7,6 +7,7 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import psutil
 import pytest
@@ -427,3 +428,33 @@ def test_review_mends_of_rp_aio() -> None:
             await rp.aio.shutdown(streamer)
 
     asyncio.run(main())
+
+
+def test_a_pipe_read_across_the_connections_close_raises_connection_closed() -> None:
+    """The caller's own close() cut it off (rp.ConnectionClosedError), as for every other call:
+    not the worker side ending it (rp.WorkerConnectionError)."""
+    handle = Streamer.spawn()
+    try:
+        for open_stream in (lambda c: c.run(Streamer.one_then_gate), lambda c: c.logs()):
+            conn = Streamer.connect(handle)
+            pipe = open_stream(conn)
+            outcome: list[BaseException | None] = []
+
+            def read(pipe: Any = pipe, outcome: list[BaseException | None] = outcome) -> None:
+                try:
+                    for _ in pipe:
+                        pass
+                    outcome.append(None)
+                except BaseException as exc:
+                    outcome.append(exc)
+
+            reader = threading.Thread(target=read)
+            reader.start()
+            time.sleep(0.3)
+            conn.close()
+            reader.join(10)
+            assert len(outcome) == 1 and isinstance(outcome[0], rp.ConnectionClosedError), outcome
+        with Streamer.connect(handle) as conn:
+            conn.run(Streamer.release)
+    finally:
+        handle.shutdown()
