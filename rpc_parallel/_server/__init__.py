@@ -9,7 +9,6 @@ Modules import downward in this order: ``__init__`` (assembly) -> ``_control`` -
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import dataclasses
 import sys
@@ -66,11 +65,11 @@ class WorkerServer:
         self.address = self._listener.address
         self._ca = identity.ca_id if identity is not None else ""
 
-    def _on_loop(self, coro: Coroutine[Any, Any, _T]) -> _T:
+    def _on_loop(self, coro: Coroutine[Any, Any, _T], timeout: float | None = None) -> _T:
         if on_loop(self.core.loop):
             coro.close()
             raise RuntimeError("a worker server cannot be started or stopped from its own event loop")
-        return run_coroutine(coro)
+        return run_coroutine(coro, timeout)
 
     @property
     def spec(self) -> ServiceSpec:
@@ -89,11 +88,8 @@ class WorkerServer:
         function that holds the event loop (a blocking call in it) cannot hold up the stop for
         more than a few seconds: the server is then left to the process's exit."""
         self.core.stopping()
-        if on_loop(self.core.loop):
-            raise RuntimeError("a worker server cannot be stopped from its own event loop")
-        stopped = asyncio.run_coroutine_threadsafe(self._server.stop(grace), self.core.loop)
         try:
-            stopped.result((grace or 0) + _STOP_WAIT)
+            self._on_loop(self._server.stop(grace), (grace or 0) + _STOP_WAIT)
         except concurrent.futures.TimeoutError:
             print(f"rpc_parallel: worker {self.core.name or self.core.worker_id}: its event loop did not answer "
                   f"within {(grace or 0) + _STOP_WAIT:.1f}s (an async def function blocking it?); stopping anyway",

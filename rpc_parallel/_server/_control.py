@@ -25,7 +25,7 @@ class Control(control_pb2_grpc.ControlServicer):
         await core.check_hosted(request.worker_id, context, required=True)
         core.hooks.init_arrived(request)
         try:
-            await core.in_thread(core.init_worker_state, core.codec.decode_init(request.arg))
+            await core.threads.run(core.init_worker_state, core.codec.decode_init(request.arg))
         except BaseException as exc:
             if cancelled_here(exc):
                 raise

@@ -14,6 +14,7 @@ functions run on that loop; plain ones on its threads (``threads``), one hop per
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import os
 import sys
@@ -38,10 +39,11 @@ from .._protocol import CONN_KEY, ONE_WAY_QUEUE_BYTES, ONE_WAY_QUEUE_CALLS
 from .._schema import MethodSpec, ServiceSpec, differing_functions, file_descriptor, file_spec, service_spec
 from .._settings import RpcSettings
 from ._inorder import InOrder
-from ._loop import on_loop, run_coroutine, worker_loop
+from ._loop import on_loop, resolve, run_coroutine, worker_loop
 from ._threads import Threads
 
-__all__ = ("Context", "ServerHooks", "WorkerCore", "cancelled_here", "connection_id", "when_done")
+__all__ = ("Context", "ServerHooks", "WorkerCore", "cancelled_here", "connection_id", "is_coroutine_function",
+           "when_done")
 
 Context = grpc.aio.ServicerContext[Any, Any]
 _MAX_THREADS = 512  # calls of plain functions running at once (the rest wait for a thread)
@@ -137,7 +139,7 @@ class WorkerCore:
             held, self._held = self._held, set()
             self._stopping = True
         for done in held:
-            self.loop.call_soon_threadsafe(_resolve, done)
+            self.loop.call_soon_threadsafe(resolve, done)
 
     def release_threads(self) -> None:
         self.threads.shutdown()
@@ -162,11 +164,11 @@ class WorkerCore:
 
     async def call_async(self, impl: Callable[..., Any], state: Any, args: list[Any]) -> Any:
         """``call`` from the event loop: ``async def`` functions run here, plain ones on the pool."""
-        if inspect.iscoroutinefunction(impl) or inspect.isasyncgenfunction(impl):
+        if is_coroutine_function(impl) or inspect.isasyncgenfunction(impl):
             CONNECTION_STATE.set(state)
             result = impl(self.instance, *args)
             return await result if inspect.isawaitable(result) else result
-        return await self.in_thread(self.call, impl, state, args)
+        return await self.threads.run(self.call, impl, state, args)
 
     def background(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run ``coro`` as a task of the event loop (from the loop)."""
@@ -174,10 +176,6 @@ class WorkerCore:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
-
-    def in_thread(self, fn: Callable[..., _T], /, *args: Any) -> asyncio.Future[_T]:
-        """Run ``fn(*args)`` on the thread pool that runs calls (from the event loop)."""
-        return self.threads.run(fn, *args)
 
     def rpc(self, method: str) -> tuple[MethodCodec, Callable[..., Any]]:
         """The codec and implementation of the ``rpc`` function with gRPC method name ``method``."""
@@ -215,8 +213,8 @@ class WorkerCore:
                             encode: Callable[[Any], _E], size: Callable[[_E], int]) -> _E:
         """``run_rpc`` from the event loop: an ``async def`` function runs here (decoding and
         encoding too), a plain one on the thread pool."""
-        if not inspect.iscoroutinefunction(impl):
-            return await self.in_thread(self.run_rpc, impl, state, decode, data, encode, size)
+        if not is_coroutine_function(impl):
+            return await self.threads.run(self.run_rpc, impl, state, decode, data, encode, size)
         try:
             args = decode(data)
         except Exception as exc:
@@ -326,7 +324,7 @@ class WorkerCore:
         await self.check_hosted(request.worker_id, context, required=True)
         if request.fingerprint != self.spec.fingerprint:
             await abort(context, self.info(ProtocolError(self.mismatch(request)), ErrKind.PROTOCOL))
-        if not self.initialized.is_set() and not await self.in_thread(self.initialized.wait,
+        if not self.initialized.is_set() and not await self.threads.run(self.initialized.wait,
                                                                       self.settings.handshake_timeout):
             await abort(context, self.info(RuntimeError("the worker is not initialized")))
         try:
@@ -401,6 +399,10 @@ def _a(name: str) -> str:
     return f"{'an' if vowel_sound else 'a'} {name}"
 
 
+# whether a function is ``async def``, asked of a few functions on every call: cached
+is_coroutine_function: Callable[[Callable[..., Any]], bool] = functools.cache(inspect.iscoroutinefunction)
+
+
 def cancelled_here(exc: BaseException) -> bool:
     """Whether ``exc`` is the running task being cancelled (its caller gone, or the server
     stopping) or the handler's generator being closed, not a failure of user code, which may
@@ -428,11 +430,6 @@ def connection_id(context: Context) -> str:
         if key == CONN_KEY:
             return str(value)
     return ""
-
-
-def _resolve(done: asyncio.Future[None]) -> None:
-    if not done.done():
-        done.set_result(None)
 
 
 async def _await(awaitable: Any) -> Any:

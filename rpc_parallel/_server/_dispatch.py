@@ -9,7 +9,6 @@ generator of messages.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import threading
@@ -25,7 +24,8 @@ from .._grpc_errors import CallFailed, Kind as ErrKind, abort
 from .._pipes import DirectWriter
 from .._protocol import SEQ_KEY
 from .._schema import MethodSpec
-from ._core import Context, WorkerCore, cancelled_here, connection_id, when_done
+from ._core import Context, WorkerCore, cancelled_here, connection_id, is_coroutine_function, when_done
+from ._loop import run_coroutine
 from ._pump import Pump
 
 __all__ = ("foreign_handlers", "service_handler")
@@ -138,7 +138,7 @@ def _one_way(core: WorkerCore, codec: MethodCodec, impl: Callable[..., Any]) -> 
                 # a call that cannot run still takes its number; one that finds the queue full
                 # keeps its place and waits for room on a thread (the caller waits for its answer)
                 if not order.put(seq, job, len(request), wait=False):
-                    await core.in_thread(order.resume, seq, job, len(request))
+                    await core.threads.run(order.resume, seq, job, len(request))
             elif job is not None:
                 core.one_way_executor.submit(job)
         except ValueError as exc:
@@ -172,8 +172,7 @@ class _Writer(DirectWriter[Any]):
         return not self._pump.stopped
 
     async def drain(self) -> None:
-        if self._pump.full():
-            await self._pump.room()
+        await self._pump.room()
 
     def close(self) -> None:
         with self._lock:
@@ -307,8 +306,7 @@ async def _produce_async(items: Any, pump: Pump, state: Any) -> None:
     CONNECTION_STATE.set(state)
     try:
         async for item in items:
-            if pump.full():
-                await pump.room()
+            await pump.room()
             if not pump.put(item, block=False) and pump.stopped:
                 aclose = getattr(items, "aclose", None)
                 if aclose is not None:
@@ -326,12 +324,11 @@ async def _produce_async(items: Any, pump: Pump, state: Any) -> None:
 def _reverse(core: WorkerCore, m: MethodSpec, codec: MethodCodec,
              impl: Callable[..., Any]) -> Callable[[AsyncIterator[bytes], Context], Coroutine[Any, Any, bytes]]:
     index = [p.name for p in m.params].index(m.updates_param or "")
-    is_async = inspect.iscoroutinefunction(impl)
+    is_async = is_coroutine_function(impl)
 
     async def behavior(requests: AsyncIterator[bytes], context: Context) -> bytes:
         state = await core.state_for(context)
         first = await anext(requests, None)
-        loop = core.loop
 
         def decode(data: bytes | None) -> list[Any]:
             """The first message's arguments, the updates parameter streaming the rest."""
@@ -339,7 +336,7 @@ def _reverse(core: WorkerCore, m: MethodSpec, codec: MethodCodec,
                 raise ValueError("empty request stream")
             args = codec.decode_request(data)
             args[index] = (_async_updates(args[index], requests, codec) if is_async else
-                           _updates(args[index], requests, codec, loop))
+                           _updates(args[index], requests, codec))
             return args
 
         try:
@@ -350,12 +347,11 @@ def _reverse(core: WorkerCore, m: MethodSpec, codec: MethodCodec,
     return behavior
 
 
-def _updates(first: list[Any], requests: AsyncIterator[bytes], codec: MethodCodec,
-             loop: asyncio.AbstractEventLoop) -> Iterator[Any]:
+def _updates(first: list[Any], requests: AsyncIterator[bytes], codec: MethodCodec) -> Iterator[Any]:
     """The updates for a plain function (on a thread), read from the stream on the event loop."""
     yield from first
     while True:
-        data = asyncio.run_coroutine_threadsafe(_next(requests), loop).result()
+        data = run_coroutine(_next(requests))
         if data is None:
             return
         yield from codec.decode_updates(data)

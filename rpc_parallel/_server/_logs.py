@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 
 from .._proto import control_pb2
 from ._core import WorkerCore
+from ._loop import resolve
 
 __all__ = ("LogHub",)
 
@@ -39,12 +40,7 @@ class _Subscriber:
         """With the lock held: a record arrived."""
         waiter, self.waiter = self.waiter, None
         if waiter is not None:
-            self.loop.call_soon_threadsafe(_resolve, waiter)
-
-
-def _resolve(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
+            self.loop.call_soon_threadsafe(resolve, waiter)
 
 
 class LogHub(logging.Handler):

@@ -9,7 +9,7 @@ import traceback
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar, cast
 
-__all__ = ("on_loop", "on_loop_exception", "run_coroutine", "worker_loop")
+__all__ = ("on_loop", "on_loop_exception", "resolve", "run_coroutine", "worker_loop")
 
 T = TypeVar("T")
 _lock = threading.Lock()
@@ -58,10 +58,11 @@ def _run(loop: asyncio.AbstractEventLoop) -> None:
                 traceback.print_exception(exc, file=sys.stderr)
 
 
-def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
+def run_coroutine(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
     """Run ``coro`` on the worker loop and wait for its result from this (non-loop) thread; what
-    it raises, ``SystemExit`` included, is raised here (and does not reach the loop)."""
-    ok, value = asyncio.run_coroutine_threadsafe(_contained(coro), worker_loop()).result()
+    it raises, ``SystemExit`` included, is raised here (and does not reach the loop).
+    ``concurrent.futures.TimeoutError`` if it has not ended within ``timeout`` seconds."""
+    ok, value = asyncio.run_coroutine_threadsafe(_contained(coro), worker_loop()).result(timeout)
     if not ok:
         raise value
     return cast(T, value)
@@ -80,3 +81,9 @@ def on_loop(loop: asyncio.AbstractEventLoop) -> bool:
         return asyncio.get_running_loop() is loop
     except RuntimeError:
         return False
+
+
+def resolve(future: asyncio.Future[Any], result: Any = None) -> None:
+    """Set ``future``'s result unless it is done already (cancelled: its waiter is gone)."""
+    if not future.done():
+        future.set_result(result)

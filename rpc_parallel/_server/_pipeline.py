@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import inspect
 from collections.abc import AsyncIterator
 
 from .._grpc_errors import CallFailed
 from .._proto import control_pb2, errors_pb2
 from .._protocol import PIPELINE_PART
-from ._core import Context, WorkerCore, cancelled_here, connection_id, when_done
+from ._core import Context, WorkerCore, cancelled_here, connection_id, is_coroutine_function, when_done
 from ._pump import Pump
 
 __all__ = ("serve", "serve_calls")
@@ -90,16 +89,16 @@ async def serve_calls(core: WorkerCore, requests: AsyncIterator[control_pb2.Pipe
     base = contextvars.copy_context()
     async for call in requests:
         if _is_async(core, call.method):  # a task of its own, as a unary call's: no call sees another's context
-            results = await asyncio.create_task(outcome(core, conn, call, part), context=base.copy())
+            results = await asyncio.create_task(_outcome_async(core, conn, call, part), context=base.copy())
         else:
-            results = await outcome(core, conn, call, part)  # (on a thread, in a copy of this context)
+            results = await core.threads.run(_outcome, core, conn, call, part)  # (in a copy of this context)
         for result in results:
             yield result
 
 
 def _is_async(core: WorkerCore, method: str) -> bool:
     try:
-        return inspect.iscoroutinefunction(core.rpc(method)[1])
+        return is_coroutine_function(core.rpc(method)[1])
     except CallFailed:
         return False  # answered (with the error) on a thread
 
@@ -115,7 +114,7 @@ def _run(core: WorkerCore, conn: str, call: control_pb2.PipelineCall, part: int,
 async def _run_async(core: WorkerCore, conn: str, call: control_pb2.PipelineCall, part: int, out: Pump,
                      live: set[int], cancelled: set[int]) -> None:
     """``_run`` of an ``async def`` function, on the event loop."""
-    results = [_cancelled(core, call)] if call.id in cancelled else await outcome(core, conn, call, part)
+    results = [_cancelled(core, call)] if call.id in cancelled else await _outcome_async(core, conn, call, part)
     _answer(call, results, out, live, cancelled)
 
 
@@ -153,12 +152,9 @@ def _outcome(core: WorkerCore, conn: str, call: control_pb2.PipelineCall,
         return [_undescribed(core, call, exc)]
 
 
-async def outcome(core: WorkerCore, conn: str, call: control_pb2.PipelineCall,
-                  part: int) -> list[control_pb2.PipelineResult]:
-    """``_outcome`` from the event loop: an ``async def`` function runs there, a plain one on the
-    thread pool."""
-    if not _is_async(core, call.method):
-        return await core.in_thread(_outcome, core, conn, call, part)
+async def _outcome_async(core: WorkerCore, conn: str, call: control_pb2.PipelineCall,
+                         part: int) -> list[control_pb2.PipelineResult]:
+    """``_outcome`` of an ``async def`` function, on the event loop."""
     try:
         codec, impl = core.rpc(call.method)
         state = core.state_of(conn)

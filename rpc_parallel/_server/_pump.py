@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ._loop import on_loop
+from ._loop import on_loop, resolve
 
 __all__ = ("Pump", "item_size")
 
@@ -76,7 +76,7 @@ class Pump:
         """With the lock held: wake the consumer if it waits."""
         waiter, self._waiter = self._waiter, None
         if waiter is not None:
-            self._loop.call_soon_threadsafe(_resolve, waiter)
+            self._loop.call_soon_threadsafe(resolve, waiter)
 
     def put(self, item: Any, *, block: bool = True) -> bool:
         """Queue ``item``; False if the consumer stopped (or, with ``block=False`` or on the
@@ -131,11 +131,13 @@ class Pump:
             self._space.notify_all()
             room, self._room = self._room, None
         if room is not None:
-            self._loop.call_soon_threadsafe(_resolve, room)
+            self._loop.call_soon_threadsafe(resolve, room)
 
     async def room(self) -> None:
-        """Wait (on the loop) while the queue is above half its bounds, as a producer thread's
-        ``put`` would; at once if the consumer stopped."""
+        """For a producer on the loop, what a producer thread's ``put`` does: if the queue is full,
+        wait until the consumer took it down to half its bounds (or stopped)."""
+        if not self.full():
+            return
         while True:
             with self._lock:
                 if self._stopped or not self._above(2):
@@ -170,12 +172,7 @@ class Pump:
                     self._space.notify_all()
                     room, self._room = self._room, None
                     if room is not None:
-                        _resolve(room)  # (the consumer runs on the loop)
+                        resolve(room)  # (the consumer runs on the loop)
             yield batch
         if self.error is not None and not self._stopped:
             raise self.error
-
-
-def _resolve(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)

@@ -18,6 +18,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from ._loop import resolve
+
 __all__ = ("Threads",)
 
 _T = TypeVar("_T")
@@ -77,7 +79,7 @@ class Threads:
                     loop.call_soon_threadsafe(_fail, future, exc)
             else:
                 if future is not None:
-                    loop.call_soon_threadsafe(_resolve, future, result)
+                    loop.call_soon_threadsafe(resolve, future, result)
             del job, future, context, fn, args  # (not kept alive while idle)
             with self._lock:
                 self._idle += 1
@@ -89,11 +91,6 @@ class Threads:
             count = self._count
         for _ in range(count):
             self._jobs.put(None)
-
-
-def _resolve(future: asyncio.Future[Any], result: Any) -> None:
-    if not future.done():  # (cancelled meanwhile: its call ended)
-        future.set_result(result)
 
 
 def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:

@@ -223,20 +223,16 @@ class Connection:
             m, data, post = sync._prepare(f, args, kwargs, Kind.RPC)
             # a call alone on its connection rides the call stream (the shortest round trip);
             # calls made together are pipelined, which carries many at once for less CPU
-            if not self._running and remaining() is None and sync.streams(m, data):
-                self._running += 1
-                try:
-                    reply = await self._call_stream().call(m.rpc_name, data)
-                finally:
-                    self._running -= 1
-                if reply is not None:
-                    value = m.codec.decode_result(reply)
-                    return value if post is None else post(value)
+            alone = not self._running and remaining() is None and sync.streams(m, data)
             self._running += 1
             try:
-                return await self._submit_prepared(m, data, post)
+                reply = await self._call_stream().call(m.rpc_name, data) if alone else None
+                if reply is None:
+                    return await self._submit_prepared(m, data, post)
             finally:
                 self._running -= 1
+            value = m.codec.decode_result(reply)
+            return value if post is None else post(value)
         if kind is Kind.ONE_WAY:
             m, data, _ = sync._prepare(f, args, kwargs, Kind.ONE_WAY)  # the arguments as they are now
             try:

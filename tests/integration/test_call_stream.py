@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -74,20 +73,12 @@ def test_a_call_that_finds_the_stream_busy_goes_unary_meanwhile(calls: rp.Worker
 
 def test_closing_the_connection_fails_a_call_in_flight_and_the_worker_goes_on(calls: rp.WorkerHandle) -> None:
     conn = Calls.connect(calls, "t")
-    outcome: list[BaseException | int] = []
-
-    def run_held() -> None:
-        try:
-            outcome.append(conn.run(Calls.held))
-        except BaseException as exc:
-            outcome.append(exc)
-
-    runner = threading.Thread(target=run_held)
-    runner.start()
-    time.sleep(0.3)
-    conn.close()
-    runner.join(30)
-    assert len(outcome) == 1 and isinstance(outcome[0], rp.ConnectionClosedError), outcome
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(conn.run, Calls.held)
+        time.sleep(0.3)
+        conn.close()
+        with pytest.raises(rp.ConnectionClosedError):
+            held.result(30)
     with pytest.raises(rp.ConnectionClosedError):
         conn.run(Calls.tagged, 6)
     with Calls.connect(calls, "u") as again:

@@ -7,7 +7,7 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 import pytest
@@ -437,23 +437,12 @@ def test_a_pipe_read_across_the_connections_close_raises_connection_closed() -> 
     try:
         for open_stream in (lambda c: c.run(Streamer.one_then_gate), lambda c: c.logs()):
             conn = Streamer.connect(handle)
-            pipe = open_stream(conn)
-            outcome: list[BaseException | None] = []
-
-            def read(pipe: Any = pipe, outcome: list[BaseException | None] = outcome) -> None:
-                try:
-                    for _ in pipe:
-                        pass
-                    outcome.append(None)
-                except BaseException as exc:
-                    outcome.append(exc)
-
-            reader = threading.Thread(target=read)
-            reader.start()
-            time.sleep(0.3)
-            conn.close()
-            reader.join(10)
-            assert len(outcome) == 1 and isinstance(outcome[0], rp.ConnectionClosedError), outcome
+            with ThreadPoolExecutor(1) as pool:
+                read = pool.submit(list, open_stream(conn))
+                time.sleep(0.3)
+                conn.close()
+                with pytest.raises(rp.ConnectionClosedError):
+                    read.result(10)
         with Streamer.connect(handle) as conn:
             conn.run(Streamer.release)
     finally:
